@@ -1,0 +1,1 @@
+"""kopf handlers: thin adapters around the core. Importing this package registers them."""

@@ -1,0 +1,38 @@
+"""Fixtures shared by every tier."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.ports import free_port
+from tests.support.processes import ManagedProcess, python_module, wait_http_ok
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def start_app(tmp_path: Path) -> Iterator:
+    """Start real order-service processes on 127.0.0.1; all stopped at teardown.
+
+    `start_app(env={...}, host="127.0.0.1")` returns (process, base_url).
+    """
+    started: list[ManagedProcess] = []
+
+    def _start(env: dict[str, str] | None = None, host: str = "127.0.0.1"):
+        port = free_port(host)
+        proc = ManagedProcess(
+            python_module("promdemo_app", "--host", host, "--port", str(port)),
+            log_path=tmp_path / f"app-{port}.log",
+            env=env,
+        )
+        started.append(proc)
+        url = f"http://{host}:{port}"
+        wait_http_ok(f"{url}/healthz", proc=proc, timeout=30)
+        return proc, url
+
+    yield _start
+    for proc in started:
+        proc.stop()
