@@ -1,0 +1,383 @@
+"""PromDemo -> its children, as plain dicts (the operator's desired state).
+
+`render_children(body, token=...)` returns, in this order: the reset-token
+Secret, the Deployment, the Service, the ServiceMonitor and the PrometheusRule
+(the last two only when `spec.monitoring` enables them). It is a pure function
+of the PromDemo and the token: rendering twice gives equal lists, and it never
+makes up a token, so a caller that reads the existing Secret's token
+(`token_from_secret`) and passes it back never rotates it by accident. A new
+PromDemo gets `new_reset_token()`.
+
+Names and labels are the contract of docs/architecture.md: every child is
+named after the PromDemo (the Secret `<name>-reset-token`), carries the
+`app.kubernetes.io/{name,instance,managed-by}` labels and, when the PromDemo
+has a uid, a controller owner reference to it (deleting the PromDemo deletes
+them). Without a uid (`promdemo render` of a file) there is no owner to point
+at, so no owner reference is written.
+
+Plain Python: no kopf, no kubernetes client.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from promdemo_operator.rules import rule_groups
+from promdemo_operator.spec import PromDemoSpec, SpecError, parse_spec
+
+__all__ = [
+    "API_VERSION",
+    "APP_PORT",
+    "CONTAINER_NAME",
+    "GROUP",
+    "KIND",
+    "MANAGED_BY",
+    "PORT_NAME",
+    "RESET_TOKEN_KEY",
+    "labels_for",
+    "new_reset_token",
+    "render_children",
+    "secret_name",
+    "selector_for",
+    "selector_string",
+    "token_from_secret",
+]
+
+GROUP = "promdemo.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "PromDemo"
+MONITORING_API_VERSION = "monitoring.coreos.com/v1"
+
+APP_NAME = "promdemo"
+MANAGED_BY = "promdemo-operator"
+CONTAINER_NAME = "app"
+PORT_NAME = "http"
+APP_PORT = 8080
+RESET_TOKEN_KEY = "token"  # noqa: S105 - the key name in the Secret, not a token
+RESET_TOKEN_DIR = "/var/run/secrets/promdemo"  # noqa: S105 - a mount path
+RESET_TOKEN_FILE = f"{RESET_TOKEN_DIR}/{RESET_TOKEN_KEY}"
+APP_UID = 10001
+#: What PROMDEMO_SHUTDOWN_TIMEOUT tells the app; the pod's grace period is longer.
+SHUTDOWN_TIMEOUT_SECONDS = 25
+TERMINATION_GRACE_PERIOD_SECONDS = 30
+
+RESOURCES = {
+    "requests": {"cpu": "50m", "memory": "64Mi"},
+    "limits": {"cpu": "1", "memory": "256Mi"},
+}
+
+# A PromDemo's name becomes a Service name (DNS-1035 label) and a label value.
+_NAME_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+NAME_MAX = 63
+
+
+def labels_for(name: str) -> dict[str, str]:
+    """The labels every child of PromDemo `name` carries."""
+    return {
+        "app.kubernetes.io/name": APP_NAME,
+        "app.kubernetes.io/instance": name,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+    }
+
+
+def selector_for(name: str) -> dict[str, str]:
+    """The pod selector of PromDemo `name` (the first two of `labels_for`)."""
+    return {
+        "app.kubernetes.io/name": APP_NAME,
+        "app.kubernetes.io/instance": name,
+    }
+
+
+def selector_string(name: str) -> str:
+    """`selector_for(name)` as a label-selector string: what `status.selector` holds."""
+    return ",".join(f"{k}={v}" for k, v in selector_for(name).items())
+
+
+def secret_name(name: str) -> str:
+    """The name of the reset-token Secret of PromDemo `name`."""
+    return f"{name}-reset-token"
+
+
+def new_reset_token() -> str:
+    """A fresh random reset token (URL-safe, 256 bits)."""
+    return secrets.token_urlsafe(32)
+
+
+def token_from_secret(secret: Mapping[str, Any] | None) -> str | None:
+    """The token held by an existing reset-token Secret (`data` or `stringData`), or None."""
+    if not secret:
+        return None
+    string_data = secret.get("stringData") or {}
+    if string_data.get(RESET_TOKEN_KEY):
+        return str(string_data[RESET_TOKEN_KEY])
+    encoded = (secret.get("data") or {}).get(RESET_TOKEN_KEY)
+    if not encoded:
+        return None
+    try:
+        return base64.b64decode(encoded, validate=True).decode("utf-8") or None
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _number(value: float) -> str:
+    """A knob for an env var: `1` not `1.0`, `0.05` not `5e-02`."""
+    value = float(value)
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _metadata(name: str, namespace: str, owner: Mapping[str, Any] | None, **extra: Any) -> dict:
+    labels = dict(extra.pop("labels", None) or {})
+    meta: dict[str, Any] = {"name": name, "namespace": namespace, "labels": labels}
+    meta.update(extra)
+    if owner is not None:
+        meta["ownerReferences"] = [dict(owner)]
+    return meta
+
+
+def _monitoring_labels(name: str, spec: PromDemoSpec) -> dict[str, str]:
+    """spec.monitoring.labels plus ours (ours win: they are how the operator finds its objects)."""
+    return {**spec.monitoring.labels, **labels_for(name)}
+
+
+def _app_env(spec: PromDemoSpec) -> list[dict[str, str]]:
+    app = spec.app
+    sim = app.simulation
+    pairs = [
+        ("PROMDEMO_HOST", "0.0.0.0"),
+        ("PROMDEMO_PORT", str(APP_PORT)),
+        ("PROMDEMO_INITIAL_INVENTORY", str(app.initial_inventory)),
+        ("PROMDEMO_OVERSELL", _bool(app.oversell)),
+        ("PROMDEMO_SIMULATION", "on" if sim.enabled else "off"),
+        ("PROMDEMO_DEPENDENCY_MIN_SECONDS", _number(sim.dependency_min_seconds)),
+        ("PROMDEMO_DEPENDENCY_MAX_SECONDS", _number(sim.dependency_max_seconds)),
+        ("PROMDEMO_DEPENDENCY_FAILURE_RATE", _number(sim.dependency_failure_rate)),
+        ("PROMDEMO_PROCESSING_MIN_SECONDS", _number(sim.processing_min_seconds)),
+        ("PROMDEMO_PROCESSING_MAX_SECONDS", _number(sim.processing_max_seconds)),
+        ("PROMDEMO_RESET_TOKEN_FILE", RESET_TOKEN_FILE),
+        ("PROMDEMO_SHUTDOWN_TIMEOUT", str(SHUTDOWN_TIMEOUT_SECONDS)),
+    ]
+    return [{"name": key, "value": value} for key, value in pairs]
+
+
+def _probe(path: str, *, period: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": PORT_NAME, "scheme": "HTTP"},
+        "periodSeconds": period,
+        "timeoutSeconds": 2,
+        "failureThreshold": 3,
+        "successThreshold": 1,
+    }
+
+
+# --------------------------------------------------------------------------- children
+
+
+def _secret(name: str, ns: str, owner: Mapping | None, token: str) -> dict[str, Any]:
+    encoded = base64.b64encode(token.encode("utf-8")).decode("ascii")
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _metadata(secret_name(name), ns, owner, labels=labels_for(name)),
+        "type": "Opaque",
+        "data": {RESET_TOKEN_KEY: encoded},
+    }
+
+
+def _deployment(name: str, ns: str, owner: Mapping | None, spec: PromDemoSpec) -> dict[str, Any]:
+    container = {
+        "name": CONTAINER_NAME,
+        "image": spec.image,
+        "imagePullPolicy": spec.image_pull_policy,
+        "ports": [{"name": PORT_NAME, "containerPort": APP_PORT, "protocol": "TCP"}],
+        "env": _app_env(spec),
+        "readinessProbe": _probe("/readyz", period=5),
+        "livenessProbe": {**_probe("/healthz", period=10), "initialDelaySeconds": 5},
+        "resources": {key: dict(value) for key, value in RESOURCES.items()},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [
+            {"name": "reset-token", "mountPath": RESET_TOKEN_DIR, "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - an emptyDir, not the host's
+        ],
+    }
+    pod_spec = {
+        "automountServiceAccountToken": False,
+        # Service links would inject variables such as PROMDEMO_PORT=tcp://... into the
+        # app when a Service is called `promdemo`: the app reads PROMDEMO_* itself.
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": TERMINATION_GRACE_PERIOD_SECONDS,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": APP_UID,
+            "runAsGroup": APP_UID,
+            "fsGroup": APP_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container],
+        "volumes": [
+            {
+                "name": "reset-token",
+                "secret": {
+                    "secretName": secret_name(name),
+                    "defaultMode": 0o440,
+                    "items": [{"key": RESET_TOKEN_KEY, "path": RESET_TOKEN_KEY}],
+                },
+            },
+            {"name": "tmp", "emptyDir": {"sizeLimit": "16Mi"}},
+        ],
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(name, ns, owner, labels=labels_for(name)),
+        "spec": {
+            "replicas": spec.replicas,
+            "selector": {"matchLabels": selector_for(name)},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+            },
+            "template": {
+                "metadata": {
+                    "labels": labels_for(name),
+                    # For a Prometheus that discovers pods by annotation (no operator).
+                    "annotations": {
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/port": str(APP_PORT),
+                        "prometheus.io/path": "/metrics",
+                    },
+                },
+                "spec": pod_spec,
+            },
+        },
+    }
+
+
+def _service(name: str, ns: str, owner: Mapping | None) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(name, ns, owner, labels=labels_for(name)),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector_for(name),
+            "ports": [
+                {"name": PORT_NAME, "port": APP_PORT, "targetPort": PORT_NAME, "protocol": "TCP"}
+            ],
+        },
+    }
+
+
+def _service_monitor(name: str, ns: str, owner: Mapping | None, spec: PromDemoSpec) -> dict:
+    return {
+        "apiVersion": MONITORING_API_VERSION,
+        "kind": "ServiceMonitor",
+        "metadata": _metadata(name, ns, owner, labels=_monitoring_labels(name, spec)),
+        "spec": {
+            "selector": {"matchLabels": labels_for(name)},
+            "namespaceSelector": {"matchNames": [ns]},
+            "endpoints": [
+                {
+                    "port": PORT_NAME,
+                    "path": "/metrics",
+                    "scheme": "http",
+                    "interval": spec.monitoring.scrape_interval,
+                }
+            ],
+        },
+    }
+
+
+def _prometheus_rule(name: str, ns: str, owner: Mapping | None, spec: PromDemoSpec) -> dict:
+    try:
+        groups = rule_groups(
+            spec.raw["monitoring"],
+            selector={"namespace": ns, "job": name},
+            alert_labels={"promdemo": name},
+        )
+    except ValueError as exc:  # parse_spec accepted it, so this is a drift between the two
+        raise SpecError("InvalidRules", f"spec.monitoring.alerts: {exc}") from exc
+    return {
+        "apiVersion": MONITORING_API_VERSION,
+        "kind": "PrometheusRule",
+        "metadata": _metadata(name, ns, owner, labels=_monitoring_labels(name, spec)),
+        "spec": {"groups": groups},
+    }
+
+
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str) or not name:
+        raise SpecError("InvalidName", "metadata.name: missing", field="metadata.name")
+    if len(name) > NAME_MAX or not _NAME_RE.match(name):
+        raise SpecError(
+            "InvalidName",
+            f"metadata.name: {name!r} must be at most {NAME_MAX} characters of a-z, 0-9 and '-',"
+            " starting with a letter (it names the Service and is a label value)",
+            field="metadata.name",
+        )
+    return name
+
+
+def owner_reference(body: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The controller owner reference to the PromDemo `body`, or None when it has no uid."""
+    meta = body.get("metadata") or {}
+    uid = meta.get("uid")
+    if not uid:
+        return None
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": meta["name"],
+        "uid": uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def render_children(body: Mapping[str, Any], *, token: str) -> list[dict[str, Any]]:
+    """The children of PromDemo `body`: Secret, Deployment, Service, ServiceMonitor, PrometheusRule.
+
+    ServiceMonitor and PrometheusRule are left out when spec.monitoring turns them off.
+
+    `body` is the PromDemo object (`metadata.name`, `metadata.namespace`, `metadata.uid`,
+    `spec`); its spec may be partial (defaults are applied). `token` is the reset token
+    to put in the Secret: the existing Secret's (`token_from_secret`) or, for a new
+    PromDemo, `new_reset_token()`. Raises SpecError for a spec (or name) that cannot run.
+    """
+    if not isinstance(token, str) or not token:
+        raise ValueError("render_children: token must be a non-empty string")
+    meta = body.get("metadata") or {}
+    name = _check_name(meta.get("name"))
+    namespace = meta.get("namespace")
+    if not isinstance(namespace, str) or not namespace:
+        raise SpecError("InvalidName", "metadata.namespace: missing", field="metadata.namespace")
+    spec = parse_spec(body.get("spec"))
+    owner = owner_reference(body)
+
+    children = [
+        _secret(name, namespace, owner, token),
+        _deployment(name, namespace, owner, spec),
+        _service(name, namespace, owner),
+    ]
+    if spec.monitoring.service_monitor:
+        children.append(_service_monitor(name, namespace, owner, spec))
+    if spec.monitoring.prometheus_rule:
+        children.append(_prometheus_rule(name, namespace, owner, spec))
+    return children

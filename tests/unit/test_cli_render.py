@@ -1,0 +1,243 @@
+"""`promdemo render` and the CLI's dispatch, through the installed console script."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from promdemo_operator import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = ROOT / "manifests" / "samples"
+VALID = [
+    SAMPLES / "minimal.yaml",
+    SAMPLES / "full.yaml",
+    ROOT / "manifests/overlays/prod/promdemo.yaml",
+]
+INVALID = sorted((SAMPLES / "invalid").glob("*.yaml")) + sorted(
+    (SAMPLES / "invalid-spec").glob("*.yaml")
+)
+
+
+def promdemo_exe() -> str:
+    beside = Path(sys.executable).with_name("promdemo")
+    found = str(beside) if beside.exists() else shutil.which("promdemo")
+    if not found:
+        pytest.fail("the promdemo console script is not installed (pip install -e '.[dev]')")
+    return found
+
+
+def promdemo(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [promdemo_exe(), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def docs_of(text: str) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(text) if d is not None]
+
+
+def rel(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix()
+
+
+@pytest.mark.parametrize("path", VALID, ids=rel)
+def test_render_prints_five_valid_children(path: Path):
+    result = promdemo("render", "-f", str(path), "--token", "t0k3n")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    children = docs_of(result.stdout)
+    assert [c["kind"] for c in children] == [
+        "Secret",
+        "Deployment",
+        "Service",
+        "ServiceMonitor",
+        "PrometheusRule",
+    ]
+    for child in children:
+        if child["apiVersion"] != "monitoring.coreos.com/v1":
+            kubernetes_validate.validate(child, "1.30", strict=True)
+        assert "ownerReferences" not in child["metadata"]
+    assert base64.b64decode(children[0]["data"]["token"]).decode() == "t0k3n"
+
+
+def test_render_from_stdin_and_namespace_option():
+    text = (SAMPLES / "minimal.yaml").read_text()
+    result = promdemo("render", "-f", "-", "--token", "x", "-n", "shop-ns", stdin=text)
+    assert result.returncode == 0, result.stderr
+    for child in docs_of(result.stdout):
+        assert child["metadata"]["namespace"] == "shop-ns"
+    rule = docs_of(result.stdout)[-1]
+    assert 'namespace="shop-ns"' in yaml.safe_dump(rule)
+
+
+def test_namespace_defaults_to_default_and_the_files_namespace_wins():
+    result = promdemo("render", "-f", str(SAMPLES / "minimal.yaml"), "--token", "x")
+    assert {c["metadata"]["namespace"] for c in docs_of(result.stdout)} == {"default"}
+    prod = ROOT / "manifests/overlays/prod/promdemo.yaml"
+    result = promdemo("render", "-f", str(prod), "--token", "x", "-n", "ignored")
+    assert {c["metadata"]["namespace"] for c in docs_of(result.stdout)} == {"monitoring"}
+
+
+def test_owner_uid_adds_owner_references():
+    result = promdemo(
+        "render", "-f", str(SAMPLES / "minimal.yaml"), "--token", "x", "--owner-uid", "u-1"
+    )
+    for child in docs_of(result.stdout):
+        (owner,) = child["metadata"]["ownerReferences"]
+        assert owner["uid"] == "u-1"
+        assert owner["controller"] is True
+
+
+def test_without_token_a_new_one_is_generated_and_noted_on_stderr():
+    first = promdemo("render", "-f", str(SAMPLES / "minimal.yaml"))
+    second = promdemo("render", "-f", str(SAMPLES / "minimal.yaml"))
+    assert first.returncode == 0
+    assert len(first.stderr.strip().splitlines()) == 1
+    assert "--token" in first.stderr
+    token_a = docs_of(first.stdout)[0]["data"]["token"]
+    token_b = docs_of(second.stdout)[0]["data"]["token"]
+    assert token_a != token_b
+    assert docs_of(first.stdout)[1:] == docs_of(second.stdout)[1:]
+
+
+def test_rules_file():
+    result = promdemo("render", "-f", str(SAMPLES / "full.yaml"), "--rules-file")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    (doc,) = docs_of(result.stdout)
+    assert set(doc) == {"groups"}
+    text = yaml.safe_dump(doc)
+    assert 'job="promdemo"' in text
+    assert "namespace=" not in text
+    alerts = [r for g in doc["groups"] for r in g["rules"] if "alert" in r]
+    assert {a["labels"]["promdemo"] for a in alerts} == {"shop-full"}
+
+
+@pytest.mark.parametrize("path", INVALID, ids=rel)
+def test_invalid_spec_exits_2_with_one_line(path: Path):
+    result = promdemo("render", "-f", str(path), "--token", "x")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"promdemo render: {path}: PromDemo ")
+
+
+def test_invalid_spec_without_token_still_one_line():
+    result = promdemo("render", "-f", str(SAMPLES / "invalid" / "replicas-above-maximum.yaml"))
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "spec.replicas" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        ("a: [", "not valid YAML"),
+        ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n", "no PromDemo"),
+        ("apiVersion: promdemo.dev/v2\nkind: PromDemo\nmetadata: {name: x}\n", "apiVersion"),
+        ("- 1\n- 2\n", "must be an object"),
+        ("apiVersion: promdemo.dev/v1alpha1\nkind: PromDemo\nmetadata: {name: Shop}\n", "name"),
+    ],
+)
+def test_bad_files_exit_2_with_one_line(content: str, needle: str, tmp_path: Path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(content)
+    result = promdemo("render", "-f", str(path), "--token", "x")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert needle in result.stderr
+
+
+def test_missing_file_exits_2(tmp_path: Path):
+    result = promdemo("render", "-f", str(tmp_path / "nope.yaml"))
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_several_promdemos_in_one_file(tmp_path: Path):
+    path = tmp_path / "two.yaml"
+    path.write_text(
+        (SAMPLES / "minimal.yaml").read_text() + "---\n" + (SAMPLES / "full.yaml").read_text()
+    )
+    result = promdemo("render", "-f", str(path), "--token", "x")
+    assert result.returncode == 0, result.stderr
+    assert len(docs_of(result.stdout)) == 10
+    rules = promdemo("render", "-f", str(path), "--rules-file")
+    assert rules.returncode == 2
+    assert "exactly one" in rules.stderr
+
+
+# --------------------------------------------------------------------------- dispatch
+
+
+def test_version_and_help():
+    assert promdemo("--version").stdout.strip() == "promdemo 0.1.0"
+    result = promdemo("--help")
+    assert result.returncode == 0
+    for command in ("operator", "render", "load", "local"):
+        assert command in result.stdout
+    assert promdemo("render", "--help").returncode == 0
+
+
+def test_no_command_is_a_usage_error():
+    assert promdemo().returncode == 2
+
+
+def test_help_imports_no_subcommand_module():
+    code = (
+        "import sys\n"
+        "from promdemo_operator.cli import main\n"
+        "rc = main(['--help'])\n"
+        "bad = [m for m in ('promdemo_operator.run', 'promdemo_operator.load',"
+        " 'promdemo_operator.local', 'kopf') if m in sys.modules]\n"
+        "print(rc, bad)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    assert out.strip().splitlines()[-1] == "0 []"
+
+
+def test_a_missing_module_breaks_only_its_own_subcommand(monkeypatch, capsys):
+    monkeypatch.setitem(
+        cli.COMMANDS, "local", cli._Command("no_such_module_here", "the local demo")
+    )
+    assert cli.main(["local", "--with-load"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("promdemo local: unavailable (ModuleNotFoundError")
+    assert len(err.strip().splitlines()) == 1
+    assert cli.main(["--help"]) == 0
+    capsys.readouterr()
+    assert cli.main(["local", "--help"]) == 0
+    assert "unavailable" in capsys.readouterr().out
+    path = str(SAMPLES / "minimal.yaml")
+    assert cli.main(["render", "-f", path, "--token", "x"]) == 0
+
+
+def test_subcommands_dispatch_to_their_module(monkeypatch, capsys):
+    import types
+
+    calls = []
+    fake = types.ModuleType("promdemo_operator.fake_cmd")
+    fake.add_arguments = lambda parser: parser.add_argument("--flag", action="store_true")
+    fake.run = lambda args: calls.append(args.flag) or 7
+    monkeypatch.setitem(sys.modules, "promdemo_operator.fake_cmd", fake)
+    monkeypatch.setitem(cli.COMMANDS, "load", cli._Command("fake_cmd", "fake"))
+    assert cli.main(["load", "--flag"]) == 7
+    assert calls == [True]
+    assert cli.main(["load", "--nope"]) == 2

@@ -1,0 +1,413 @@
+"""spec.py: defaults, durations, and the checks a CRD schema cannot express."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import pytest
+from promdemo_operator.spec import (
+    DEFAULTS,
+    PromDemoSpec,
+    SpecError,
+    apply_defaults,
+    format_seconds,
+    parse_duration,
+    parse_spec,
+)
+
+# --------------------------------------------------------------------------- durations
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("0s", 0.0),
+        ("500ms", 0.5),
+        ("30s", 30.0),
+        ("5m", 300.0),
+        ("1m30s", 90.0),
+        ("1h", 3600.0),
+        ("2h15m", 8100.0),
+        ("1h1m1s1ms", 3661.001),
+        ("90s", 90.0),
+        ("0ms", 0.0),
+    ],
+)
+def test_parse_duration(text: str, seconds: float):
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "5",
+        "5 m",
+        "5min",
+        "1d",
+        "-5s",
+        "1.5s",
+        "s",
+        "5S",
+        " 5s",
+        "5s ",
+        "30s1m",
+        "1m1m",
+        "5ms5s",
+    ],
+)
+def test_parse_duration_rejects(text: str):
+    with pytest.raises(SpecError) as caught:
+        parse_duration(text, field="spec.autoHeal.interval")
+    assert caught.value.reason == "InvalidDuration"
+    assert caught.value.message.startswith("spec.autoHeal.interval: ")
+    assert "\n" not in caught.value.message
+
+
+@pytest.mark.parametrize("value", [5, 5.0, None, ["5s"]])
+def test_parse_duration_rejects_non_strings(value):
+    with pytest.raises(SpecError):
+        parse_duration(value)
+
+
+@pytest.mark.parametrize("text", ["0s", "500ms", "30s", "1m30s", "2h15m", "1h1m1s1ms"])
+def test_format_seconds_round_trips(text: str):
+    assert format_seconds(parse_duration(text)) == text
+
+
+# --------------------------------------------------------------------------- defaults
+
+
+def test_defaults_are_the_architecture_ones():
+    d = apply_defaults({})
+    assert d["replicas"] == 1
+    assert d["image"] == "promdemo:0.1.0"
+    assert d["imagePullPolicy"] == "IfNotPresent"
+    assert d["app"] == {
+        "initialInventory": 100,
+        "oversell": True,
+        "simulation": {
+            "enabled": True,
+            "dependencyMinSeconds": 0.05,
+            "dependencyMaxSeconds": 1.5,
+            "dependencyFailureRate": 0.1,
+            "processingMinSeconds": 0.1,
+            "processingMaxSeconds": 0.5,
+        },
+    }
+    assert d["autoHeal"] == {
+        "enabled": True,
+        "source": "direct",
+        "threshold": 0,
+        "interval": "5s",
+        "for": "0s",
+        "cooldown": "30s",
+        "podAccess": "auto",
+    }
+    m = d["monitoring"]
+    assert (m["serviceMonitor"], m["prometheusRule"], m["scrapeInterval"], m["labels"]) == (
+        True,
+        True,
+        "15s",
+        {},
+    )
+    assert m["alerts"] == {
+        "inventoryNegative": {"for": "0s"},
+        "noSuccessOrders": {"minOrders": 100, "window": "30m", "for": "5m"},
+        "highLatencyP95": {"thresholdSeconds": 1, "window": "5m", "for": "5m"},
+        "lowSuccessRate": {"threshold": 0.9, "window": "5m", "for": "5m"},
+        "dependencyErrors": {"ratePerSecond": 0.2, "window": "5m", "for": "5m"},
+    }
+
+
+def test_apply_defaults_none_equals_empty():
+    assert apply_defaults(None) == apply_defaults({}) == DEFAULTS
+
+
+def test_apply_defaults_merges_deeply_and_keeps_given_values():
+    given = {
+        "replicas": 3,
+        "app": {"simulation": {"enabled": False}},
+        "autoHeal": {"for": "1m"},
+        "monitoring": {"alerts": {"noSuccessOrders": {"minOrders": 5}}},
+    }
+    d = apply_defaults(given)
+    assert d["replicas"] == 3
+    assert d["app"]["initialInventory"] == 100
+    assert d["app"]["simulation"] == {**DEFAULTS["app"]["simulation"], "enabled": False}
+    assert d["autoHeal"]["for"] == "1m"
+    assert d["autoHeal"]["interval"] == "5s"
+    assert d["monitoring"]["alerts"]["noSuccessOrders"] == {
+        "minOrders": 5,
+        "window": "30m",
+        "for": "5m",
+    }
+    assert (
+        d["monitoring"]["alerts"]["highLatencyP95"]
+        == DEFAULTS["monitoring"]["alerts"]["highLatencyP95"]
+    )
+
+
+def test_apply_defaults_null_means_default():
+    """The API server defaults a null field (non-nullable); so does apply_defaults."""
+    d = apply_defaults({"replicas": None, "app": None, "monitoring": {"labels": None}})
+    assert d["replicas"] == 1
+    assert d["app"] == DEFAULTS["app"]
+    assert d["monitoring"]["labels"] == {}
+
+
+def test_apply_defaults_does_not_mutate_its_input_or_the_defaults():
+    given = {"app": {"simulation": {"enabled": False}}, "monitoring": {"labels": {"a": "b"}}}
+    before = copy.deepcopy(given)
+    pristine = copy.deepcopy(DEFAULTS)
+    d = apply_defaults(given)
+    d["app"]["simulation"]["enabled"] = True
+    d["monitoring"]["alerts"]["inventoryNegative"]["for"] = "9m"
+    d["monitoring"]["labels"]["x"] = "y"
+    assert given == before
+    assert pristine == DEFAULTS
+    assert apply_defaults({})["monitoring"]["labels"] == {}
+
+
+def test_user_labels_replace_the_default_map_and_are_not_merged_with_it():
+    d = apply_defaults({"monitoring": {"labels": {"release": "prometheus"}}})
+    assert d["monitoring"]["labels"] == {"release": "prometheus"}
+
+
+def test_apply_defaults_keeps_wrong_types_for_parse_spec_to_report():
+    d = apply_defaults({"app": "nope", "replicas": "3"})
+    assert d["app"] == "nope"
+    assert d["replicas"] == "3"
+
+
+def test_apply_defaults_rejects_a_non_object():
+    with pytest.raises(SpecError) as caught:
+        apply_defaults(["replicas"])  # type: ignore[arg-type]
+    assert caught.value.reason == "InvalidType"
+
+
+# --------------------------------------------------------------------------- typed spec
+
+
+def test_parse_spec_defaults():
+    s = parse_spec({})
+    assert isinstance(s, PromDemoSpec)
+    assert s.replicas == 1
+    assert s.image == "promdemo:0.1.0"
+    assert s.image_pull_policy == "IfNotPresent"
+    assert s.app.initial_inventory == 100
+    assert s.app.oversell is True
+    assert s.app.simulation.enabled is True
+    assert s.app.simulation.dependency_min_seconds == 0.05
+    assert s.app.simulation.dependency_max_seconds == 1.5
+    assert s.app.simulation.dependency_failure_rate == 0.1
+    assert s.app.simulation.processing_min_seconds == 0.1
+    assert s.app.simulation.processing_max_seconds == 0.5
+    h = s.auto_heal
+    assert (h.enabled, h.source, h.threshold, h.pod_access) == (True, "direct", 0, "auto")
+    assert (h.interval_seconds, h.for_seconds, h.cooldown_seconds) == (5.0, 0.0, 30.0)
+    m = s.monitoring
+    assert (m.service_monitor, m.prometheus_rule) == (True, True)
+    assert (m.scrape_interval, m.scrape_interval_seconds) == ("15s", 15.0)
+    assert dict(m.labels) == {}
+    assert m.alerts.inventory_negative.for_ == "0s"
+    assert m.alerts.no_success_orders.min_orders == 100
+    assert m.alerts.no_success_orders.window == "30m"
+    assert m.alerts.high_latency_p95.threshold_seconds == 1.0
+    assert m.alerts.low_success_rate.threshold == 0.9
+    assert m.alerts.dependency_errors.rate_per_second == 0.2
+    assert s.raw == apply_defaults({})
+
+
+def test_parse_spec_is_frozen():
+    s = parse_spec({})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.replicas = 3  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        s.monitoring.labels["x"] = "y"  # type: ignore[index]
+
+
+def test_parse_spec_equal_specs_compare_equal():
+    assert parse_spec({}) == parse_spec({"replicas": 1})
+    assert parse_spec({}) != parse_spec({"replicas": 2})
+
+
+def test_parse_spec_full():
+    s = parse_spec(
+        {
+            "replicas": 3,
+            "image": "registry.example/promdemo:1.2",
+            "imagePullPolicy": "Always",
+            "app": {
+                "initialInventory": 5,
+                "oversell": False,
+                "simulation": {
+                    "enabled": False,
+                    "dependencyMinSeconds": 0,
+                    "dependencyMaxSeconds": 0,
+                    "dependencyFailureRate": 0,
+                    "processingMinSeconds": 1,
+                    "processingMaxSeconds": 2,
+                },
+            },
+            "autoHeal": {
+                "enabled": False,
+                "source": "alertmanager",
+                "threshold": -10,
+                "interval": "500ms",
+                "for": "1m30s",
+                "cooldown": "0s",
+                "podAccess": "apiProxy",
+            },
+            "monitoring": {"scrapeInterval": "30s", "labels": {"release": "prometheus"}},
+        }
+    )
+    assert s.replicas == 3
+    assert s.app.simulation.processing_max_seconds == 2.0
+    assert s.auto_heal.source == "alertmanager"
+    assert s.auto_heal.threshold == -10
+    assert s.auto_heal.interval_seconds == 0.5
+    assert s.auto_heal.for_seconds == 90.0
+    assert s.auto_heal.cooldown_seconds == 0.0
+    assert s.auto_heal.pod_access == "apiProxy"
+    assert s.monitoring.scrape_interval_seconds == 30.0
+    assert dict(s.monitoring.labels) == {"release": "prometheus"}
+
+
+def test_integral_floats_are_integers():
+    """JSON from some clients says 2.0 for 2."""
+    assert parse_spec({"replicas": 2.0}).replicas == 2
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason", "field"),
+    [
+        ({"replicas": 51}, "OutOfRange", "spec.replicas"),
+        ({"replicas": -1}, "OutOfRange", "spec.replicas"),
+        ({"replicas": True}, "InvalidType", "spec.replicas"),
+        ({"replicas": 1.5}, "InvalidType", "spec.replicas"),
+        ({"replicas": "2"}, "InvalidType", "spec.replicas"),
+        ({"image": ""}, "InvalidValue", "spec.image"),
+        ({"image": "promdemo 0.1"}, "InvalidValue", "spec.image"),
+        ({"imagePullPolicy": "Sometimes"}, "InvalidValue", "spec.imagePullPolicy"),
+        ({"app": "x"}, "InvalidType", "spec.app"),
+        ({"app": {"initialInventory": 1_000_001}}, "OutOfRange", "spec.app.initialInventory"),
+        ({"app": {"oversell": "yes"}}, "InvalidType", "spec.app.oversell"),
+        (
+            {"app": {"simulation": {"dependencyFailureRate": 1.01}}},
+            "OutOfRange",
+            "spec.app.simulation.dependencyFailureRate",
+        ),
+        (
+            {"app": {"simulation": {"dependencyMaxSeconds": 61}}},
+            "OutOfRange",
+            "spec.app.simulation.dependencyMaxSeconds",
+        ),
+        (
+            {"app": {"simulation": {"dependencyMinSeconds": 2, "dependencyMaxSeconds": 1}}},
+            "InvalidRange",
+            "spec.app.simulation.dependencyMinSeconds",
+        ),
+        (
+            {"app": {"simulation": {"processingMinSeconds": 0.6}}},
+            "InvalidRange",
+            "spec.app.simulation.processingMinSeconds",
+        ),
+        ({"autoHeal": {"podAccess": "sidecar"}}, "InvalidValue", "spec.autoHeal.podAccess"),
+        ({"autoHeal": {"source": "prometheus"}}, "InvalidValue", "spec.autoHeal.source"),
+        ({"autoHeal": {"interval": "5 s"}}, "InvalidDuration", "spec.autoHeal.interval"),
+        ({"autoHeal": {"interval": "0s"}}, "InvalidDuration", "spec.autoHeal.interval"),
+        ({"autoHeal": {"interval": 5}}, "InvalidType", "spec.autoHeal.interval"),
+        ({"autoHeal": {"cooldown": "30s1m"}}, "InvalidDuration", "spec.autoHeal.cooldown"),
+        ({"autoHeal": {"for": "1d"}}, "InvalidDuration", "spec.autoHeal.for"),
+        ({"autoHeal": {"threshold": 0.5}}, "InvalidType", "spec.autoHeal.threshold"),
+        (
+            {"monitoring": {"scrapeInterval": "0s"}},
+            "InvalidDuration",
+            "spec.monitoring.scrapeInterval",
+        ),
+        (
+            {"monitoring": {"serviceMonitor": "true"}},
+            "InvalidType",
+            "spec.monitoring.serviceMonitor",
+        ),
+        ({"monitoring": {"labels": ["release"]}}, "InvalidType", "spec.monitoring.labels"),
+        ({"monitoring": {"labels": {"bad key": "x"}}}, "InvalidLabel", "spec.monitoring.labels"),
+        ({"monitoring": {"labels": {"-x": "y"}}}, "InvalidLabel", "spec.monitoring.labels"),
+        ({"monitoring": {"labels": {"x": "a b"}}}, "InvalidLabel", "spec.monitoring.labels"),
+        ({"monitoring": {"labels": {"x": 1}}}, "InvalidLabel", "spec.monitoring.labels"),
+        ({"monitoring": {"labels": {"x": "v" * 64}}}, "InvalidLabel", "spec.monitoring.labels"),
+        ({"monitoring": {"labels": {"x" * 64: "v"}}}, "InvalidLabel", "spec.monitoring.labels"),
+        (
+            {"monitoring": {"labels": {f"k{i}": "v" for i in range(21)}}},
+            "OutOfRange",
+            "spec.monitoring.labels",
+        ),
+        (
+            {
+                "monitoring": {
+                    "scrapeInterval": "1m",
+                    "alerts": {"highLatencyP95": {"window": "1m"}},
+                }
+            },
+            "WindowTooShort",
+            "spec.monitoring.alerts.highLatencyP95.window",
+        ),
+        (
+            {"monitoring": {"alerts": {"lowSuccessRate": {"threshold": 90}}}},
+            "OutOfRange",
+            "spec.monitoring.alerts.lowSuccessRate.threshold",
+        ),
+        (
+            {"monitoring": {"alerts": {"noSuccessOrders": {"minOrders": -1}}}},
+            "OutOfRange",
+            "spec.monitoring.alerts.noSuccessOrders.minOrders",
+        ),
+        (
+            {"monitoring": {"alerts": {"dependencyErrors": {"for": "soon"}}}},
+            "InvalidDuration",
+            "spec.monitoring.alerts.dependencyErrors.for",
+        ),
+        ({"replica": 3}, "UnknownField", "spec.replica"),
+        ({"autoHeal": {"enable": False}}, "UnknownField", "spec.autoHeal.enable"),
+        (
+            {"monitoring": {"alerts": {"inventoryNegative": {"window": "5m"}}}},
+            "UnknownField",
+            "spec.monitoring.alerts.inventoryNegative.window",
+        ),
+    ],
+)
+def test_parse_spec_rejects(spec: dict, reason: str, field: str):
+    with pytest.raises(SpecError) as caught:
+        parse_spec(spec)
+    err = caught.value
+    assert err.reason == reason, err.message
+    assert err.field == field
+    assert err.message.startswith(field), err.message
+    assert str(err) == err.message
+    assert "\n" not in err.message
+    assert isinstance(err, ValueError)
+
+
+def test_label_keys_with_prefixes_are_fine():
+    s = parse_spec(
+        {"monitoring": {"labels": {"release": "prometheus", "example.com/team": "shop", "t": ""}}}
+    )
+    assert dict(s.monitoring.labels) == {
+        "release": "prometheus",
+        "example.com/team": "shop",
+        "t": "",
+    }
+
+
+def test_windows_of_exactly_two_scrapes_are_fine():
+    s = parse_spec(
+        {"monitoring": {"scrapeInterval": "1m", "alerts": {"highLatencyP95": {"window": "2m"}}}}
+    )
+    assert s.monitoring.alerts.high_latency_p95.window == "2m"
+
+
+def test_min_equal_max_is_fine():
+    s = parse_spec({"app": {"simulation": {"dependencyMinSeconds": 1, "dependencyMaxSeconds": 1}}})
+    assert s.app.simulation.dependency_min_seconds == s.app.simulation.dependency_max_seconds
