@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -67,10 +68,8 @@ class ManagedProcess:
             try:
                 self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
                 self.proc.wait(timeout=5)
         if not self._log.closed:
             self._log.close()
@@ -97,7 +96,7 @@ def wait_until(
         try:
             if predicate():
                 return
-        except Exception as e:  # noqa: BLE001 - a probe that raises is "not yet"
+        except Exception as e:
             last_error = e
         time.sleep(interval)
     raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last error: {last_error})")
@@ -118,7 +117,7 @@ def wait_http_ok(url: str, *, timeout: float = 20.0, proc: ManagedProcess | None
                 return
         except RuntimeError:
             raise
-        except Exception:  # noqa: BLE001, S110 - not up yet
+        except Exception:  # noqa: S110 - not up yet
             pass
         if time.monotonic() > deadline:
             log = proc.log() if proc is not None else ""
