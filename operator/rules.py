@@ -1,0 +1,291 @@
+"""The Prometheus rule groups of promdemo: the lessons' recording rules and the alerts.
+
+`rule_groups(monitoring, selector=...)` builds them from the (defaulted)
+`spec.monitoring` of a PromDemo; `operator/render.py` puts them into the
+PrometheusRule child, and `rules_file(...)` is the same groups as a plain
+Prometheus rules file (`promdemo render --rules-file`, `promdemo local`).
+
+Every expression carries the `selector` matchers, so one Prometheus can hold
+the rules of several PromDemos: `{"namespace": "shop", "job": "shop"}` under
+prometheus-operator (a ServiceMonitor's job label is the Service's name),
+`{"job": "promdemo"}` for the plain rules file.
+
+Labels the alerts carry (what a receiver can rely on):
+
+- every alert: `alertname`, `severity`, the `alert_labels` passed in, and the
+  labels of the series the expression returns, listed per alert below;
+- `InventoryNegative` is per pod and is *not* aggregated: it keeps every label of
+  the `product_inventory` series, that is `job` and `instance` (`<host>:<port>` of
+  the scraped pod) always, and under prometheus-operator also `namespace`, `pod`,
+  `service`, `endpoint` and `container`. The heal loop identifies the pod by
+  `namespace` + `pod` when present, else by `instance`;
+- `NoSuccessOrders` is the article's expression, unaggregated: per series of
+  `orders_total{result="success"}`, so it carries `job`, `instance`, `result`
+  (and `namespace`/`pod`/... under prometheus-operator);
+- `HighLatencyP95`, `LowSuccessRate`, `DependencyErrors` are per service:
+  aggregated `by` the selector's keys (always including `job`).
+
+Recording rules are named `level:metric:operations` (kube-prometheus-stack's
+convention), aggregated by the same keys: `job:http_requests:rate5m`,
+`job:http_request_latency_seconds:p95_5m`, `...:p50_5m`, `...:avg_5m`,
+`job:orders:success_ratio_5m`, `job:http_requests_in_progress:max_over_time1m`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+RUNBOOK_BASE = "https://github.com/promdemo/promdemo/blob/main/docs/lessons.md"
+
+#: spec.monitoring.alerts defaults (docs/architecture.md is binding).
+ALERT_DEFAULTS: dict[str, dict[str, Any]] = {
+    "inventoryNegative": {"for": "0s"},
+    "noSuccessOrders": {"minOrders": 100, "window": "30m", "for": "5m"},
+    "highLatencyP95": {"thresholdSeconds": 1, "window": "5m", "for": "5m"},
+    "lowSuccessRate": {"threshold": 0.9, "window": "5m", "for": "5m"},
+    "dependencyErrors": {"ratePerSecond": 0.2, "window": "5m", "for": "5m"},
+}
+
+RECORDING_GROUP = "promdemo.recording"
+ALERTING_GROUP = "promdemo.alerts"
+
+_DURATION = re.compile(r"^([0-9]+(ms|s|m|h))+$")
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+def alert_settings(monitoring: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """The alert settings of `monitoring`, every missing key filled with its default."""
+    alerts = (monitoring or {}).get("alerts") or {}
+    merged: dict[str, dict[str, Any]] = {}
+    for name, defaults in ALERT_DEFAULTS.items():
+        given = alerts.get(name) or {}
+        merged[name] = {key: given.get(key, value) for key, value in defaults.items()}
+    return merged
+
+
+def _duration(value: Any, field: str) -> str:
+    text = str(value)
+    if not _DURATION.match(text):
+        raise ValueError(f"{field}: {value!r} is not a duration like 30s, 5m or 1m30s")
+    return text
+
+
+def _number(value: Any, field: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{field}: {value!r} is not a number")
+    # repr keeps 0.1 as 0.1 and 100 as 100; PromQL reads both.
+    return repr(value)
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _matchers(selector: Mapping[str, str], **extra: str) -> str:
+    """`{k="v", ...}`: the extra matchers first (they read as the lesson), then the selector."""
+    items = list(extra.items()) + sorted(selector.items())
+    for key, _ in items:
+        if not _LABEL_NAME.match(key):
+            raise ValueError(f"selector: {key!r} is not a Prometheus label name")
+    return "{" + ", ".join(f'{k}="{_escape(str(v))}"' for k, v in items) + "}"
+
+
+def _by(selector: Mapping[str, str], *more: str) -> str:
+    keys = ["job", *sorted(k for k in selector if k != "job"), *more]
+    return "by (" + ", ".join(keys) + ")"
+
+
+def recording_rules(selector: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The lessons' queries, precomputed over 5m (1m for the concurrency peak)."""
+    sel = _matchers(selector)
+    by = _by(selector)
+    by_le = _by(selector, "le")
+    buckets = f"sum {by_le} (rate(http_request_latency_seconds_bucket{sel}[5m]))"
+    return [
+        {
+            "record": "job:http_requests:rate5m",
+            "expr": f"sum {by} (rate(http_requests_total{sel}[5m]))",
+        },
+        {
+            "record": "job:http_request_latency_seconds:p95_5m",
+            "expr": f"histogram_quantile(0.95, {buckets})",
+        },
+        {
+            "record": "job:http_request_latency_seconds:p50_5m",
+            "expr": f"histogram_quantile(0.5, {buckets})",
+        },
+        {
+            "record": "job:http_request_latency_seconds:avg_5m",
+            "expr": (
+                f"sum {by} (rate(http_request_latency_seconds_sum{sel}[5m]))"
+                f" / sum {by} (rate(http_request_latency_seconds_count{sel}[5m]))"
+            ),
+        },
+        {
+            "record": "job:orders:success_ratio_5m",
+            "expr": (
+                f"sum {by} (rate(orders_total{_matchers(selector, result='success')}[5m]))"
+                f" / sum {by} (rate(orders_total{sel}[5m]))"
+            ),
+        },
+        {
+            "record": "job:http_requests_in_progress:max_over_time1m",
+            "expr": f"max {by} (max_over_time(http_requests_in_progress{sel}[1m]))",
+        },
+    ]
+
+
+def _alert(
+    name: str,
+    expr: str,
+    for_: str,
+    *,
+    severity: str,
+    summary: str,
+    description: str,
+    alert_labels: Mapping[str, str],
+) -> dict[str, Any]:
+    labels = {"severity": severity, **{k: str(v) for k, v in alert_labels.items()}}
+    return {
+        "alert": name,
+        "expr": expr,
+        "for": for_,
+        "labels": labels,
+        "annotations": {
+            "summary": summary,
+            "description": description,
+            "runbook_url": f"{RUNBOOK_BASE}#runbook-{name.lower()}",
+        },
+    }
+
+
+def alerting_rules(
+    monitoring: Mapping[str, Any] | None,
+    *,
+    selector: Mapping[str, str],
+    alert_labels: Mapping[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """InventoryNegative, NoSuccessOrders, HighLatencyP95, LowSuccessRate, DependencyErrors."""
+    a = alert_settings(monitoring)
+    extra = dict(alert_labels or {})
+    sel = _matchers(selector)
+    success = _matchers(selector, result="success")
+    by = _by(selector)
+    by_le = _by(selector, "le")
+
+    inv = a["inventoryNegative"]
+    nso = a["noSuccessOrders"]
+    nso_window = _duration(nso["window"], "noSuccessOrders.window")
+    nso_min = _number(nso["minOrders"], "noSuccessOrders.minOrders")
+    lat = a["highLatencyP95"]
+    lat_window = _duration(lat["window"], "highLatencyP95.window")
+    lat_threshold = _number(lat["thresholdSeconds"], "highLatencyP95.thresholdSeconds")
+    low = a["lowSuccessRate"]
+    low_window = _duration(low["window"], "lowSuccessRate.window")
+    low_threshold = _number(low["threshold"], "lowSuccessRate.threshold")
+    dep = a["dependencyErrors"]
+    dep_window = _duration(dep["window"], "dependencyErrors.window")
+    dep_rate = _number(dep["ratePerSecond"], "dependencyErrors.ratePerSecond")
+
+    return [
+        _alert(
+            "InventoryNegative",
+            f"product_inventory{sel} < 0",
+            _duration(inv["for"], "inventoryNegative.for"),
+            severity="warning",
+            summary="Inventory of {{ $labels.instance }} is negative: the service oversold.",
+            description=(
+                "product_inventory of {{ $labels.instance }}"
+                "{{ if $labels.pod }} (pod {{ $labels.namespace }}/{{ $labels.pod }}){{ end }}"
+                " is {{ $value }}. Concurrent orders passed the stock check before any of"
+                " them decremented it. The promdemo operator resets the pod's inventory"
+                " when autoHeal is enabled; otherwise POST /inventory/reset to that pod."
+            ),
+            alert_labels=extra,
+        ),
+        _alert(
+            "NoSuccessOrders",
+            f"increase(orders_total{success}[{nso_window}]) < {nso_min}",
+            _duration(nso["for"], "noSuccessOrders.for"),
+            severity="critical",
+            summary=f"Fewer than {nso_min} successful orders in {nso_window}.",
+            description=(
+                '{{ $labels.instance }} counted {{ $value | printf "%.0f" }} successful'
+                f" orders over the last {nso_window} (at least {nso_min} expected), and it"
+                " stayed so at every evaluation for the alert's `for`."
+            ),
+            alert_labels=extra,
+        ),
+        _alert(
+            "HighLatencyP95",
+            f"histogram_quantile(0.95, sum {by_le} "
+            f"(rate(http_request_latency_seconds_bucket{sel}[{lat_window}]))) > {lat_threshold}",
+            _duration(lat["for"], "highLatencyP95.for"),
+            severity="warning",
+            summary=f"p95 HTTP latency of {{{{ $labels.job }}}} is above {lat_threshold}s.",
+            description=(
+                f"The 95th percentile of http_request_latency_seconds over {lat_window}"
+                " is {{ $value | humanizeDuration }} (estimated from histogram buckets:"
+                " the true value lies within the bucket that holds it)."
+            ),
+            alert_labels=extra,
+        ),
+        _alert(
+            "LowSuccessRate",
+            f"sum {by} (rate(orders_total{success}[{low_window}]))"
+            f" / sum {by} (rate(orders_total{sel}[{low_window}])) < {low_threshold}",
+            _duration(low["for"], "lowSuccessRate.for"),
+            severity="warning",
+            summary=f"Order success ratio of {{{{ $labels.job }}}} is below {low_threshold}.",
+            description=(
+                f"Over {low_window}, only {{{{ $value | humanizePercentage }}}} of orders"
+                " succeeded. Check order_failures_total by reason: out_of_stock (reset"
+                " the inventory) or dependency_error (the dependency is failing)."
+            ),
+            alert_labels=extra,
+        ),
+        _alert(
+            "DependencyErrors",
+            f"sum {by} (rate(dependency_errors_total{sel}[{dep_window}])) > {dep_rate}",
+            _duration(dep["for"], "dependencyErrors.for"),
+            severity="warning",
+            summary=f"The order dependency of {{{{ $labels.job }}}} fails more than {dep_rate}/s.",
+            description=(
+                'dependency_errors_total grew by {{ $value | printf "%.2f" }} errors/s'
+                f" over {dep_window}."
+                " Orders that hit these errors answered 502."
+            ),
+            alert_labels=extra,
+        ),
+    ]
+
+
+def rule_groups(
+    monitoring: Mapping[str, Any] | None,
+    *,
+    selector: Mapping[str, str],
+    alert_labels: Mapping[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """The recording and alerting groups for `spec.monitoring` (defaults for missing keys).
+
+    Raises ValueError on a malformed duration, number or selector key.
+    """
+    return [
+        {"name": RECORDING_GROUP, "rules": recording_rules(selector)},
+        {
+            "name": ALERTING_GROUP,
+            "rules": alerting_rules(monitoring, selector=selector, alert_labels=alert_labels),
+        },
+    ]
+
+
+def rules_file(
+    monitoring: Mapping[str, Any] | None,
+    *,
+    selector: Mapping[str, str],
+    alert_labels: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """A plain Prometheus rules file (`rule_files:`) holding `rule_groups(...)`."""
+    return {"groups": rule_groups(monitoring, selector=selector, alert_labels=alert_labels)}

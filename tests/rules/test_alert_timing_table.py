@@ -1,0 +1,39 @@
+"""docs/alert-timing.md's table is what scripts/alert_timing_table.py measures with promtool now."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from tests.support.tools import require_binary
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "alert_timing_table.py"
+
+
+def _script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("alert_timing_table", SCRIPT)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look the module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_committed_table_equals_promtool_now() -> None:
+    promtool = require_binary("promtool")
+    script = _script()
+    measured = script.table(script.measure(promtool))
+    committed = script.committed_table(script.DOC.read_text(encoding="utf-8"))
+    assert committed == measured, (
+        "docs/alert-timing.md is stale: run python scripts/alert_timing_table.py --write"
+    )
+
+
+def test_article_row_matches_the_article() -> None:
+    """evaluation_interval 1m, for 5m: firing exactly 5m after T0 (tests/rules/article-*)."""
+    script = _script()
+    committed = script.committed_table(script.DOC.read_text(encoding="utf-8"))
+    assert "| 1m | 5m | 0s | **5m** | 59s | **5m59s** |" in committed.splitlines()

@@ -1,0 +1,166 @@
+"""promdemo_operator.rules: the rule groups rendered from spec.monitoring."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from promdemo_operator.rules import ALERT_DEFAULTS, alert_settings, rule_groups, rules_file
+
+from tests.support.tools import require_binary
+
+OPERATOR_SELECTOR = {"namespace": "shop", "job": "shop"}
+ALERTS = [
+    "InventoryNegative",
+    "NoSuccessOrders",
+    "HighLatencyP95",
+    "LowSuccessRate",
+    "DependencyErrors",
+]
+RECORDS = [
+    "job:http_requests:rate5m",
+    "job:http_request_latency_seconds:p95_5m",
+    "job:http_request_latency_seconds:p50_5m",
+    "job:http_request_latency_seconds:avg_5m",
+    "job:orders:success_ratio_5m",
+    "job:http_requests_in_progress:max_over_time1m",
+]
+
+
+def _rules(groups: list[dict]) -> dict[str, dict]:
+    return {r.get("alert") or r["record"]: r for g in groups for r in g["rules"]}
+
+
+def test_empty_monitoring_means_the_defaults() -> None:
+    assert rule_groups({}, selector={"job": "promdemo"}) == rule_groups(
+        {"alerts": ALERT_DEFAULTS}, selector={"job": "promdemo"}
+    )
+    assert rule_groups(None, selector={"job": "promdemo"}) == rule_groups(
+        {}, selector={"job": "promdemo"}
+    )
+
+
+def test_partial_alert_settings_keep_other_defaults() -> None:
+    settings = alert_settings({"alerts": {"noSuccessOrders": {"for": "10m"}}})
+    assert settings["noSuccessOrders"] == {"minOrders": 100, "window": "30m", "for": "10m"}
+    assert settings["highLatencyP95"] == ALERT_DEFAULTS["highLatencyP95"]
+
+
+def test_names_and_groups() -> None:
+    groups = rule_groups({}, selector={"job": "promdemo"})
+    assert [g["name"] for g in groups] == ["promdemo.recording", "promdemo.alerts"]
+    rules = _rules(groups)
+    assert [r for r in rules if r in RECORDS] == RECORDS
+    assert [r for r in rules if r in ALERTS] == ALERTS
+    for name in RECORDS:
+        assert re.fullmatch(r"[a-z_]+:[a-z_]+:[a-z0-9_]+", name)
+
+
+def test_the_articles_alert_verbatim() -> None:
+    rule = _rules(rule_groups({}, selector={"job": "promdemo"}))["NoSuccessOrders"]
+    assert rule["expr"] == 'increase(orders_total{result="success", job="promdemo"}[30m]) < 100'
+    assert rule["for"] == "5m"
+
+
+def test_every_expression_carries_the_selector() -> None:
+    for rule in _rules(rule_groups({}, selector=OPERATOR_SELECTOR)).values():
+        metrics = re.findall(r"([a-z_]+)\{([^}]*)\}", rule["expr"])
+        assert metrics, rule
+        for _, matchers in metrics:
+            assert 'job="shop"' in matchers
+            assert 'namespace="shop"' in matchers
+
+
+def test_aggregations_keep_the_selector_keys() -> None:
+    rules = _rules(rule_groups({}, selector=OPERATOR_SELECTOR))
+    assert (
+        "sum by (job, namespace) (rate(http_requests_total"
+        in rules["job:http_requests:rate5m"]["expr"]
+    )
+    assert "by (job, namespace, le)" in rules["HighLatencyP95"]["expr"]
+
+
+def test_inventory_negative_is_per_pod_not_aggregated() -> None:
+    """The heal loop needs the pod: the expression must keep every series label."""
+    rule = _rules(rule_groups({}, selector=OPERATOR_SELECTOR))["InventoryNegative"]
+    assert rule["expr"] == 'product_inventory{job="shop", namespace="shop"} < 0'
+    assert " by " not in rule["expr"]
+    assert " without " not in rule["expr"]
+
+
+def test_alert_labels_and_annotations() -> None:
+    groups = rule_groups({}, selector={"job": "promdemo"}, alert_labels={"promdemo": "shop"})
+    for name in ALERTS:
+        rule = _rules(groups)[name]
+        assert rule["labels"]["promdemo"] == "shop"
+        assert rule["labels"]["severity"] in {"warning", "critical"}
+        assert set(rule["annotations"]) == {"summary", "description", "runbook_url"}
+        assert rule["annotations"]["runbook_url"].endswith(f"#runbook-{name.lower()}")
+
+
+def test_runbook_anchors_exist_in_the_lessons() -> None:
+    lessons = (Path(__file__).resolve().parents[2] / "docs" / "lessons.md").read_text()
+    for name in ALERTS:
+        assert f"### Runbook: {name}\n" in lessons
+
+
+def test_thresholds_windows_and_for_come_from_the_spec() -> None:
+    monitoring = {
+        "alerts": {
+            "inventoryNegative": {"for": "30s"},
+            "noSuccessOrders": {"minOrders": 5, "window": "1h", "for": "1m30s"},
+            "highLatencyP95": {"thresholdSeconds": 0.25, "window": "2m", "for": "1m"},
+            "lowSuccessRate": {"threshold": 0.5, "window": "10m", "for": "2m"},
+            "dependencyErrors": {"ratePerSecond": 3, "window": "30s", "for": "0s"},
+        }
+    }
+    rules = _rules(rule_groups(monitoring, selector={"job": "j"}))
+    assert rules["InventoryNegative"]["for"] == "30s"
+    assert rules["NoSuccessOrders"]["expr"].endswith("[1h]) < 5")
+    assert rules["NoSuccessOrders"]["for"] == "1m30s"
+    assert "[2m]" in rules["HighLatencyP95"]["expr"]
+    assert rules["HighLatencyP95"]["expr"].endswith("> 0.25")
+    assert rules["LowSuccessRate"]["expr"].endswith("< 0.5")
+    assert "[10m]" in rules["LowSuccessRate"]["expr"]
+    assert rules["DependencyErrors"]["expr"].endswith("[30s])) > 3")
+
+
+@pytest.mark.parametrize(
+    ("monitoring", "message"),
+    [
+        ({"alerts": {"noSuccessOrders": {"window": "30 minutes"}}}, "noSuccessOrders.window"),
+        ({"alerts": {"inventoryNegative": {"for": "5"}}}, "inventoryNegative.for"),
+        ({"alerts": {"lowSuccessRate": {"threshold": "0.9"}}}, "lowSuccessRate.threshold"),
+        ({"alerts": {"noSuccessOrders": {"minOrders": True}}}, "noSuccessOrders.minOrders"),
+    ],
+)
+def test_malformed_values_are_refused(monitoring: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        rule_groups(monitoring, selector={"job": "promdemo"})
+
+
+def test_selector_values_are_escaped_and_keys_checked() -> None:
+    rules = _rules(rule_groups({}, selector={"job": 'a"b'}))
+    assert 'job="a\\"b"' in rules["InventoryNegative"]["expr"]
+    with pytest.raises(ValueError, match="label name"):
+        rule_groups({}, selector={"bad-key": "x"})
+
+
+def test_rules_file_is_groups() -> None:
+    assert rules_file({}, selector={"job": "promdemo"}) == {
+        "groups": rule_groups({}, selector={"job": "promdemo"})
+    }
+
+
+@pytest.mark.parametrize("selector", [{"job": "promdemo"}, OPERATOR_SELECTOR])
+def test_promtool_accepts_the_rules(tmp_path: Path, selector: dict[str, str]) -> None:
+    promtool = require_binary("promtool")
+    path = tmp_path / "rules.yml"
+    path.write_text(yaml.safe_dump(rules_file({}, selector=selector, alert_labels={"a": "b"})))
+    result = subprocess.run(
+        [promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
