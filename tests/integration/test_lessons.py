@@ -41,9 +41,9 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from promdemo_operator.rules import rules_file
 from prometheus_client.parser import text_string_to_metric_families
 
+from promdemo_operator.rules import rules_file
 from tests.support.ports import free_port
 from tests.support.processes import ManagedProcess, python_module, wait_http_ok, wait_until
 from tests.support.prometheus import Prometheus, WebhookSink, run_alertmanager, run_prometheus

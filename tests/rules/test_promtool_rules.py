@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 import yaml
-from promdemo_operator.rules import rule_groups, rules_file
 
+from promdemo_operator.rules import rule_groups, rules_file
 from tests.support.tools import require_binary
 
 HERE = Path(__file__).resolve().parent

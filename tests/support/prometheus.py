@@ -30,8 +30,8 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from promdemo_operator.promconfig import alertmanager_config, prometheus_config
 
+from promdemo_operator.promconfig import alertmanager_config, prometheus_config
 from tests.support.ports import free_port
 from tests.support.processes import ManagedProcess, wait_http_ok, wait_until
 from tests.support.tools import require_binary

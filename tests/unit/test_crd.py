@@ -22,6 +22,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+
 from promdemo_operator import spec as spec_mod
 
 ROOT = Path(__file__).resolve().parents[2]

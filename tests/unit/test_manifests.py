@@ -15,8 +15,8 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from promdemo_operator import spec as spec_mod
 
+from promdemo_operator import spec as spec_mod
 from tests.support.tools import require_binary
 from tests.unit.test_crd import crd_validator
 

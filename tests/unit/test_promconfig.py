@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from promdemo_operator.promconfig import alertmanager_config, prometheus_config
 
+from promdemo_operator.promconfig import alertmanager_config, prometheus_config
 from tests.support.tools import require_binary
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+
 from promdemo_operator import render
 from promdemo_operator.render import (
     labels_for,

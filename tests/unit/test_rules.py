@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from promdemo_operator.rules import ALERT_DEFAULTS, alert_settings, rule_groups, rules_file
 
+from promdemo_operator.rules import ALERT_DEFAULTS, alert_settings, rule_groups, rules_file
 from tests.support.tools import require_binary
 
 OPERATOR_SELECTOR = {"namespace": "shop", "job": "shop"}

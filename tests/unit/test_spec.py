@@ -6,6 +6,7 @@ import copy
 import dataclasses
 
 import pytest
+
 from promdemo_operator.spec import (
     DEFAULTS,
     PromDemoSpec,

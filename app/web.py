@@ -1,0 +1,307 @@
+"""The order service's HTTP API: `create_app(settings)` builds a fresh Flask app.
+
+No app exists at import time: each call makes its own inventory and, unless one
+is given, its own metrics registry, so tests never share state.
+
+Every answer is JSON, errors included (`{"error": "..."}`), never an HTML page
+or a traceback. The `http_*` metrics label requests with the route template;
+unknown paths share the label `unmatched`, so no client can grow the number of
+series; probes and scrapes are not measured.
+"""
+
+from __future__ import annotations
+
+import hmac
+import itertools
+import logging
+import time
+from dataclasses import dataclass
+
+from flask import Flask, Response, current_app, jsonify, request
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    generate_latest,
+)
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+
+from promdemo_app import __version__
+from promdemo_app.inventory import Inventory
+from promdemo_app.lifecycle import Lifecycle
+from promdemo_app.metrics import Metrics, NullRecorder, Recorder
+from promdemo_app.orders import InvalidOrder, Outcome, Shop, parse_order_body
+from promdemo_app.settings import Settings
+from promdemo_app.simulation import Simulation, SimulationConfig
+
+log = logging.getLogger("promdemo_app")
+
+UNMATCHED = "unmatched"
+# Methods are a label too: anything else a client invents counts as "other".
+METHOD_LABELS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
+OTHER_METHOD = "other"
+_MEASURE_KEY = "promdemo.measure"
+# The classic text format, spelled out: prometheus_client's CONTENT_TYPE_LATEST
+# moved to "version=1.0.0", which the Prometheus 2.x this project targets
+# (Debian bookworm's 2.42) predates.
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@dataclass(frozen=True)
+class Route:
+    rule: str
+    methods: tuple[str, ...]
+    statuses: tuple[int, ...]  # what the view answers besides 405 and 500
+    measured: bool = True
+    about: str = ""
+
+    @property
+    def served_methods(self) -> tuple[str, ...]:
+        # Flask answers HEAD with the GET view.
+        return (*self.methods, "HEAD") if "GET" in self.methods else self.methods
+
+
+ROUTES = {
+    "index": Route("/", ("GET",), (200,), about="this list"),
+    "order": Route(
+        "/order",
+        ("POST",),
+        (200, 400, 409, 413, 502),
+        about='place an order; optional body {"order_id": int, "user_id": int, "amount": number}',
+    ),
+    "inventory": Route("/inventory", ("GET",), (200,), about="units in stock"),
+    "inventory_reset": Route(
+        "/inventory/reset",
+        ("POST",),
+        (200, 401),
+        about="back to the initial inventory (Authorization: Bearer <token> when set)",
+    ),
+    "healthz": Route("/healthz", ("GET",), (200,), measured=False, about="liveness"),
+    "readyz": Route("/readyz", ("GET",), (200, 503), measured=False, about="readiness"),
+    "metrics": Route("/metrics", ("GET",), (200, 404), measured=False, about="Prometheus metrics"),
+}
+
+
+def method_label(method: str) -> str:
+    return method if method in METHOD_LABELS else OTHER_METHOD
+
+
+def measured_routes() -> list[str]:
+    """Route labels of the `http_*` metrics, `unmatched` included."""
+    return [r.rule for r in ROUTES.values() if r.measured] + [UNMATCHED]
+
+
+def http_series() -> list[tuple[str, str, str]]:
+    """Every (method, route, status) the app can answer on a measured route."""
+    series = []
+    for route in ROUTES.values():
+        if not route.measured:
+            continue
+        for method in (*METHOD_LABELS, OTHER_METHOD):
+            if method in route.served_methods:
+                statuses: tuple[int, ...] = (*route.statuses, 500)
+            else:
+                statuses = (405,)
+            series += [(method, route.rule, str(s)) for s in statuses]
+    series += [(m, UNMATCHED, "404") for m in (*METHOD_LABELS, OTHER_METHOD)]
+    return series
+
+
+@dataclass
+class ServiceState:
+    """What one app holds; `app.extensions["promdemo"]`, for tests and the server."""
+
+    settings: Settings
+    inventory: Inventory
+    shop: Shop
+    recorder: Recorder
+    registry: CollectorRegistry
+    lifecycle: Lifecycle
+
+
+def _error(code: int, message: str, **extra: object) -> tuple[Response, int]:
+    return jsonify(error=message, **extra), code
+
+
+def create_app(
+    settings: Settings,
+    registry: CollectorRegistry | None = None,
+    *,
+    lifecycle: Lifecycle | None = None,
+    simulation: Simulation | None = None,
+) -> Flask:
+    """A new order service. `registry` defaults to a fresh one with process metrics."""
+    if registry is None:
+        registry = CollectorRegistry()
+        # The process/Python collectors the default registry would have had.
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            registry.register(collector)
+    lifecycle = lifecycle or Lifecycle()
+    recorder: Recorder
+    if settings.metrics:
+        recorder = Metrics(
+            registry,
+            routes=measured_routes(),
+            http_series=http_series(),
+            initial_inventory=settings.initial_inventory,
+        )
+    else:
+        recorder = NullRecorder()
+    inventory = Inventory(settings.initial_inventory, on_change=recorder.inventory_changed)
+    shop = Shop(
+        inventory,
+        simulation or Simulation(SimulationConfig.from_settings(settings)),
+        recorder,
+        oversell=settings.oversell,
+    )
+    state = ServiceState(settings, inventory, shop, recorder, registry, lifecycle)
+
+    app = Flask("promdemo_app", static_folder=None)
+    # "//order" would otherwise be a 308 redirect: a status no series exists for.
+    app.url_map.merge_slashes = False
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    # No automatic OPTIONS answers: one less status per route to pre-create.
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
+    app.extensions["promdemo"] = state
+    order_ids = itertools.count(1)
+
+    if recorder.enabled:
+        _instrument(app, recorder)
+    _register_errors(app, settings)
+
+    @app.get("/")
+    def index() -> Response:
+        endpoints = {f"{'|'.join(r.methods)} {r.rule}": r.about for r in ROUTES.values()}
+        return jsonify(service="promdemo order service", version=__version__, endpoints=endpoints)
+
+    @app.post("/order")
+    def order() -> tuple[Response, int]:
+        # get_data raises 413 above MAX_CONTENT_LENGTH before the body is parsed.
+        try:
+            details = parse_order_body(request.get_data(cache=False))
+        except InvalidOrder as e:
+            return _error(400, str(e))
+        order_id = details.order_id if details.order_id is not None else next(order_ids)
+        outcome = shop.place_order()
+        if outcome is Outcome.SUCCESS:
+            return jsonify(order_id=order_id, status="success"), 200
+        if outcome is Outcome.OUT_OF_STOCK:
+            return _error(409, "out of stock", order_id=order_id, status="failed")
+        return _error(502, "dependency call failed", order_id=order_id, status="failed")
+
+    @app.get("/inventory")
+    def get_inventory() -> Response:
+        return jsonify(inventory=inventory.level, initial=inventory.initial)
+
+    @app.post("/inventory/reset")
+    def reset_inventory() -> Response | tuple[Response, int]:
+        if not _authorized(settings.reset_token):
+            response, status = _error(401, "a valid 'Authorization: Bearer <token>' is required")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="promdemo"'
+            return response, status
+        before, after = inventory.reset()
+        recorder.inventory_reset()
+        log.info("inventory reset from %d to %d", before, after)
+        return jsonify(inventory=after)
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return jsonify(status="ok")
+
+    @app.get("/readyz")
+    def readyz() -> Response | tuple[Response, int]:
+        if lifecycle.draining:
+            return jsonify(status="draining"), 503
+        return jsonify(status="ready")
+
+    @app.get("/metrics")
+    def metrics() -> Response | tuple[Response, int]:
+        if not recorder.enabled:
+            return _error(404, "metrics are disabled (PROMDEMO_METRICS=off)")
+        return Response(generate_latest(registry), content_type=METRICS_CONTENT_TYPE)
+
+    return app
+
+
+def _authorized(token: str | None) -> bool:
+    if token is None:
+        return True
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    # Constant time, so the answer's timing does not reveal how much matched.
+    return hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def _route_label() -> str:
+    """The route template of this request; `unmatched` when no route has its path."""
+    if request.url_rule is not None:
+        return request.url_rule.rule
+    error = request.routing_exception
+    if isinstance(error, MethodNotAllowed) and error.valid_methods:
+        # The path matched a rule, the method did not: find that rule's template.
+        adapter = current_app.create_url_adapter(request)
+        if adapter is not None:
+            try:
+                rule, _ = adapter.match(method=error.valid_methods[0], return_rule=True)
+            except HTTPException:
+                return UNMATCHED
+            return rule.rule
+    return UNMATCHED
+
+
+def _instrument(app: Flask, recorder: Recorder) -> None:
+    unmeasured = {r.rule for r in ROUTES.values() if not r.measured}
+
+    @app.before_request
+    def start_measuring() -> None:
+        route = _route_label()
+        if route in unmeasured:
+            return
+        recorder.request_started(route)
+        # One slot in the WSGI environ: cheaper than three lookups through `g`.
+        request.environ[_MEASURE_KEY] = [route, time.perf_counter(), "500"]
+
+    @app.after_request
+    def note_status(response: Response) -> Response:
+        measure = request.environ.get(_MEASURE_KEY)
+        if measure is not None:
+            measure[2] = str(response.status_code)
+        return response
+
+    # teardown runs even when a later hook failed, so in_progress never leaks;
+    # a request that never reached after_request counts as a 500.
+    @app.teardown_request
+    def stop_measuring(_error: BaseException | None) -> None:
+        measure = request.environ.pop(_MEASURE_KEY, None)
+        if measure is None:
+            return
+        route, started, status = measure
+        seconds = time.perf_counter() - started
+        recorder.request_finished(method_label(request.method), route, status, seconds)
+
+
+def _register_errors(app: Flask, settings: Settings) -> None:
+    @app.errorhandler(HTTPException)
+    def http_error(e: HTTPException) -> Response:
+        if e.code == 404:
+            message = "not found"
+        elif isinstance(e, MethodNotAllowed):
+            allowed = ", ".join(sorted(e.valid_methods or ()))
+            message = f"method {request.method} is not allowed here (allowed: {allowed})"
+        elif e.code == 413:
+            message = f"request body is larger than {settings.max_body_bytes} bytes"
+        else:
+            message = (e.name or "error").lower()
+        # get_response() keeps headers such as Allow on a 405.
+        response = e.get_response()
+        response.set_data(jsonify(error=message).get_data())
+        response.content_type = "application/json"
+        return response
+
+    @app.errorhandler(Exception)
+    def crash(e: Exception) -> tuple[Response, int]:
+        # The traceback goes to the log, never to the client.
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return _error(500, "internal server error")

@@ -1,0 +1,155 @@
+"""SIGTERM against the real server: not ready at once, every accepted request answered, exit 0."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import signal
+import socket
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.processes import wait_until
+
+pytestmark = pytest.mark.integration
+
+CONCURRENT = 300
+
+
+class Refused(Exception):
+    """The connection was refused: the server had stopped accepting."""
+
+
+def request(base_url: str, method: str, path: str, timeout: float = 120.0) -> tuple[int, dict]:
+    """One request on a fresh connection; Refused if it could not connect."""
+    url = urlsplit(base_url)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=timeout)
+    try:
+        try:
+            conn.connect()
+        except ConnectionRefusedError:
+            raise Refused from None
+        conn.request(method, path, headers={"Connection": "close"})
+        response = conn.getresponse()
+        # A truncated body fails here (IncompleteRead) or in json.loads.
+        return response.status, json.loads(response.read())
+    finally:
+        conn.close()
+
+
+def in_progress(base_url: str) -> float:
+    text = httpx.get(f"{base_url}/metrics", timeout=10).text
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == "http_requests_in_progress" and s.labels["route"] == "/order":
+                return s.value
+    raise AssertionError("http_requests_in_progress{route='/order'} missing")
+
+
+def start_orders(pool: ThreadPoolExecutor, base_url: str, n: int) -> list[Future]:
+    """`n` orders released at the same moment; their futures."""
+    barrier = threading.Barrier(n)
+
+    def one() -> tuple[int, dict]:
+        barrier.wait(timeout=120)
+        return request(base_url, "POST", "/order")
+
+    return [pool.submit(one) for _ in range(n)]
+
+
+def test_sigterm_mid_burst_answers_every_accepted_request(start_app) -> None:
+    # Orders that stay in flight for seconds, so the signal lands while all
+    # 300 are inside the app.
+    proc, url = start_app(
+        env={
+            "PROMDEMO_DEPENDENCY_MIN_SECONDS": "3",
+            "PROMDEMO_DEPENDENCY_MAX_SECONDS": "4",
+            "PROMDEMO_SHUTDOWN_TIMEOUT": "60",
+        }
+    )
+    with ThreadPoolExecutor(max_workers=CONCURRENT) as pool:
+        futures = start_orders(pool, url, CONCURRENT)
+        wait_until(
+            lambda: in_progress(url) == CONCURRENT,
+            timeout=60,
+            what="all 300 orders in flight",
+        )
+        proc.signal(signal.SIGTERM)
+
+        # New connections after the signal: never "ready", refused once the
+        # listener is closed, and never cut off half-way.
+        probes: list[int | str] = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                status, _ = request(url, "GET", "/readyz", timeout=30)
+            except Refused:
+                probes.append("refused")
+                break
+            probes.append(status)
+            time.sleep(0.05)
+        assert probes[-1] == "refused", probes
+        assert set(probes) <= {503, "refused"}, probes
+
+        results = [f.result(timeout=120) for f in futures]
+
+    assert all(status in {200, 409, 502} for status, _ in results), results
+    assert all(body.get("order_id") for _, body in results)
+    assert proc.wait(timeout=60) == 0
+    log = proc.log()
+    assert "draining" in log
+    assert "Traceback" not in log
+
+
+def test_an_idle_keep_alive_connection_does_not_hold_the_exit(start_app) -> None:
+    proc, url = start_app(env={"PROMDEMO_SHUTDOWN_TIMEOUT": "120"})
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        conn.request("GET", "/inventory")
+        assert conn.getresponse().read()
+        # The connection stays open, idle between requests.
+        proc.signal(signal.SIGTERM)
+        # Closed by the server long before its 120 s shutdown timeout.
+        assert proc.wait(timeout=60) == 0
+    finally:
+        conn.close()
+
+
+def test_a_silent_connection_gets_a_grace_then_is_closed(start_app) -> None:
+    proc, url = start_app(env={"PROMDEMO_SHUTDOWN_TIMEOUT": "120"})
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as silent:
+        # Let the server accept it before the signal.
+        wait_until(
+            lambda: httpx.get(f"{url}/healthz", timeout=5).status_code == 200,
+            timeout=30,
+            what="server answering",
+        )
+        proc.signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        assert silent.recv(1) == b""
+
+
+def test_orders_still_running_at_the_shutdown_timeout_exit_1(start_app) -> None:
+    proc, url = start_app(
+        env={
+            "PROMDEMO_DEPENDENCY_MIN_SECONDS": "30",
+            "PROMDEMO_DEPENDENCY_MAX_SECONDS": "30",
+            "PROMDEMO_SHUTDOWN_TIMEOUT": "1",
+        }
+    )
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        stuck = pool.submit(request, url, "POST", "/order", 60)
+        wait_until(lambda: in_progress(url) == 1, timeout=30, what="the order in flight")
+        proc.signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 1
+        with pytest.raises((OSError, http.client.HTTPException)):
+            stuck.result(timeout=60)
+    assert "shutdown timeout" in proc.log()

@@ -1,0 +1,67 @@
+"""The commands as a user runs them: bad settings stop start-up with one line."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.support.ports import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def run_app(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "promdemo_app", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PROMDEMO_INITIAL_INVENTORY", "lots"),
+        ("PROMDEMO_OVERSELL", "maybe"),
+        ("PROMDEMO_DEPENDENCY_FAILURE_RATE", "2"),
+        ("PROMDEMO_RESET_TOKEN_FILE", "/nonexistent/token"),
+    ],
+)
+def test_bad_setting_exits_nonzero_with_one_line(name: str, value: str) -> None:
+    result = run_app("--host", "127.0.0.1", "--port", str(free_port()), env={name: value})
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert name in lines[0]
+
+
+def test_console_script_reports_the_same_way() -> None:
+    script = shutil.which("promdemo-app")
+    if script is None:
+        pytest.skip("promdemo-app is not on PATH (pip install -e . puts it there)")
+    result = subprocess.run(
+        [script, "--port", "70000"], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "promdemo-app: --port='70000' is not valid: "
+        "expected a port from 1 to 65535 (0: any free port)"
+    ]
+
+
+def test_a_taken_port_exits_1_with_one_line(start_app) -> None:
+    _, url = start_app()
+    port = url.rsplit(":", 1)[1]
+    result = run_app("--host", "127.0.0.1", "--port", port, env={})
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if "promdemo-app:" in line]
+    assert errors == [f"promdemo-app: cannot listen on 127.0.0.1:{port}: Address already in use"]
+    assert "Traceback" not in result.stderr
