@@ -1,0 +1,320 @@
+"""`promdemo local` as a subprocess: replicas, load, heal, Prometheus, and a clean stop.
+
+After every stop (SIGTERM, SIGINT, --duration, even SIGKILL of `promdemo local`
+itself) no child process and no listening port may remain.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import unquote
+
+import httpx
+import pytest
+
+from promdemo_operator.local import LESSONS
+from tests.support.ports import free_port, port_is_listening
+from tests.support.processes import wait_until
+from tests.support.tools import require_binary
+
+pytestmark = pytest.mark.integration
+
+HEAL_LINE = re.compile(
+    r"heal: reset (replica-\d+) \(127\.0\.0\.1:(\d+)\) inventory (-?\d+) -> (\d+)"
+)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def consecutive_free_ports(count: int) -> int:
+    """The first of `count` consecutive loopback ports that are all free right now."""
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randint(20000, 55000)
+        ok = True
+        for port in range(base, base + count):
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return base
+    raise RuntimeError(f"no {count} consecutive free ports found")
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie counts as gone: it holds no port and runs no code)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.add(int(entry.name))
+    return found
+
+
+class LocalRun:
+    """`promdemo local ARGS` with stdout and stderr in files; always killed at the end."""
+
+    def __init__(self, tmp: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        self.stdout_path = tmp / "local.out"
+        self.stderr_path = tmp / "local.err"
+        self._out = open(self.stdout_path, "wb")  # noqa: SIM115 - closed in close()
+        self._err = open(self.stderr_path, "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "promdemo_operator.cli", "local", "--no-ui", *args],
+            stdout=self._out,
+            stderr=self._err,
+            env={**os.environ, **(env or {})},
+        )
+        self.children: set[int] = set()
+
+    @property
+    def stdout(self) -> str:
+        return self.stdout_path.read_text(errors="replace")
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
+        found: list[re.Match[str]] = []
+
+        def seen() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"promdemo local exited {self.proc.returncode} before {pattern!r}\n"
+                    f"stdout:\n{self.stdout}\nstderr:\n{self.stderr}"
+                )
+            match = re.search(pattern, self.stdout)
+            if match:
+                found.append(match)
+            return bool(match)
+
+        try:
+            wait_until(seen, timeout=timeout, interval=0.2, what=pattern)
+        except TimeoutError as e:
+            raise AssertionError(f"{e}\nstdout:\n{self.stdout}\nstderr:\n{self.stderr}") from e
+        return found[0]
+
+    def record_children(self) -> set[int]:
+        self.children |= _children(self.proc.pid)
+        return self.children
+
+    def wait_exit(self, timeout: float) -> int:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"promdemo local still running after {timeout}s\n{self.stdout}\n{self.stderr}"
+            ) from None
+
+    def close(self) -> None:
+        self.record_children()
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        for pid in self.children:  # only what this test's `promdemo local` started
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        self._out.close()
+        self._err.close()
+
+
+@pytest.fixture
+def local_run(tmp_path: Path) -> Iterator:
+    runs: list[LocalRun] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> LocalRun:
+        run = LocalRun(tmp_path, *args, env=env)
+        runs.append(run)
+        return run
+
+    yield start
+    for run in runs:
+        run.close()
+
+
+def assert_all_gone(run: LocalRun, ports: list[int]) -> None:
+    """No child process, no listening port (children may take a moment to be reaped)."""
+    assert run.children, "no child process was ever recorded"
+    wait_until(
+        lambda: not any(_alive(pid) for pid in run.children),
+        timeout=30,
+        what=f"children {sorted(run.children)} gone",
+    )
+    still = [p for p in ports if port_is_listening(p)]
+    assert still == [], f"ports still listening: {still}"
+
+
+def _query(prom: str, expr: str) -> list:
+    body = httpx.get(f"{prom}/api/v1/query", params={"query": expr}, timeout=10).json()
+    assert body["status"] == "success", (expr, body)
+    return body["data"]["result"]
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_whole_demo_load_heal_prometheus_then_sigterm(local_run) -> None:
+    require_binary("prometheus")
+    require_binary("prometheus-alertmanager")
+    port = consecutive_free_ports(2)
+    prom_port, am_port = free_port(), free_port()
+    run = local_run(
+        "--replicas", "2", "--port", str(port),
+        "--prometheus-port", str(prom_port), "--alertmanager-port", str(am_port),
+        "--with-load", "--load-orders", "300", "--load-pause", "60",
+        "--interval", "1s", "--cooldown", "5s", "--scrape-interval", "1s",
+    )  # fmt: skip
+    run.wait_for(r"promdemo local is ready", timeout=90)
+    ports = [port, port + 1, prom_port, am_port]
+    assert len(run.record_children()) == 4  # two replicas, Prometheus, Alertmanager
+
+    # The replicas answer, each on its own port.
+    for p in (port, port + 1):
+        assert httpx.get(f"http://127.0.0.1:{p}/healthz", timeout=5).status_code == 200
+
+    # The load drove an inventory negative and the heal engine reset it.
+    heal = run.wait_for(HEAL_LINE.pattern, timeout=120)
+    replica_port, before, after = int(heal.group(2)), int(heal.group(3)), int(heal.group(4))
+    assert before < 0
+    assert after == 100
+    metrics = httpx.get(f"http://127.0.0.1:{replica_port}/metrics", timeout=5).text
+    resets = re.search(r"^inventory_resets_total (\S+)$", metrics, re.M)
+    assert resets is not None
+    assert float(resets.group(1)) > 0
+    # (The heal may come during the burst: the engine checks every second.)
+    run.wait_for(r"load round 1 done in [0-9.]+s: HTTP 200: \d+", timeout=120)
+
+    # Prometheus scrapes both replicas, holds the rules, and answers every lesson's
+    # query -- the very links the output printed.
+    prom = f"http://127.0.0.1:{prom_port}"
+    links = re.findall(rf"{re.escape(prom)}/graph\?g0\.expr=([^&\s]+)&g0\.tab=0", run.stdout)
+    printed = [unquote(x) for x in links]
+    assert printed == [expr for _, expr in LESSONS]
+    # Debian's build answers /graph with a redirect to its classic UI, which reads g0.expr too.
+    page = httpx.get(f"{prom}/graph?g0.expr={links[0]}&g0.tab=0", timeout=10, follow_redirects=True)
+    assert page.status_code == 200
+    assert f"g0.expr={links[0]}" in str(page.url)
+    wait_until(lambda: len(_query(prom, "up == 1")) == 2, timeout=30, what="both replicas up")
+    for expr in printed:
+        wait_until(lambda e=expr: len(_query(prom, e)) > 0, timeout=60, what=f"data for {expr}")
+    successes = _query(prom, 'sum(orders_total{result="success"})')
+    assert float(successes[0]["value"][1]) > 0
+    rules = httpx.get(f"{prom}/api/v1/rules", timeout=10).json()["data"]["groups"]
+    names = {r["name"] for g in rules for r in g["rules"]}
+    assert {"InventoryNegative", "NoSuccessOrders"} <= names
+    assert httpx.get(f"http://127.0.0.1:{am_port}/-/ready", timeout=5).status_code == 200
+
+    # SIGTERM: everything stops, every port is free, exit 0.
+    run.record_children()
+    run.proc.send_signal(signal.SIGTERM)
+    assert run.wait_exit(90) == 0, run.stderr
+    assert_all_gone(run, ports)
+    assert "stopping (SIGTERM)" in run.stdout
+
+
+def test_duration_stops_by_itself(local_run) -> None:
+    require_binary("prometheus")
+    port = consecutive_free_ports(1)
+    prom_port, am_port = free_port(), free_port()
+    run = local_run(
+        "--replicas", "1", "--port", str(port),
+        "--prometheus-port", str(prom_port), "--alertmanager-port", str(am_port),
+        "--interval", "1s", "--scrape-interval", "1s", "--duration", "8",
+    )  # fmt: skip
+    run.wait_for(r"promdemo local is ready", timeout=90)
+    run.record_children()
+    assert run.wait_exit(120) == 0, run.stderr
+    assert "--duration 8s elapsed" in run.stdout
+    assert_all_gone(run, [port, prom_port, am_port])
+
+
+@pytest.mark.parametrize("busy", ["replica", "prometheus"])
+def test_busy_port_is_one_line_and_starts_nothing(local_run, busy: str) -> None:
+    port = consecutive_free_ports(2)
+    prom_port = free_port()
+    taken = port + 1 if busy == "replica" else prom_port
+    if busy == "prometheus":
+        require_binary("prometheus")
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", taken))
+        holder.listen()
+        run = local_run(
+            "--replicas", "2", "--port", str(port), "--prometheus-port", str(prom_port),
+            "--duration", "30",
+        )  # fmt: skip
+        code = run.wait_exit(60)
+        assert run.record_children() == set()
+    assert code == 2
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1, run.stderr
+    assert str(taken) in lines[0]
+    assert "already in use" in lines[0]
+    assert run.stdout == ""
+    assert not port_is_listening(port)
+
+
+def test_without_prometheus_says_how_to_install_and_runs(local_run, tmp_path: Path) -> None:
+    empty_bin = tmp_path / "bin"
+    empty_bin.mkdir()
+    port = consecutive_free_ports(1)
+    run = local_run(
+        "--replicas", "1", "--port", str(port), "--duration", "6", "--interval", "1s",
+        env={"PATH": str(empty_bin)},
+    )  # fmt: skip
+    run.wait_for(r"promdemo local is ready", timeout=60)
+    run.record_children()
+    assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+    assert run.wait_exit(60) == 0
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1, run.stderr
+    assert "prometheus is not installed" in lines[0]
+    assert "apt-get install prometheus prometheus-alertmanager" in lines[0]
+    assert "Prometheus " not in run.stdout  # no URL printed for it
+    assert_all_gone(run, [port])
+
+
+def test_sigint_stops_everything(local_run) -> None:
+    port = consecutive_free_ports(2)
+    run = local_run("--replicas", "2", "--port", str(port), "--no-prometheus")
+    run.wait_for(r"promdemo local is ready", timeout=60)
+    assert len(run.record_children()) == 2
+    run.proc.send_signal(signal.SIGINT)
+    assert run.wait_exit(60) == 0
+    assert_all_gone(run, [port, port + 1])
+
+
+def test_children_die_even_if_local_is_killed(local_run) -> None:
+    """SIGKILL cannot be handled: the children's parent-death signal stops them."""
+    port = consecutive_free_ports(2)
+    run = local_run("--replicas", "2", "--port", str(port), "--no-prometheus")
+    run.wait_for(r"promdemo local is ready", timeout=60)
+    assert len(run.record_children()) == 2
+    run.proc.kill()
+    run.wait_exit(30)
+    assert_all_gone(run, [port, port + 1])

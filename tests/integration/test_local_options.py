@@ -1,0 +1,99 @@
+"""`promdemo local`'s options and helpers (no process started)."""
+
+from __future__ import annotations
+
+import argparse
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from promdemo_operator import local
+
+
+def _parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    local.add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_defaults() -> None:
+    cfg = local.config_from_args(_parse())
+    assert (cfg.replicas, cfg.port, cfg.prometheus_port, cfg.alertmanager_port) == (
+        2,
+        8080,
+        9090,
+        9093,
+    )
+    assert cfg.app_ports == [8080, 8081]
+    assert cfg.interval == 5.0
+    assert cfg.load_orders == 300
+    assert cfg.duration is None
+    assert (cfg.ui, cfg.heal, cfg.prometheus, cfg.with_load) == (True, True, True, False)
+
+
+def test_durations_take_units_or_seconds() -> None:
+    args = _parse("--interval", "1s", "--for", "1m30s", "--cooldown", "500ms", "--duration", "90")
+    cfg = local.config_from_args(args)
+    assert (cfg.interval, cfg.for_seconds, cfg.cooldown, cfg.duration) == (1.0, 90.0, 0.5, 90.0)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--replicas", "0"],
+        ["--replicas", "51"],
+        ["--port", "70000"],
+        ["--interval", "0s"],
+        ["--interval", "soon"],
+        ["--duration", "-1"],
+        ["--scrape-interval", "5"],
+    ],
+)
+def test_bad_options_are_usage_errors(argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        _parse(*argv)
+    assert info.value.code == 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--port", "65535", "--replicas", "2"], "exceeds 65535"),
+        (["--port", "9089", "--replicas", "2"], "collides"),
+        (["--prometheus-port", "9999", "--alertmanager-port", "9999"], "must differ"),
+    ],
+)
+def test_port_plans_are_validated(argv: list[str], message: str) -> None:
+    cfg = local.config_from_args(_parse(*argv))
+    with pytest.raises(local.UsageError, match=message):
+        cfg.validate()
+
+
+def test_a_collision_with_prometheus_does_not_matter_without_it() -> None:
+    local.config_from_args(_parse("--port", "9089", "--no-prometheus")).validate()
+
+
+@pytest.mark.parametrize(
+    ("total", "parts", "expected"),
+    [(300, 2, [150, 150]), (301, 2, [151, 150]), (2, 3, [1, 1, 0]), (7, 1, [7])],
+)
+def test_split_evenly(total: int, parts: int, expected: list[int]) -> None:
+    assert local.split_evenly(total, parts) == expected
+    assert sum(local.split_evenly(total, parts)) == total
+
+
+def test_lesson_links_open_the_query_in_the_table_tab() -> None:
+    links = local.lesson_links("http://127.0.0.1:9090")
+    assert len(links) == len(local.LESSONS)
+    for _, expr, link in links:
+        parts = urlsplit(link)
+        assert parts.path == "/graph"
+        query = parse_qs(parts.query)
+        assert query["g0.expr"] == [expr]
+        assert query["g0.tab"] == ["0"]
+    exprs = [expr for _, expr, _ in links]
+    assert (
+        "histogram_quantile(0.95, sum by (le) (rate(http_request_latency_seconds_bucket[5m])))"
+        in exprs
+    )
+    assert "max_over_time(http_requests_in_progress[1m])" in exprs
