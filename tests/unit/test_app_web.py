@@ -204,6 +204,18 @@ def test_reset_with_the_right_token(scheme: str) -> None:
     assert response.get_json() == {"inventory": 7}
 
 
+def test_reset_token_in_the_pod_proxy_header() -> None:
+    # The API server's pod proxy drops Authorization; the operator sends this instead.
+    app = make_app(reset_token="s3cret", initial_inventory=7)
+    client = app.test_client()
+    wrong = client.post("/inventory/reset", headers={"X-Promdemo-Reset-Token": "nope"})
+    assert_json_error(wrong, 401)
+    ok = client.post("/inventory/reset", headers={"X-Promdemo-Reset-Token": "s3cret"})
+    assert ok.status_code == 200
+    assert ok.get_json() == {"inventory": 7}
+    assert value(app, "inventory_resets_total") == 1
+
+
 def test_reset_token_from_a_file(tmp_path: Path) -> None:
     (tmp_path / "token").write_text("mounted-secret\n")
     settings = load_settings(
