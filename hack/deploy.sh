@@ -8,4 +8,12 @@ need kubectl
 say "applying manifests/overlays/kind to $CONTEXT"
 kc apply -k manifests/overlays/kind
 kc wait --for condition=Established --timeout=60s crd/promdemos.promdemo.dev
+# The Alertmanager webhook's bearer token (autoHeal.source: alertmanager): made
+# once here, never committed, never rotated by a redeploy.
+if ! kc -n "$OPERATOR_NAMESPACE" get secret promdemo-webhook-token >/dev/null 2>&1; then
+  say "creating secret promdemo-webhook-token"
+  kc -n "$OPERATOR_NAMESPACE" create secret generic promdemo-webhook-token \
+    --from-literal=token="$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')"
+  kc -n "$OPERATOR_NAMESPACE" rollout restart "deployment/$OPERATOR_DEPLOYMENT"
+fi
 kc -n "$OPERATOR_NAMESPACE" rollout status "deployment/$OPERATOR_DEPLOYMENT" --timeout=180s
