@@ -1,0 +1,71 @@
+"""The operator's own Prometheus metrics (served on --metrics-port, 8080 by default).
+
+Every label has a small, fixed set of values: a reconcile's result, a child's
+kind and what was done to it. Names of PromDemos never become labels, so the
+series count does not grow with the number of demos.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+RESULTS = ("success", "invalid_spec", "error")
+CHILD_KINDS = ("Secret", "Deployment", "Service", "ServiceMonitor", "PrometheusRule")
+CHILD_ACTIONS = ("created", "patched", "unchanged", "deleted")
+
+
+class OperatorMetrics:
+    """The reconcile metrics, registered on one registry."""
+
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        self.reconciles = Counter(
+            "promdemo_reconciles_total",
+            "Reconciles of a PromDemo, by result: success, invalid_spec (the spec was "
+            "rejected; SpecValid=False), error (an API call failed; kopf retries later).",
+            ["result"],
+            registry=registry,
+        )
+        self.reconcile_errors = Counter(
+            "promdemo_reconcile_errors_total",
+            "Reconciles that failed with an error and will be retried.",
+            registry=registry,
+        )
+        self.reconcile_duration = Histogram(
+            "promdemo_reconcile_duration_seconds",
+            "Wall time of one reconcile of one PromDemo (all its children and its status).",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=registry,
+        )
+        self.children = Counter(
+            "promdemo_children_applied_total",
+            "Children written or checked by reconciles, by kind and action.",
+            ["kind", "action"],
+            registry=registry,
+        )
+        self.monitoring_crds = Gauge(
+            "promdemo_monitoring_crds_present",
+            "1 when the API server serves monitoring.coreos.com/v1 ServiceMonitors and "
+            "PrometheusRules, 0 when not (the last time a reconcile looked).",
+            registry=registry,
+        )
+        # Every series exists from the start (value 0), so rate() sees the first increment.
+        for result in RESULTS:
+            self.reconciles.labels(result=result)
+        for kind in CHILD_KINDS:
+            for action in CHILD_ACTIONS:
+                self.children.labels(kind=kind, action=action)
+
+
+_lock = threading.Lock()
+_default: OperatorMetrics | None = None
+
+
+def metrics() -> OperatorMetrics:
+    """The process-wide metrics on prometheus_client's default registry (created once)."""
+    global _default
+    with _lock:
+        if _default is None:
+            _default = OperatorMetrics()
+        return _default

@@ -1,0 +1,461 @@
+"""The operator-tier scenarios, as functions of a running KmockCluster + operator.
+
+Each test in this folder runs one of them; the RBAC coverage test runs them all
+against one cluster and compares the requests the operator sent with the RBAC.
+Every wait is a poll with a generous timeout; nothing asserts on timing.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+from promdemo_operator import render
+from promdemo_operator.kube import is_subset
+from tests.support.kmock_cluster import (
+    DEPLOYMENTS,
+    PROMDEMOS,
+    PROMETHEUSRULES,
+    SECRETS,
+    SERVICEMONITORS,
+    SERVICES,
+    KmockCluster,
+    OperatorProcess,
+    operator_log_tail,
+)
+from tests.support.processes import wait_until
+
+NS = "demo"
+TIMEOUT = 90.0
+
+CHILD_RESOURCES = {
+    "Secret": SECRETS,
+    "Deployment": DEPLOYMENTS,
+    "Service": SERVICES,
+    "ServiceMonitor": SERVICEMONITORS,
+    "PrometheusRule": PROMETHEUSRULES,
+}
+MONITORING_KINDS = ("ServiceMonitor", "PrometheusRule")
+
+
+def child_name(kind: str, name: str) -> str:
+    return render.secret_name(name) if kind == "Secret" else name
+
+
+def promdemo(name: str, spec: dict[str, Any] | None = None, ns: str = NS) -> dict[str, Any]:
+    return {
+        "apiVersion": "promdemo.dev/v1alpha1",
+        "kind": "PromDemo",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": copy.deepcopy(spec) if spec is not None else {},
+    }
+
+
+def wait(
+    predicate: Callable[[], bool],
+    what: str,
+    op: OperatorProcess | None = None,
+    timeout: float = TIMEOUT,
+) -> None:
+    try:
+        wait_until(predicate, timeout=timeout, interval=0.2, what=what)
+    except TimeoutError as e:
+        tail = f"\n--- operator log ---\n{operator_log_tail(op)}" if op is not None else ""
+        raise AssertionError(f"{e}{tail}") from None
+
+
+def condition(pd: dict[str, Any], type_: str) -> dict[str, Any]:
+    for c in (pd.get("status") or {}).get("conditions") or []:
+        if c.get("type") == type_:
+            return c
+    return {}
+
+
+def wait_observed(
+    cluster: KmockCluster, name: str, op: OperatorProcess | None = None, ns: str = NS
+) -> dict[str, Any]:
+    """Wait until status.observedGeneration == metadata.generation; the PromDemo."""
+    seen: dict[str, Any] = {}
+
+    def observed() -> bool:
+        pd = cluster.get(PROMDEMOS, ns, name) or {}
+        seen["pd"] = pd
+        status = pd.get("status") or {}
+        gen = (pd.get("metadata") or {}).get("generation")
+        return gen is not None and status.get("observedGeneration") == gen
+
+    wait(observed, f"PromDemo {ns}/{name} observed", op)
+    return seen["pd"]
+
+
+def children(cluster: KmockCluster, name: str, ns: str = NS) -> dict[str, dict[str, Any]]:
+    """The children of PromDemo `name` that exist now, by kind."""
+    found = {}
+    for kind, res in CHILD_RESOURCES.items():
+        for obj in cluster.stored(res, ns) if _served(cluster, res) else []:
+            if obj["metadata"]["name"] == child_name(kind, name):
+                found[kind] = obj
+    return found
+
+
+def _served(cluster: KmockCluster, res: str) -> bool:
+    return cluster.monitoring or res not in (SERVICEMONITORS, PROMETHEUSRULES)
+
+
+def instance_objects(cluster: KmockCluster, name: str, ns: str = NS) -> dict[str, int]:
+    """How many objects of each child resource carry `app.kubernetes.io/instance=name`."""
+    counts = {}
+    for kind, res in CHILD_RESOURCES.items():
+        if _served(cluster, res):
+            items = cluster.list(res, ns, label_selector=f"app.kubernetes.io/instance={name}")
+            counts[kind] = len(items)
+    return counts
+
+
+def wait_children(
+    cluster: KmockCluster,
+    name: str,
+    kinds: tuple[str, ...],
+    op: OperatorProcess | None = None,
+    ns: str = NS,
+) -> dict[str, dict[str, Any]]:
+    wait(lambda: set(kinds) <= set(children(cluster, name, ns)), f"children {kinds} of {name}", op)
+    return children(cluster, name, ns)
+
+
+def token_of(cluster: KmockCluster, name: str, ns: str = NS) -> str | None:
+    return render.token_from_secret(cluster.get(SECRETS, ns, render.secret_name(name)))
+
+
+def assert_children_match_render(
+    cluster: KmockCluster, pd: dict[str, Any], kids: dict[str, dict[str, Any]]
+) -> None:
+    """Every child holds what `render_children` says (owner references included)."""
+    token = token_of(cluster, pd["metadata"]["name"], pd["metadata"]["namespace"])
+    assert token, "the reset-token Secret has no token"
+    expected = render.render_children(pd, token=token)
+    for want in expected:
+        got = kids[want["kind"]]
+        view = {k: v for k, v in want.items() if k not in ("metadata", "status")}
+        view["metadata"] = {k: want["metadata"][k] for k in ("name", "namespace", "labels")}
+        assert is_subset(view, got), f"{want['kind']} differs from the render:\n{got}"
+        refs = got["metadata"].get("ownerReferences") or []
+        assert [r["uid"] for r in refs] == [pd["metadata"]["uid"]], refs
+        assert refs[0]["kind"] == "PromDemo"
+        assert refs[0]["controller"] is True
+
+
+def env_of(deployment: dict[str, Any]) -> dict[str, str]:
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e.get("value", "") for e in container.get("env", [])}
+
+
+def event_reasons(cluster: KmockCluster, name: str, ns: str = NS) -> list[tuple[str, str, str]]:
+    return [
+        (e.get("type", ""), e.get("reason", ""), e.get("message", ""))
+        for e in cluster.events_for(ns, name)
+    ]
+
+
+def uids(kids: dict[str, dict[str, Any]]) -> dict[str, str]:
+    return {kind: obj["metadata"]["uid"] for kind, obj in kids.items()}
+
+
+def never_deleted(cluster: KmockCluster, kind: str, name: str, ns: str = NS) -> bool:
+    history = cluster.history(CHILD_RESOURCES[kind], ns, child_name(kind, name))
+    return bool(history) and None not in history
+
+
+# --------------------------------------------------------------------------- scenarios
+
+FULL_SPEC: dict[str, Any] = {
+    "replicas": 2,
+    "app": {"initialInventory": 100, "simulation": {"dependencyFailureRate": 0.1}},
+    "monitoring": {"labels": {"release": "prometheus"}, "scrapeInterval": "15s"},
+}
+
+
+def scenario_create(cluster: KmockCluster, op: OperatorProcess, name: str = "shop") -> dict:
+    """Create → the five children, owned, with the rendered content; status and events."""
+    cluster.create(promdemo(name, FULL_SPEC))
+    pd = wait_observed(cluster, name, op)
+    kids = wait_children(cluster, name, tuple(CHILD_RESOURCES), op)
+    assert_children_match_render(cluster, pd, kids)
+    assert kids["ServiceMonitor"]["metadata"]["labels"]["release"] == "prometheus"
+    assert kids["PrometheusRule"]["metadata"]["labels"]["release"] == "prometheus"
+    assert kids["Deployment"]["spec"]["replicas"] == 2
+
+    status = pd["status"]
+    assert status["selector"] == (
+        f"app.kubernetes.io/name=promdemo,app.kubernetes.io/instance={name}"
+    )
+    assert status["readyReplicas"] == 0  # kmock runs no Deployment controller
+    assert condition(pd, "SpecValid")["status"] == "True"
+    assert condition(pd, "MonitoringReady")["status"] == "True"
+    assert condition(pd, "Available")["status"] == "False"
+    assert condition(pd, "Available")["reason"] == "ReplicasNotReady"
+
+    def created_events() -> bool:
+        msgs = {m for t, r, m in event_reasons(cluster, name) if t == "Normal" and r == "Created"}
+        return all(f"Created {kind} {child_name(kind, name)}" in msgs for kind in CHILD_RESOURCES)
+
+    wait(created_events, f"a Created event per child of {name}", op)
+    assert instance_objects(cluster, name) == dict.fromkeys(CHILD_RESOURCES, 1)
+    return pd
+
+
+def scenario_deployment_ready(cluster: KmockCluster, op: OperatorProcess, name: str) -> None:
+    """Play the Deployment controller: readiness reaches status and Available."""
+    deployment = cluster.get(DEPLOYMENTS, NS, name)
+    assert deployment is not None
+    replicas = deployment["spec"]["replicas"]
+    cluster.patch(
+        DEPLOYMENTS, NS, name,
+        {"status": {"replicas": replicas, "readyReplicas": replicas,
+                    "availableReplicas": replicas, "observedGeneration": 1}},
+        subresource="status",
+    )  # fmt: skip
+
+    def available() -> bool:
+        pd = cluster.get(PROMDEMOS, NS, name) or {}
+        return (pd.get("status") or {}).get("readyReplicas") == replicas and condition(
+            pd, "Available"
+        ).get("status") == "True"
+
+    wait(available, f"{name} Available with {replicas} ready replicas", op)
+    pd = cluster.get(PROMDEMOS, NS, name) or {}
+    assert pd["status"]["replicas"] == replicas
+
+
+def scenario_update(cluster: KmockCluster, op: OperatorProcess, name: str) -> None:
+    """Spec changes reach the children by patches: same objects, nothing duplicated."""
+    before = children(cluster, name)
+    token = token_of(cluster, name)
+    cluster.patch(
+        PROMDEMOS, NS, name,
+        {"spec": {"replicas": 3, "app": {"initialInventory": 50, "oversell": False,
+                                         "simulation": {"dependencyMaxSeconds": 0.8}}}},
+    )  # fmt: skip
+    pd = cluster.get(PROMDEMOS, NS, name) or {}
+    assert pd["metadata"]["generation"] >= 2, "the emulator bumps generation on spec changes"
+    pd = wait_observed(cluster, name, op)
+
+    def patched() -> bool:
+        dep = cluster.get(DEPLOYMENTS, NS, name) or {}
+        env = env_of(dep)
+        return (
+            dep["spec"]["replicas"] == 3
+            and env.get("PROMDEMO_INITIAL_INVENTORY") == "50"
+            and env.get("PROMDEMO_OVERSELL") == "false"
+            and env.get("PROMDEMO_DEPENDENCY_MAX_SECONDS") == "0.8"
+        )
+
+    wait(patched, f"Deployment {name} patched to the new spec", op)
+    after = children(cluster, name)
+    assert uids(after) == uids(before), "children were re-created instead of patched"
+    assert instance_objects(cluster, name) == dict.fromkeys(CHILD_RESOURCES, 1)
+    assert all(never_deleted(cluster, kind, name) for kind in CHILD_RESOURCES)
+    assert token_of(cluster, name) == token, "an update rotated the reset token"
+    assert_children_match_render(cluster, pd, after)
+
+    def updated_event() -> bool:
+        return any(r == "Updated" and "Deployment" in m for _, r, m in event_reasons(cluster, name))
+
+    wait(updated_event, "an Updated event for the Deployment", op)
+
+    # Switching monitoring objects off removes them (only them); on again brings them back.
+    off = {"serviceMonitor": False, "prometheusRule": False}
+    cluster.patch(PROMDEMOS, NS, name, {"spec": {"monitoring": off}})
+    wait_observed(cluster, name, op)
+    wait(
+        lambda: set(children(cluster, name)) == set(CHILD_RESOURCES) - set(MONITORING_KINDS),
+        "ServiceMonitor and PrometheusRule deleted", op,
+    )  # fmt: skip
+    pd = cluster.get(PROMDEMOS, NS, name) or {}
+    assert condition(pd, "MonitoringReady")["reason"] == "MonitoringDisabled"
+    on = {"serviceMonitor": True, "prometheusRule": True}
+    cluster.patch(PROMDEMOS, NS, name, {"spec": {"monitoring": on}})
+    wait_children(cluster, name, tuple(CHILD_RESOURCES), op)
+    wait_observed(cluster, name, op)
+
+
+def scenario_drift_repaired(cluster: KmockCluster, op: OperatorProcess, name: str) -> None:
+    """Hand edits of the children are patched back (same objects); the token is kept."""
+    before = uids(children(cluster, name))
+    token = token_of(cluster, name)
+    managed_by = {"metadata": {"labels": {"app.kubernetes.io/managed-by": None}}}
+    cluster.patch(SECRETS, NS, render.secret_name(name), managed_by)
+    cluster.patch(SERVICES, NS, name, {"spec": {"ports": [{"name": "x", "port": 1}]}})
+    cluster.patch(DEPLOYMENTS, NS, name, {"spec": {"template": {"spec": {"containers": [
+        {"name": "app", "image": "evil:latest"}]}}}})  # fmt: skip
+    cluster.patch(SERVICEMONITORS, NS, name, {"spec": {"endpoints": []}})
+    cluster.patch(PROMETHEUSRULES, NS, name, {"spec": {"groups": []}, **managed_by})
+    pd = cluster.get(PROMDEMOS, NS, name) or {}
+
+    def repaired() -> bool:
+        try:
+            assert_children_match_render(cluster, pd, children(cluster, name))
+        except AssertionError:
+            return False
+        return True
+
+    wait(repaired, f"children of {name} patched back to the render", op)
+    assert uids(children(cluster, name)) == before, "a drifted child was re-created"
+    assert token_of(cluster, name) == token
+
+
+def scenario_child_deleted(cluster: KmockCluster, op: OperatorProcess, name: str) -> None:
+    """A deleted child comes back (the resync), the others are left alone."""
+    before = uids(children(cluster, name))
+    assert cluster.delete(DEPLOYMENTS, NS, name)
+    assert cluster.delete(SERVICEMONITORS, NS, name)
+
+    def back() -> bool:
+        now = uids(children(cluster, name))
+        return set(now) == set(CHILD_RESOURCES) and all(
+            now[k] != before[k] for k in ("Deployment", "ServiceMonitor")
+        )
+
+    wait(back, f"Deployment and ServiceMonitor of {name} re-created", op)
+    now = uids(children(cluster, name))
+    for kind in ("Secret", "Service", "PrometheusRule"):
+        assert now[kind] == before[kind], f"{kind} was re-created although it was not deleted"
+    assert instance_objects(cluster, name) == dict.fromkeys(CHILD_RESOURCES, 1)
+
+
+def scenario_status_preserved(cluster: KmockCluster, op: OperatorProcess, name: str) -> None:
+    """What the heal loop writes to status survives reconciles."""
+    heal = {
+        "inventory": {f"{name}-abc": -3},
+        "lowestInventory": -3,
+        "healCount": 2,
+        "lastHeal": {
+            "pod": f"{name}-abc",
+            "before": -3,
+            "after": 100,
+            "time": "2026-01-01T00:00:00Z",
+        },
+    }
+    pd = cluster.get(PROMDEMOS, NS, name) or {}
+    conditions = [*pd["status"]["conditions"],
+                  {"type": "Healing", "status": "False", "reason": "Idle", "message": "",
+                   "lastTransitionTime": "2026-01-01T00:00:00Z"}]  # fmt: skip
+    cluster.patch(
+        PROMDEMOS, NS, name, {"status": {**heal, "conditions": conditions}}, subresource="status"
+    )
+    cluster.patch(PROMDEMOS, NS, name, {"spec": {"app": {"initialInventory": 70}}})
+    pd = wait_observed(cluster, name, op)
+    wait(lambda: env_of(cluster.get(DEPLOYMENTS, NS, name) or {}).get(
+        "PROMDEMO_INITIAL_INVENTORY") == "70", "the knob reaches the Deployment", op)  # fmt: skip
+    pd = cluster.get(PROMDEMOS, NS, name) or {}
+    for key, value in heal.items():
+        assert pd["status"][key] == value, f"status.{key} was clobbered"
+    assert condition(pd, "Healing") == conditions[-1], "a foreign condition was clobbered"
+
+
+def scenario_restart(
+    cluster: KmockCluster, op: OperatorProcess, names: list[str]
+) -> OperatorProcess:
+    """Restart the operator: nothing re-created, nothing duplicated, nothing rewritten."""
+    before = {n: children(cluster, n) for n in names}
+    assert cluster.stop_operator(op) == 0, "the operator did not stop cleanly on SIGTERM"
+    mark = len(cluster.api_calls())
+    new_op = cluster.start_operator(log_name="operator-restarted.log")
+
+    def resumed_and_resynced() -> bool:
+        gets = [
+            c for c in cluster.api_calls()[mark:]
+            if c.verb == "get" and c.resource == "deployments" and c.name in names
+        ]  # fmt: skip
+        # resume + at least two resync rounds for each PromDemo
+        return all(sum(1 for c in gets if c.name == n) >= 3 for n in names)
+
+    wait(resumed_and_resynced, "the restarted operator reconciled every PromDemo", new_op)
+    after_calls = cluster.api_calls()[mark:]
+    creates = [c for c in after_calls if c.verb == "create" and c.resource != "events"]
+    assert not creates, f"the restarted operator created objects: {creates}"
+    for n in names:
+        now = children(cluster, n)
+        assert uids(now) == uids(before[n]), f"children of {n} re-created"
+        versions = {k: o["metadata"]["resourceVersion"] for k, o in now.items()}
+        old_versions = {k: o["metadata"]["resourceVersion"] for k, o in before[n].items()}
+        assert versions == old_versions, f"children of {n} rewritten after the restart"
+        assert instance_objects(cluster, n) == dict.fromkeys(CHILD_RESOURCES, 1)
+    return new_op
+
+
+def scenario_monitoring_absent_then_added(
+    cluster: KmockCluster, op: OperatorProcess, name: str = "nomon"
+) -> None:
+    """No monitoring CRDs: the app is deployed, MonitoringReady=False; CRDs added → objects."""
+    assert not cluster.monitoring, "start this scenario on a cluster without monitoring CRDs"
+    cluster.create(promdemo(name, {"monitoring": {"labels": {"release": "prometheus"}}}))
+    pd = wait_observed(cluster, name, op)
+    kids = wait_children(cluster, name, ("Secret", "Deployment", "Service"), op)
+    assert set(kids) == {"Secret", "Deployment", "Service"}
+    c = condition(pd, "MonitoringReady")
+    assert (c["status"], c["reason"]) == ("False", "MonitoringCRDsMissing"), c
+    assert "servicemonitors" in c["message"]
+    assert "prometheusrules" in c["message"]
+    assert condition(pd, "SpecValid")["status"] == "True"
+    wait(
+        lambda: ("Warning", "MonitoringCRDsMissing") in
+        {(t, r) for t, r, _ in event_reasons(cluster, name)},
+        "a MonitoringCRDsMissing warning event", op,
+    )  # fmt: skip
+
+    cluster.install_monitoring_crds()
+    kids = wait_children(cluster, name, tuple(CHILD_RESOURCES), op)
+    wait(
+        lambda: condition(cluster.get(PROMDEMOS, NS, name) or {}, "MonitoringReady").get("status")
+        == "True",
+        "MonitoringReady=True once the CRDs exist", op,
+    )  # fmt: skip
+    pd = cluster.get(PROMDEMOS, NS, name) or {}
+    assert_children_match_render(cluster, pd, kids)
+
+
+INVALID_SIMULATION = {"app": {"simulation": {"dependencyMinSeconds": 2, "dependencyMaxSeconds": 1}}}
+
+
+def scenario_invalid_spec(
+    cluster: KmockCluster, op: OperatorProcess, bad: str = "broken", good: str = "fine"
+) -> None:
+    """An invalid spec: SpecValid=False with the reason; another PromDemo is unaffected."""
+    cluster.create(promdemo(bad, INVALID_SIMULATION))
+    cluster.create(promdemo(good, {"replicas": 1}))
+    pd_bad = wait_observed(cluster, bad, op)
+    c = condition(pd_bad, "SpecValid")
+    assert (c["status"], c["reason"]) == ("False", "InvalidSpec"), c
+    assert "dependencyMinSeconds" in c["message"], c
+    # The handler finished (kopf recorded it as handled), so kopf does not retry it hot.
+    annotations = pd_bad["metadata"].get("annotations") or {}
+    assert "kopf.zalando.org/last-handled-configuration" in annotations, annotations
+    assert not any(k.startswith("kopf.zalando.org/reconcile") for k in annotations), annotations
+
+    pd_good = wait_observed(cluster, good, op)
+    kinds = tuple(k for k in CHILD_RESOURCES if cluster.monitoring or k not in MONITORING_KINDS)
+    kids = wait_children(cluster, good, kinds, op)
+    assert_children_match_render(cluster, pd_good, kids)
+    assert condition(pd_good, "SpecValid")["status"] == "True"
+    assert children(cluster, bad) == {}, "children were created for an invalid spec"
+    wait(
+        lambda: ("Warning", "InvalidSpec") in {(t, r) for t, r, _ in event_reasons(cluster, bad)},
+        "an InvalidSpec warning event", op,
+    )  # fmt: skip
+
+    # Fixed → reconciled like any other.
+    cluster.patch(
+        PROMDEMOS, NS, bad, {"spec": {"app": {"simulation": {"dependencyMinSeconds": 0.5}}}}
+    )
+    pd_bad = wait_observed(cluster, bad, op)
+    assert condition(pd_bad, "SpecValid")["status"] == "True"
+    wait_children(cluster, bad, ("Secret", "Deployment", "Service"), op)
+
+
+def scenario_delete_promdemo(cluster: KmockCluster, op: OperatorProcess, name: str) -> None:
+    """Deleting a PromDemo: kopf releases its finalizer; the owned children go with it."""
+    assert cluster.delete(PROMDEMOS, NS, name)
+    wait(lambda: cluster.get(PROMDEMOS, NS, name) is None, f"PromDemo {name} gone", op)
+    wait(lambda: children(cluster, name) == {}, f"children of {name} garbage-collected", op)
