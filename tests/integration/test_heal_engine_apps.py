@@ -1,0 +1,181 @@
+"""The heal engine against real order-service processes on 127.0.0.2 and 127.0.0.3 ("pods").
+
+Concurrent orders oversell one app below zero; the engine resets that one (with
+the bearer token), leaves the healthy one alone, and skips and counts an app
+that stops answering (frozen: timeout; stopped: unreachable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry
+
+from promdemo_operator.heal.engine import HealEngine, PodTarget
+from promdemo_operator.heal.metrics import HealMetrics
+from promdemo_operator.heal.policy import HealPolicy, PolicyConfig
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "heal-integration-token"
+
+# Small stock, short simulated latencies, no dependency failures: 40 concurrent
+# orders all pass the stock check before any decrement, so the gauge goes negative.
+APP_ENV = {
+    "PROMDEMO_RESET_TOKEN": TOKEN,
+    "PROMDEMO_INITIAL_INVENTORY": "5",
+    "PROMDEMO_OVERSELL": "true",
+    "PROMDEMO_DEPENDENCY_MIN_SECONDS": "0.5",
+    "PROMDEMO_DEPENDENCY_MAX_SECONDS": "0.8",
+    "PROMDEMO_DEPENDENCY_FAILURE_RATE": "0",
+    "PROMDEMO_PROCESSING_MIN_SECONDS": "0.05",
+    "PROMDEMO_PROCESSING_MAX_SECONDS": "0.1",
+}
+
+
+def oversell(base_url: str, orders: int = 40) -> int:
+    """Rounds of `orders` concurrent POST /order until the inventory is negative; returns it."""
+    limits = httpx.Limits(max_connections=orders, max_keepalive_connections=orders)
+    with httpx.Client(timeout=30, limits=limits) as client:
+
+        def one(_: int) -> int:
+            return client.post(f"{base_url}/order").status_code
+
+        # One round nearly always oversells; more rounds keep it certain.
+        for _ in range(10):
+            with ThreadPoolExecutor(max_workers=orders) as pool:
+                codes = list(pool.map(one, range(orders)))
+            assert set(codes) <= {200, 409}, codes
+            value = inventory(base_url)
+            if value < 0:
+                return value
+            if value == 0:  # sold out exactly: nothing more sells, start from full stock
+                headers = {"Authorization": f"Bearer {TOKEN}"}
+                client.post(f"{base_url}/inventory/reset", headers=headers).raise_for_status()
+    raise AssertionError(f"{orders} concurrent orders never drove the inventory below 0")
+
+
+def inventory(base_url: str) -> int:
+    return int(httpx.get(f"{base_url}/inventory", timeout=10).json()["inventory"])
+
+
+def resets_counted(base_url: str) -> float:
+    for line in httpx.get(f"{base_url}/metrics", timeout=10).text.splitlines():
+        if line.startswith("inventory_resets_total "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def engine_for(metrics: HealMetrics, **policy: Any) -> HealEngine:
+    return HealEngine(
+        HealPolicy(PolicyConfig(**policy)),
+        token=TOKEN,
+        timeout=1.0,
+        namespace="it",
+        promdemo="shop",
+        metrics=metrics,
+    )
+
+
+def metric(metrics: HealMetrics, name: str, **labels: str) -> float:
+    assert metrics.registry is not None
+    value = metrics.registry.get_sample_value(
+        name, {"namespace": "it", "promdemo": "shop", **labels}
+    )
+    return value or 0.0
+
+
+def test_engine_resets_the_oversold_app_and_leaves_the_healthy_one(start_app) -> None:
+    _, url_a = start_app(env=APP_ENV, host="127.0.0.2")
+    _, url_b = start_app(env=APP_ENV, host="127.0.0.3")
+    negative = oversell(url_a)
+    assert negative < 0, "the concurrent orders were expected to oversell"
+    healthy = inventory(url_b)
+    assert healthy == 5
+    resets_a, resets_b = resets_counted(url_a), resets_counted(url_b)
+
+    metrics = HealMetrics(CollectorRegistry())
+    pods = [PodTarget("shop-a", url_a), PodTarget("shop-b", url_b)]
+
+    async def check() -> Any:
+        async with engine_for(metrics) as engine:
+            return await engine.check(pods)
+
+    result = asyncio.run(check())
+    # a reset goes back to the initial inventory (5 here)
+    assert [(r.pod, r.before, r.after) for r in result.resets] == [("shop-a", negative, 5)]
+    assert result.failures == []
+    assert result.inventory == {"shop-a": 5, "shop-b": 5}
+    assert inventory(url_a) == 5
+    assert inventory(url_b) == 5
+    assert resets_counted(url_a) == resets_a + 1  # the app counted exactly one reset
+    assert resets_counted(url_b) == resets_b == 0
+    assert metric(metrics, "promdemo_inventory_resets_total") == 1
+
+
+def test_engine_for_spans_checks_and_cooldown_holds(start_app) -> None:
+    _, url = start_app(env=APP_ENV, host="127.0.0.2")
+    metrics = HealMetrics(CollectorRegistry())
+    pods = [PodTarget("shop-a", url)]
+
+    async def scenario() -> list[Any]:
+        async with engine_for(metrics, interval=0.2, for_seconds=0.3, cooldown=600) as engine:
+            oversell(url)  # blocking here is fine: nothing else runs on this loop
+            results = []
+            # keep checking until the reset happened (for = 0.3 s needs >= 2 checks)
+            for _ in range(50):
+                results.append(await engine.check(pods))
+                if results[-1].resets:
+                    break
+                await asyncio.sleep(0.2)
+            # oversold again, right away: due again after `for`, but in cooldown
+            oversell(url)
+            for _ in range(4):
+                results.append(await engine.check(pods))
+                await asyncio.sleep(0.2)
+            return results
+
+    results = asyncio.run(scenario())
+    first_reset = next(i for i, r in enumerate(results) if r.resets)
+    assert first_reset >= 1, "for > 0 must hold the reset back at the first check"
+    assert results[0].decisions["shop-a"].action.value == "pending"
+    assert all(r.resets == [] for r in results[first_reset + 1 :])
+    assert results[-1].skipped == {"shop-a": "cooldown"}
+    assert sum(len(r.resets) for r in results) == 1
+    assert inventory(url) < 0
+
+
+def test_a_pod_that_stops_answering_is_skipped_and_counted(start_app) -> None:
+    proc_a, url_a = start_app(env=APP_ENV, host="127.0.0.2")
+    proc_b, url_b = start_app(env=APP_ENV, host="127.0.0.3")
+    metrics = HealMetrics(CollectorRegistry())
+    pods = [PodTarget("shop-a", url_a), PodTarget("shop-b", url_b)]
+    oversell(url_a)
+
+    async def check() -> Any:
+        async with engine_for(metrics) as engine:
+            return await engine.check(pods)
+
+    # B frozen (SIGSTOP): its socket accepts, nothing answers → timeout.
+    os.kill(proc_b.pid, signal.SIGSTOP)
+    try:
+        frozen = asyncio.run(check())
+    finally:
+        os.kill(proc_b.pid, signal.SIGCONT)
+    assert [(f.pod, f.reason) for f in frozen.failures] == [("shop-b", "timeout")]
+    assert [r.pod for r in frozen.resets] == ["shop-a"]
+
+    # B gone: connection refused → unreachable; A is still read (and healthy now).
+    proc_b.stop()
+    gone = asyncio.run(check())
+    assert [(f.pod, f.reason) for f in gone.failures] == [("shop-b", "unreachable")]
+    assert gone.inventory == {"shop-a": 5}
+    assert metric(metrics, "promdemo_heal_scrape_failures_total", reason="timeout") == 1
+    assert metric(metrics, "promdemo_heal_scrape_failures_total", reason="unreachable") == 1
+    assert proc_a.alive()

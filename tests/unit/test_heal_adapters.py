@@ -1,0 +1,194 @@
+"""Pure helpers around the engine: pod access, pod dicts, Alertmanager payloads, the receiver."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from promdemo_operator.handlers.webhook import AlertReceiver, find_loop, webhook_token
+from promdemo_operator.heal.access import (
+    API_PROXY,
+    POD_IP,
+    pod_base_url,
+    pod_proxy_url,
+    resolve_access,
+)
+from promdemo_operator.heal.alertmanager import (
+    AlertRef,
+    PayloadError,
+    inventory_alerts,
+    parse_payload,
+    parse_time,
+)
+from promdemo_operator.heal.engine import PodTarget
+from promdemo_operator.heal.pods import app_port, is_ready, pod_targets
+
+SELECTOR = {"app.kubernetes.io/name": "promdemo", "app.kubernetes.io/instance": "shop"}
+
+
+def test_resolve_access() -> None:
+    assert resolve_access("auto", {"KUBERNETES_SERVICE_HOST": "10.0.0.1"}) == POD_IP
+    assert resolve_access("auto", {}) == API_PROXY
+    assert resolve_access(None, {"KUBERNETES_SERVICE_HOST": ""}) == API_PROXY
+    assert resolve_access("apiProxy", {"KUBERNETES_SERVICE_HOST": "x"}) == API_PROXY
+    with pytest.raises(ValueError, match="podAccess"):
+        resolve_access("nodePort", {})
+
+
+def test_urls() -> None:
+    assert pod_proxy_url("https://127.0.0.1:6443/", "demo", "shop-a", 8080) == (
+        "https://127.0.0.1:6443/api/v1/namespaces/demo/pods/shop-a:8080/proxy"
+    )
+    assert pod_base_url(POD_IP, namespace="d", pod="p", pod_ip="10.1.2.3") == "http://10.1.2.3:8080"
+    assert pod_base_url(POD_IP, namespace="d", pod="p", pod_ip="fd00::1", port=81) == (
+        "http://[fd00::1]:81"
+    )
+    assert pod_base_url(POD_IP, namespace="d", pod="p", pod_ip=None) is None
+
+
+def pod(name: str, *, ip: str | None = "10.0.0.5", ready: str = "True", **extra: Any) -> dict:
+    return {
+        "metadata": {"name": name, "labels": extra.pop("labels", dict(SELECTOR)), **extra},
+        "spec": {
+            "containers": [{"name": "app", "ports": [{"name": "http", "containerPort": 9000}]}]
+        },
+        "status": {
+            "phase": "Running",
+            "podIP": ip,
+            "conditions": [{"type": "Ready", "status": ready}],
+        },
+    }
+
+
+def test_pod_targets_ready_selected_and_addressed() -> None:
+    pods = [
+        pod("b"),
+        pod("a", ip="10.0.0.6"),
+        pod("not-ready", ready="False"),
+        pod("no-ip", ip=None),
+        pod("other", labels={"app.kubernetes.io/instance": "other"}),
+        pod("leaving", deletionTimestamp="2026-01-01T00:00:00Z"),
+    ]
+    got = pod_targets(pods, selector=SELECTOR, access=POD_IP, namespace="demo")
+    assert got == [
+        PodTarget("a", "http://10.0.0.6:9000", True),
+        PodTarget("b", "http://10.0.0.5:9000", True),
+        PodTarget("leaving", None, False),
+        PodTarget("no-ip", None, True),
+        PodTarget("not-ready", None, False),
+    ]
+    proxied = pod_targets(
+        [pod("a")], selector=SELECTOR, access=API_PROXY, namespace="demo", api_server="https://k"
+    )
+    assert proxied == [PodTarget("a", "https://k/api/v1/namespaces/demo/pods/a:9000/proxy")]
+    assert app_port({"spec": {}}) == 8080
+    assert not is_ready({"status": {"phase": "Pending"}})
+
+
+PAYLOAD = {
+    "version": "4",
+    "status": "firing",
+    "receiver": "promdemo",
+    "groupKey": '{}:{alertname="InventoryNegative"}',
+    "alerts": [
+        {
+            "status": "firing",
+            "labels": {
+                "alertname": "InventoryNegative",
+                "namespace": "demo",
+                "pod": "shop-a",
+                "promdemo": "shop",
+                "instance": "10.0.0.5:8080",
+            },
+            "startsAt": "2026-11-22T02:47:53.123456789Z",
+            "endsAt": "0001-01-01T00:00:00Z",
+            "fingerprint": "abc",
+        },
+        {"status": "firing", "labels": {"alertname": "HighLatencyP95", "job": "shop"}},
+        {
+            "status": "resolved",
+            "labels": {"alertname": "InventoryNegative", "instance": "10.0.0.6:8080"},
+        },
+    ],
+}
+
+
+def test_parse_payload() -> None:
+    refs = inventory_alerts(parse_payload(PAYLOAD))
+    assert [(r.status, r.pod, r.instance) for r in refs] == [
+        ("firing", "shop-a", "10.0.0.5:8080"),
+        ("resolved", None, "10.0.0.6:8080"),
+    ]
+    assert refs[0].promdemo == "shop"
+    assert refs[0].starts_at == pytest.approx(parse_time("2026-11-22T02:47:53.123456Z"))
+    assert parse_time("0001-01-01T00:00:00Z") is None
+    assert parse_time("2026-11-22T02:47:53+01:00") is not None
+    for bad in ([], {"alerts": "x"}, {"alerts": [1]}, {"alerts": [{"labels": 3}]}):
+        with pytest.raises(PayloadError):
+            parse_payload(bad)
+
+
+class FakeLoop:
+    def __init__(self, namespace: str, name: str, pods: list[PodTarget], outcome: str) -> None:
+        self.namespace, self.name, self.pods, self.outcome = namespace, name, pods, outcome
+        self.healed: list[AlertRef] = []
+        self.refreshed = 0
+
+    def find_pod(self, ref: AlertRef) -> PodTarget | None:
+        for p in self.pods:
+            if p.name == ref.pod or (not ref.pod and p.base_url == f"http://{ref.instance}"):
+                return p
+        return None
+
+    async def refresh_pods(self) -> None:
+        self.refreshed += 1
+
+    async def heal_alert(self, ref: AlertRef) -> str:
+        self.healed.append(ref)
+        return self.outcome
+
+
+def test_find_loop_by_labels() -> None:
+    a = FakeLoop("demo", "shop", [PodTarget("shop-a", "http://10.0.0.5:8080")], "reset")
+    b = FakeLoop("demo", "other", [PodTarget("other-a", "http://10.0.0.9:8080")], "reset")
+    ref = parse_payload(PAYLOAD)[0]
+    assert find_loop(ref, [b, a]) is a
+    by_instance = AlertRef(
+        "firing", "InventoryNegative", None, None, None, "10.0.0.9:8080", None, None
+    )
+    assert find_loop(by_instance, [a, b]) is b
+    wrong_ns = AlertRef("firing", "InventoryNegative", "prod", "shop", "shop-a", None, None, None)
+    assert find_loop(wrong_ns, [a, b]) is None
+
+
+@pytest.mark.parametrize(
+    ("outcome", "status"), [("reset", 200), ("cooldown", 200), ("failed", 500)]
+)
+def test_receiver_heals_firing_ignores_resolved(outcome: str, status: int) -> None:
+    loop = FakeLoop("demo", "shop", [PodTarget("shop-a", "http://10.0.0.5:8080")], outcome)
+    receiver = AlertReceiver("t", loops=lambda: [loop])
+    code, answer = asyncio.run(receiver.handle(PAYLOAD))
+    assert code == status
+    assert [a["outcome"] for a in answer["alerts"]] == [outcome, "resolved"]
+    assert [r.pod for r in loop.healed] == ["shop-a"]
+
+
+def test_receiver_unknown_target_refreshes_once() -> None:
+    loop = FakeLoop("demo", "shop", [], "reset")
+    receiver = AlertReceiver("t", loops=lambda: [loop])
+    alert = {"status": "firing", "labels": {"alertname": "InventoryNegative", "pod": "gone"}}
+    code, answer = asyncio.run(receiver.handle({"alerts": [alert]}))
+    assert code == 200
+    assert answer["alerts"][0]["outcome"] == "unknown_target"
+    assert loop.refreshed == 1
+    assert asyncio.run(receiver.handle({"nope": 1}))[0] == 400
+
+
+def test_webhook_token_from_env_or_file(tmp_path: Any) -> None:
+    assert webhook_token({"PROMDEMO_WEBHOOK_TOKEN": " abc "}) == "abc"
+    f = tmp_path / "token"
+    f.write_text("from-file\n")
+    assert webhook_token({"PROMDEMO_WEBHOOK_TOKEN_FILE": str(f)}) == "from-file"
+    assert webhook_token({}) is None
