@@ -39,6 +39,7 @@ import kopf
 
 from promdemo_operator import render
 from promdemo_operator import spec as spec_mod
+from promdemo_operator.handlers.common import kube_from_memo, plain
 from promdemo_operator.heal.access import API_PROXY, resolve_access
 from promdemo_operator.heal.alertmanager import AlertRef, host_port
 from promdemo_operator.heal.engine import CheckResult, HealEngine, PodTarget, ResetDone
@@ -82,17 +83,9 @@ def _number(value: float | None) -> int | float | None:
     return int(value) if float(value).is_integer() else value
 
 
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {k: _plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_plain(v) for v in obj]
-    return obj
-
-
 def parse_auto_heal(spec: Any) -> spec_mod.AutoHealSpec:
     """`spec.autoHeal`, defaulted and validated (raises `SpecError`)."""
-    return spec_mod.parse_spec(_plain(spec or {})).auto_heal
+    return spec_mod.parse_spec(plain(spec or {})).auto_heal
 
 
 def heal_wanted(spec: Any, **_: Any) -> bool:
@@ -429,19 +422,6 @@ class HealLoop:
             self._written = wanted
 
 
-def _kube(memo: Any) -> Kube:
-    kube = memo.get("kube") if isinstance(memo, Mapping) else getattr(memo, "kube", None)
-    if kube is not None:
-        return kube
-    global _own_kube
-    if _own_kube is None:
-        _own_kube = Kube.from_default_config()
-    return _own_kube
-
-
-_own_kube: Kube | None = None
-
-
 @kopf.daemon(
     GROUP,
     VERSION,
@@ -460,7 +440,7 @@ async def auto_heal(
 ) -> None:
     """The heal loop of one PromDemo; returns when it is deleted or autoHeal is switched off."""
     metrics = default_metrics()
-    loop = HealLoop(namespace, name, kube=_kube(memo), metrics=metrics)
+    loop = HealLoop(namespace, name, kube=kube_from_memo(memo), metrics=metrics)
     loop.restore(body.get("status"))
     LOOPS[(namespace, name)] = loop
     started = time.monotonic()

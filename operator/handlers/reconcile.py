@@ -41,6 +41,7 @@ import kopf
 
 from promdemo_operator import render
 from promdemo_operator import spec as spec_mod
+from promdemo_operator.handlers.common import kube_from_memo, plain
 from promdemo_operator.kube import MONITORING_PLURALS, Kube, KubeError
 from promdemo_operator.opmetrics import metrics
 
@@ -147,15 +148,6 @@ def status_changes(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> dic
     return {k: v for k, v in wanted.items() if current.get(k) != v}
 
 
-def plain(value: Any) -> Any:
-    """A deep plain-dict/list copy of a kopf body (or any mapping/sequence)."""
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    return value
-
-
 def owned_by(obj: Mapping[str, Any], uid: str) -> bool:
     refs = (obj.get("metadata") or {}).get("ownerReferences") or []
     return any(isinstance(r, Mapping) and r.get("uid") == uid for r in refs)
@@ -180,25 +172,6 @@ class _Events:
 _ACTION_EVENTS = {"created": "Created", "patched": "Updated"}
 
 
-def _kube(memo: Any) -> Kube:
-    kube = memo.get("kube") if isinstance(memo, Mapping) else None
-    if kube is None:
-        kube = _default_kube()
-    return kube
-
-
-_default_lock = threading.Lock()
-_default: Kube | None = None
-
-
-def _default_kube() -> Kube:
-    global _default
-    with _default_lock:
-        if _default is None:
-            _default = Kube.from_default_config()
-        return _default
-
-
 def reconcile(
     body: kopf.Body, patch: kopf.Patch, memo: Any, logger: logging.Logger | logging.LoggerAdapter
 ) -> str:
@@ -212,7 +185,7 @@ def reconcile(
     started = time.perf_counter()
     with lock:
         try:
-            result = _reconcile(body, patch, _kube(memo), _Events(body), logger)
+            result = _reconcile(body, patch, kube_from_memo(memo), _Events(body), logger)
         except KubeError as e:
             m.reconciles.labels(result="error").inc()
             m.reconcile_errors.inc()
