@@ -66,6 +66,10 @@ LESSONS: tuple[tuple[str, str], ...] = (
         "histogram_quantile(0.95, sum by (le) (rate(http_request_latency_seconds_bucket[5m])))",
     ),
     (
+        "4. median latency",
+        "histogram_quantile(0.5, sum by (le) (rate(http_request_latency_seconds_bucket[5m])))",
+    ),
+    (
         "5. average latency",
         "rate(http_request_latency_seconds_sum[5m]) / rate(http_request_latency_seconds_count[5m])",
     ),
@@ -75,8 +79,9 @@ LESSONS: tuple[tuple[str, str], ...] = (
     ),
     ("7. why orders failed", "sum by (reason) (increase(order_failures_total[5m]))"),
     ("8. peak concurrency", "max_over_time(http_requests_in_progress[1m])"),
-    ("9. the oversell, per replica", "product_inventory"),
+    ("9. the oversell: replicas below zero", "product_inventory < 0"),
     ("10. successful orders in 30m", 'increase(orders_total{result="success"}[30m])'),
+    ("inventory per replica", "product_inventory"),
     ("heals so far", "inventory_resets_total"),
 )
 

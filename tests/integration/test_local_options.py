@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -97,3 +98,16 @@ def test_lesson_links_open_the_query_in_the_table_tab() -> None:
         in exprs
     )
     assert "max_over_time(http_requests_in_progress[1m])" in exprs
+
+
+def test_every_numbered_link_is_the_query_of_that_lesson() -> None:
+    # The links are numbered as docs/lessons.md's sections: each must be a query
+    # that the tutorial shows (and test_lessons.py runs), so the two cannot drift.
+    from tests.integration.test_lessons import doc_blocks
+
+    lessons = Path(__file__).resolve().parents[2] / "docs" / "lessons.md"
+    blocks = doc_blocks(lessons)
+    numbered = [(title, expr) for title, expr in local.LESSONS if title[0].isdigit()]
+    assert [int(title.split(".")[0]) for title, _ in numbered] == list(range(1, 11))
+    for title, expr in numbered:
+        assert " ".join(expr.split()) in blocks, title
