@@ -7,6 +7,11 @@ makes the cluster match them without ever deleting and re-creating one:
   means "read it and patch it";
 - an object that exists is compared with the desired state and, only when it
   drifted, merge-patched to it (so a steady-state resync writes nothing);
+- a map key the operator set last time and the desired state no longer has
+  (e.g. a label dropped from `spec.monitoring.labels`) is deleted by the same
+  patch (`null` in a JSON merge patch); keys other actors added are kept. What
+  the operator set is recorded on each child in the annotation
+  `promdemo.dev/last-applied` (see `managed_keys`);
 - a Secret's data is never rewritten once it holds the key (the reset token
   is created once and never rotated by an update).
 
@@ -163,6 +168,161 @@ def _managed_view(obj: Mapping[str, Any]) -> dict[str, Any]:
     return view
 
 
+# -- what the operator applied last (pruning of dropped map keys) -----------------------
+
+#: The annotation on every child that records which keys the operator set (see managed_keys).
+LAST_APPLIED_ANNOTATION = "promdemo.dev/last-applied"
+
+#: A leaf of the key tree: a scalar or a list (a merge patch replaces those whole).
+_LEAF = 1
+
+#: Fields never recorded, so never pruned: a Secret's data is created once and never
+#: rewritten (the reset token); recording it would also copy nothing useful.
+_UNTRACKED = {"Secret": ("data", "stringData")}
+
+
+def managed_keys(view: Mapping[str, Any]) -> dict[str, Any]:
+    """The key tree of a managed view: maps → dicts of their keys, anything else → 1.
+
+    Why key paths and not the desired object itself (as `kubectl apply`'s
+    last-applied-configuration): deleting a dropped key needs only to know that
+    the operator set it, not its value. The tree is small (lists such as
+    containers, env, ports and rule groups are one leaf each, because a merge
+    patch replaces them whole), it never copies a Secret's data or the rule groups
+    into an annotation, and a change of any value but a key set leaves it equal,
+    so it rarely changes at all. Maps are kept apart from leaves so that a map the
+    operator set but another actor added keys to is emptied of the operator's keys
+    only, not deleted with the other keys (see `stale_keys`).
+    """
+    return {str(k): managed_keys(v) if isinstance(v, Mapping) else _LEAF for k, v in view.items()}
+
+
+def encode_managed_keys(tree: Mapping[str, Any]) -> str:
+    """The annotation's value: canonical JSON, so equal trees give equal strings."""
+    return json.dumps(tree, sort_keys=True, separators=(",", ":"))
+
+
+def decode_managed_keys(text: Any) -> dict[str, Any]:
+    """The tree recorded in an annotation; {} when absent or not a tree (nothing is pruned)."""
+    if not isinstance(text, str) or not text:
+        return {}
+    try:
+        tree = json.loads(text)
+    except ValueError:
+        return {}
+    return managed_keys(tree) if isinstance(tree, Mapping) else {}
+
+
+def _owned_entirely(node: Any, actual: Any) -> bool:
+    """True when `actual` holds only keys the tree `node` says the operator set."""
+    if not isinstance(node, Mapping) or not isinstance(actual, Mapping):
+        return True  # a scalar or list the operator set (or its map, replaced by a value)
+    return all(k in node and _owned_entirely(node[k], v) for k, v in actual.items())
+
+
+def stale_keys(last: Mapping[str, Any], desired: Any, actual: Any) -> dict[str, Any]:
+    """A merge-patch fragment setting to null each key the operator set last time.
+
+    `last` is the key tree recorded at the previous apply, `desired` the new managed
+    view, `actual` the object in the cluster. Only keys that `actual` still holds
+    and `desired` no longer has are deleted. A dropped map is deleted whole when it
+    holds only the operator's keys; when another actor added keys to it, only the
+    operator's keys inside it are deleted and the map stays with the others.
+    Keys the operator never set are never touched.
+    """
+    out: dict[str, Any] = {}
+    if not isinstance(actual, Mapping):
+        return out
+    for key, node in last.items():
+        if key not in actual:
+            continue
+        have = actual[key]
+        if isinstance(desired, Mapping) and key in desired:
+            want = desired[key]
+            if isinstance(node, Mapping) and isinstance(want, Mapping):
+                nested = stale_keys(node, want, have)
+                if nested:
+                    out[key] = nested
+            continue  # still desired: the patch sets its value
+        if _owned_entirely(node, have):
+            out[key] = None
+        elif isinstance(node, Mapping):
+            nested = stale_keys(node, None, have)
+            if nested:
+                out[key] = nested
+    return out
+
+
+def _merge_into(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """`base` with the fragment `extra` merged in (maps recursively; `extra` wins otherwise)."""
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge_into(dict(out[key]), value)
+        else:
+            out[key] = value
+    return out
+
+
+def _tracked_view(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """The managed view whose keys are recorded: without our annotation and untracked fields."""
+    view = _managed_view(obj)
+    for key in _UNTRACKED.get(str(obj.get("kind")), ()):
+        view.pop(key, None)
+    annotations = view["metadata"].get("annotations")
+    if isinstance(annotations, Mapping) and LAST_APPLIED_ANNOTATION in annotations:
+        rest = {k: v for k, v in annotations.items() if k != LAST_APPLIED_ANNOTATION}
+        if rest:
+            view["metadata"]["annotations"] = rest
+        else:
+            view["metadata"].pop("annotations")
+    return view
+
+
+def with_last_applied(desired: Mapping[str, Any]) -> dict[str, Any]:
+    """`desired` with the annotation recording its own managed keys (what is created/patched)."""
+    out = dict(desired)
+    meta = dict(out.get("metadata") or {})
+    annotations = dict(meta.get("annotations") or {})
+    annotations[LAST_APPLIED_ANNOTATION] = encode_managed_keys(managed_keys(_tracked_view(desired)))
+    meta["annotations"] = annotations
+    out["metadata"] = meta
+    return out
+
+
+def plan_patch(desired: Mapping[str, Any], actual: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The merge patch that brings `actual` to `desired`, or None when it has not drifted.
+
+    The patch holds the managed view of `desired` (labels, annotations, owner
+    references and everything outside metadata), the `promdemo.dev/last-applied`
+    annotation for this apply, and `null` for each key the previous apply set that
+    `desired` dropped. Drift is: a managed field differs, a dropped key is still
+    there, or the annotation differs; the annotation depends on `desired` only, so
+    once written it matches and a resync patches nothing.
+    """
+    desired = with_last_applied(_normalize_secret(dict(desired)))
+    kind = desired["kind"]
+    wanted = _managed_view(desired)
+    annotations = (actual.get("metadata") or {}).get("annotations") or {}
+    last = decode_managed_keys(annotations.get(LAST_APPLIED_ANNOTATION))
+    for key in _UNTRACKED.get(kind, ()):  # even from an annotation edited by hand
+        last.pop(key, None)
+    # Against the whole view: it holds our annotation, so that one is never "dropped".
+    stale = stale_keys(last, wanted, actual)
+    if kind == "Secret" and actual.get("data"):
+        # Created once; only keys that are missing are added, none is rewritten.
+        have = actual.get("data") or {}
+        missing = {k: v for k, v in (wanted.get("data") or {}).items() if k not in have}
+        wanted.pop("stringData", None)
+        if missing:
+            wanted["data"] = missing
+        else:
+            wanted.pop("data", None)
+    if not stale and is_subset(wanted, actual):
+        return None
+    return _merge_into(wanted, stale)
+
+
 def secret_value(secret: Mapping[str, Any], key: str) -> str | None:
     """A Secret's value for `key` (from `data`, or `stringData` as some emulators keep it)."""
     raw = (secret.get("data") or {}).get(key)
@@ -281,8 +441,12 @@ class Kube:
         return True
 
     def apply(self, desired: Mapping[str, Any]) -> ApplyResult:
-        """Make the object in the cluster match `desired`: create, patch, or nothing."""
-        desired = _normalize_secret(dict(desired))
+        """Make the object in the cluster match `desired`: create, patch, or nothing.
+
+        What is created carries the `promdemo.dev/last-applied` annotation, so a key a
+        later `desired` drops is deleted by that later patch (`plan_patch`).
+        """
+        desired = with_last_applied(_normalize_secret(dict(desired)))
         kind = desired["kind"]
         meta = desired["metadata"]
         namespace, name = meta["namespace"], meta["name"]
@@ -302,19 +466,10 @@ class Kube:
 
     def _patch_to(self, desired: dict[str, Any], actual: dict[str, Any]) -> ApplyResult:
         kind, meta = desired["kind"], desired["metadata"]
-        wanted = _managed_view(desired)
-        if kind == "Secret" and actual.get("data"):
-            # Created once; only keys that are missing are added, none is rewritten.
-            have = actual.get("data") or {}
-            missing = {k: v for k, v in (wanted.get("data") or {}).items() if k not in have}
-            wanted.pop("stringData", None)
-            if missing:
-                wanted["data"] = missing
-            else:
-                wanted.pop("data", None)
-        if is_subset(wanted, actual):
+        patch = plan_patch(desired, actual)
+        if patch is None:
             return ApplyResult(kind, meta["name"], "unchanged", actual)
-        patched = self.merge_patch(kind, meta["namespace"], meta["name"], wanted)
+        patched = self.merge_patch(kind, meta["namespace"], meta["name"], patch)
         return ApplyResult(kind, meta["name"], "patched", patched)
 
     # -- secrets and discovery -----------------------------------------------------------

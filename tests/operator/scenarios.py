@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from promdemo_operator import render
-from promdemo_operator.kube import is_subset
+from promdemo_operator.kube import LAST_APPLIED_ANNOTATION, is_subset
 from tests.support.kmock_cluster import (
     DEPLOYMENTS,
     PROMDEMOS,
@@ -303,6 +303,85 @@ def scenario_drift_repaired(cluster: KmockCluster, op: OperatorProcess, name: st
     wait(repaired, f"children of {name} patched back to the render", op)
     assert uids(children(cluster, name)) == before, "a drifted child was re-created"
     assert token_of(cluster, name) == token
+
+
+PRUNE_LABELS = {"release": "prometheus", "team": "shop"}
+ARGO_LABEL = "argocd.argoproj.io/instance"
+HAND_ANNOTATION = "example.com/edited-by-hand"
+
+
+def operator_gets(cluster: KmockCluster, resource: str, name: str, since: int) -> int:
+    """How many GETs of `resource/name` the operator sent since api call number `since`."""
+    return sum(
+        1
+        for c in cluster.api_calls()[since:]
+        if c.client == "operator" and c.verb == "get" and c.resource == resource and c.name == name
+    )
+
+
+def wait_resyncs(
+    cluster: KmockCluster, op: OperatorProcess, name: str, rounds: int, ns: str = NS
+) -> None:
+    """Wait until the operator has reconciled PromDemo `name` `rounds` more times."""
+    mark = len(cluster.api_calls())
+    wait(
+        lambda: operator_gets(cluster, "servicemonitors", name, mark) >= rounds,
+        f"{rounds} more reconciles of {ns}/{name}", op,
+    )  # fmt: skip
+
+
+def scenario_dropped_labels_pruned(
+    cluster: KmockCluster, op: OperatorProcess, name: str = "labels"
+) -> None:
+    """A label dropped from spec.monitoring.labels leaves both monitoring objects.
+
+    The operator deletes only keys it set itself (recorded in the promdemo.dev/last-applied
+    annotation): a label or annotation a third party added by hand stays, the objects are
+    patched (not re-created), and once converged a resync writes nothing again.
+    """
+    cluster.create(promdemo(name, {"monitoring": {"labels": PRUNE_LABELS}}))
+    wait_observed(cluster, name, op)
+    kids = wait_children(cluster, name, tuple(CHILD_RESOURCES), op)
+    for kind in MONITORING_KINDS:
+        meta = kids[kind]["metadata"]
+        assert {k: meta["labels"].get(k) for k in PRUNE_LABELS} == PRUNE_LABELS, meta
+        assert LAST_APPLIED_ANNOTATION in (meta.get("annotations") or {}), meta
+    # Third parties: Argo CD's tracking label, and an annotation added with kubectl.
+    cluster.patch(SERVICEMONITORS, NS, name, {"metadata": {"labels": {ARGO_LABEL: name}}})
+    cluster.patch(
+        PROMETHEUSRULES, NS, name, {"metadata": {"annotations": {HAND_ANNOTATION: "yes"}}}
+    )
+    before = uids(children(cluster, name))
+
+    cluster.patch(PROMDEMOS, NS, name, {"spec": {"monitoring": {"labels": {"release": None}}}})
+    pd = wait_observed(cluster, name, op)
+    assert pd["spec"]["monitoring"]["labels"] == {"team": "shop"}
+
+    def pruned() -> bool:
+        kids = children(cluster, name)
+        return all(
+            kind in kids and "release" not in kids[kind]["metadata"].get("labels", {})
+            for kind in MONITORING_KINDS
+        )
+
+    wait(pruned, f"label release removed from the monitoring objects of {name}", op)
+    # Let any reconcile that started before the spec change finish, then look.
+    wait_resyncs(cluster, op, name, 2)
+    wait(pruned, f"label release still removed from the monitoring objects of {name}", op)
+    kids = children(cluster, name)
+    for kind in MONITORING_KINDS:
+        assert kids[kind]["metadata"]["labels"]["team"] == "shop", kind
+    assert kids["ServiceMonitor"]["metadata"]["labels"][ARGO_LABEL] == name
+    assert kids["PrometheusRule"]["metadata"]["annotations"][HAND_ANNOTATION] == "yes"
+    assert_children_match_render(cluster, pd, kids)
+    assert uids(kids) == before, "a child was re-created instead of patched"
+    assert all(never_deleted(cluster, kind, name) for kind in CHILD_RESOURCES)
+
+    # No loop: the annotation matches what is desired, so resyncs write nothing.
+    versions = {k: o["metadata"]["resourceVersion"] for k, o in kids.items()}
+    wait_resyncs(cluster, op, name, 3)
+    now = {k: o["metadata"]["resourceVersion"] for k, o in children(cluster, name).items()}
+    assert now == versions, "converged children were patched again"
 
 
 def scenario_child_deleted(cluster: KmockCluster, op: OperatorProcess, name: str) -> None:

@@ -83,6 +83,7 @@ def test_rbac_has_no_wildcards_and_binds_the_operator_service_account() -> None:
 def run_every_scenario(cluster: KmockCluster) -> list[ApiCall]:
     op = cluster.start_operator()
     sc.scenario_monitoring_absent_then_added(cluster, op, "nomon")
+    sc.scenario_dropped_labels_pruned(cluster, op, "labels")
     sc.scenario_create(cluster, op, "shop")
     sc.scenario_deployment_ready(cluster, op, "shop")
     sc.scenario_update(cluster, op, "shop")

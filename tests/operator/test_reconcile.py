@@ -33,6 +33,15 @@ def test_spec_changes_patch_the_children_and_duplicate_nothing(
     sc.scenario_update(kmock_cluster, op, "shop")
 
 
+def test_a_label_dropped_from_the_spec_leaves_the_monitoring_objects(
+    kmock_cluster: KmockCluster,
+) -> None:
+    op = kmock_cluster.start_operator()
+    sc.scenario_dropped_labels_pruned(kmock_cluster, op, "shop")
+    patched = {"kind": "ServiceMonitor", "action": "patched"}
+    assert op.metric_value("promdemo_children_applied_total", patched) >= 1
+
+
 def test_a_deleted_child_comes_back(kmock_cluster: KmockCluster) -> None:
     op = kmock_cluster.start_operator()
     sc.scenario_create(kmock_cluster, op, "shop")

@@ -17,10 +17,12 @@ kopf from working filled in (../shared/notes/kmock.md), plus what the tests need
   a fresh resourceVersion, `generateName`; status dropped where the resource has
   a status subresource; 404 for resources the server does not serve; 409 on a
   name clash;
-- on patch (merge or JSON patch): a fresh resourceVersion when something changed
-  (none for a no-op, like a real API server), `metadata.generation` bumped when
-  anything outside metadata/status changed, the status subresource honoured
-  (the main resource ignores `status`, `/status` only takes `status`), a JSON
+- on patch (JSON patch, or an RFC 7386 merge patch whose `null` deletes a key, as
+  the operator's pruning of dropped keys needs): a fresh resourceVersion when
+  something changed (none for a no-op, like a real API server),
+  `metadata.generation` bumped when anything outside metadata/status changed,
+  the status subresource honoured (the main resource ignores `status`,
+  `/status` only takes `status`), a JSON
   patch `test` mismatch or a stale `metadata.resourceVersion` answers 409;
 - on delete: finalizers honoured (deletionTimestamp first), and a minimal garbage
   collector: objects owned (ownerReferences) by a deleted object are deleted too;
