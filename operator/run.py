@@ -11,20 +11,39 @@
   loop reads it from `memo.options`);
 - standalone by default: one replica, no kopf peering objects (and no RBAC for them).
 
-SIGTERM or SIGINT stops it cleanly: kopf finishes or cancels the running
-handlers, then the metrics server is shut down; the exit status is 0.
+SIGTERM or SIGINT stops it, with exit status 0, within `SHUTDOWN_GRACE_SECONDS`
+whether or not the API server still answers: kopf runs in a thread of its own
+and gets a stop flag; it stops its watches, daemons and timers and runs the
+cleanup handlers, then the metrics server is shut down. kopf waits for a sync
+handler (a reconcile) until its thread returns, and an API call to a server that
+accepted the connection but never answers only returns after the client's
+timeouts and retries (minutes): when kopf or the handlers' threads are not done
+by the deadline, the process exits anyway, abandoning those calls (every
+reconcile is idempotent and is redone on the next start). A second signal exits
+at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+
+#: After SIGTERM/SIGINT, how long kopf (and the handlers' threads) get to stop before
+#: the process exits anyway; well under kubelet's default 30 s grace period.
+SHUTDOWN_GRACE_SECONDS = 8.0
 
 
 @dataclass(frozen=True)
@@ -142,6 +161,126 @@ def _url_host(bind: str) -> str:
     return f"[{bind}]" if ":" in bind else bind
 
 
+class _Shutdown:
+    """SIGTERM/SIGINT → kopf's stop flag (an asyncio.Event on kopf's loop) and a deadline.
+
+    The signal handler runs in the main thread and only records and forwards;
+    kopf's thread attaches its loop and flag when it starts (either may come first).
+    """
+
+    def __init__(self, grace: float) -> None:
+        self.grace = grace
+        self.requested_at: float | None = None
+        self.signal_name = ""
+        self.signals = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._flag: asyncio.Event | None = None
+
+    def attach(self, loop: asyncio.AbstractEventLoop, flag: asyncio.Event) -> None:
+        """Called on kopf's loop: from now on a signal sets `flag`."""
+        self._loop, self._flag = loop, flag
+        if self.requested_at is not None:
+            flag.set()
+
+    def request(self, signum: int, frame: Any = None) -> None:
+        """The signal handler."""
+        self.signals += 1
+        if self.requested_at is None:
+            self.requested_at = time.monotonic()
+            self.signal_name = signal.Signals(signum).name
+        loop, flag = self._loop, self._flag
+        if loop is not None and flag is not None:
+            with contextlib.suppress(RuntimeError):  # kopf's loop is already closed
+                loop.call_soon_threadsafe(flag.set)
+
+    @property
+    def deadline(self) -> float | None:
+        if self.requested_at is None:
+            return None
+        if self.signals > 1:  # a second Ctrl-C: do not wait any longer
+            return self.requested_at
+        return self.requested_at + self.grace
+
+
+class _NoSignalWarning(logging.Filter):
+    """kopf warns that it ignores OS signals in a thread: run() handles them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "OS signals are ignored" not in record.getMessage()
+
+
+def _run_kopf(shutdown: _Shutdown, outcome: dict[str, BaseException], **kwargs: Any) -> None:
+    """kopf's thread: the operator on a loop of its own, stopped by `shutdown`'s flag."""
+    import kopf
+
+    async def operate() -> None:
+        stop = asyncio.Event()
+        shutdown.attach(asyncio.get_running_loop(), stop)
+        await kopf.operator(stop_flag=stop, **kwargs)
+
+    try:
+        asyncio.run(operate())
+    except asyncio.CancelledError:
+        pass
+    except BaseException as e:  # re-raised by run() in the main thread
+        outcome["error"] = e
+    finally:
+        # Idle workers exit now; one still in a handler exits when its call returns.
+        kwargs["settings"].execution.executor.shutdown(wait=False, cancel_futures=True)
+
+
+class _Supervisor:
+    """Runs kopf's thread until it returns, or a signal's deadline passes.
+
+    The main thread only waits here, so signals reach it.
+    """
+
+    def __init__(self, shutdown: _Shutdown, log: logging.Logger) -> None:
+        self.shutdown = shutdown
+        self.log = log
+        self._before: set[threading.Thread] = set()
+        self._announced = False
+
+    def stragglers(self) -> list[threading.Thread]:
+        """Threads started since kopf was (its executors' workers, abandoned API calls).
+
+        Still running, they would keep the interpreter from exiting: it joins every
+        executor's workers at exit, daemon or not.
+        """
+        return [t for t in threading.enumerate() if t not in self._before and t.is_alive()]
+
+    def _announce(self) -> None:
+        if self.shutdown.requested_at is not None and not self._announced:
+            self._announced = True
+            self.log.info(
+                "%s received: stopping (at most %.0fs)",
+                self.shutdown.signal_name,
+                self.shutdown.grace,
+            )
+
+    def _past(self, deadline: float | None) -> bool:
+        self._announce()
+        return deadline is not None and time.monotonic() >= deadline
+
+    def run(self, target: Callable[[], None]) -> bool:
+        """True when kopf and every thread it started stopped; False when the deadline passed."""
+        self._before = set(threading.enumerate())
+        thread = threading.Thread(target=target, name="kopf", daemon=True)
+        thread.start()
+        while thread.is_alive():
+            if self._past(self.shutdown.deadline):
+                return False
+            thread.join(0.1)
+        # kopf has returned. A handler's thread kopf gave up on may still be in an API call.
+        fallback = time.monotonic() + self.shutdown.grace
+        while self.stragglers():
+            if self._past(self.shutdown.deadline or fallback):
+                return False
+            time.sleep(0.1)
+        self._announce()
+        return True
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the operator until SIGTERM/SIGINT; 0 on a clean stop."""
     options = options_from_args(args)
@@ -192,8 +331,24 @@ def run(args: argparse.Namespace) -> int:
         liveness = f"http://{_url_host(options.bind)}:{options.health_port}/healthz"
     scope = ", ".join(options.namespaces) if options.namespaces else "all namespaces"
     log.info("serving PromDemos in %s; resync every %ss", scope, options.resync_seconds)
-    try:
-        kopf.run(
+
+    def close_metrics() -> None:
+        if metrics_server is not None:
+            metrics_server.shutdown()
+            metrics_server.server_close()
+
+    # kopf runs in a thread, stopped by a flag: a signal handler of its own (main thread)
+    # could not bound its shutdown, which waits for every sync handler's thread.
+    logging.getLogger("kopf._core.reactor.running").addFilter(_NoSignalWarning())
+    shutdown = _Shutdown(SHUTDOWN_GRACE_SECONDS)
+    outcome: dict[str, BaseException] = {}
+    signals = (signal.SIGTERM, signal.SIGINT)
+    previous = {sig: signal.signal(sig, shutdown.request) for sig in signals}
+
+    def target() -> None:
+        _run_kopf(
+            shutdown,
+            outcome,
             clusterwide=options.clusterwide,
             namespaces=list(options.namespaces),
             standalone=options.standalone,
@@ -201,10 +356,34 @@ def run(args: argparse.Namespace) -> int:
             settings=settings,
             memo=kopf.Memo(kube=kube, options=options),
         )
+
+    supervisor = _Supervisor(shutdown, log)
+    try:
+        stopped = supervisor.run(target)
+        if "error" in outcome:
+            close_metrics()
+            raise outcome["error"]
+        if not stopped:
+            # Threads blocked in API calls cannot be interrupted, and the interpreter
+            # would wait for them at exit: leave without them.
+            busy = ", ".join(sorted(t.name for t in supervisor.stragglers()))
+            log.warning(
+                "not stopped %.0fs after %s (threads waiting for the API server? %s); "
+                "exiting anyway",
+                shutdown.grace,
+                shutdown.signal_name or "the stop",
+                busy,
+            )
+            close_metrics()
+            log.info("stopped")
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_OK)
     finally:
-        if metrics_server is not None:
-            metrics_server.shutdown()
-            metrics_server.server_close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    close_metrics()
     log.info("stopped")
     return EXIT_OK
 

@@ -20,18 +20,25 @@ module only connects them to Kubernetes:
 No fault ends a loop: API errors and pod errors are counted
 (`promdemo_heal_api_errors_total`, `promdemo_heal_scrape_failures_total`, ...),
 logged, and the next interval tries again.
+
+Stopping does not wait for a check: when kopf stops the daemon (operator exit,
+PromDemo deleted, autoHeal off) a check in progress is cancelled at once, and a
+Kubernetes API call it was waiting for (a thread: the client is synchronous) is
+abandoned rather than awaited, so an API server that no longer answers cannot
+hold up the operator's shutdown.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -48,6 +55,8 @@ from promdemo_operator.heal.pods import pod_targets, selector_string
 from promdemo_operator.heal.policy import HealPolicy, PolicyConfig
 from promdemo_operator.kube import Kube, KubeError
 
+T = TypeVar("T")
+
 GROUP, VERSION, PLURAL = render.GROUP, render.VERSION, "promdemos"
 
 log = logging.getLogger("promdemo.heal")
@@ -60,6 +69,9 @@ LOOPS: dict[tuple[str, str], HealLoop] = {}
 POD_TIMEOUT_SECONDS = 2.0
 INVALID_SPEC_RETRY_SECONDS = 5.0
 TOKEN_REFRESH_SECONDS = 60.0
+#: kopf cancels the daemon this long after asking it to stop; the loop itself stops a
+#: check at once (`_unless_stopped`), so this is only a backstop.
+CANCELLATION_TIMEOUT_SECONDS = 2.0
 
 
 def rfc3339(epoch: float) -> str:
@@ -422,13 +434,39 @@ class HealLoop:
             self._written = wanted
 
 
+async def _stop_requested(stopped: kopf.DaemonStopped) -> None:
+    await stopped.wait()
+
+
+async def _unless_stopped(stopped: kopf.DaemonStopped, work: Coroutine[Any, Any, T]) -> T | None:
+    """`work`'s result, or None when the daemon was asked to stop first (`work` cancelled).
+
+    kopf sets `stopped` and waits `cancellation_timeout` before it cancels the daemon;
+    a check blocked on an unanswered API call would use all of it. Cancelling here
+    abandons the call's thread at once (`asyncio.to_thread` cannot interrupt it).
+    """
+    task = asyncio.ensure_future(work)
+    halt = asyncio.ensure_future(_stop_requested(stopped))
+    try:
+        await asyncio.wait({task, halt}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        halt.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    if task.cancelled():
+        return None
+    return task.result()
+
+
 @kopf.daemon(
     GROUP,
     VERSION,
     PLURAL,
     id="auto-heal",
     when=heal_wanted,
-    cancellation_timeout=10.0,
+    cancellation_timeout=CANCELLATION_TIMEOUT_SECONDS,
 )
 async def auto_heal(
     body: kopf.Body,
@@ -456,13 +494,15 @@ async def auto_heal(
                 continue
             loop.configure(settings)
             try:
-                await loop.tick(body)
+                await _unless_stopped(stopped, loop.tick(body))
             except asyncio.CancelledError:
                 raise
             except Exception as e:
                 if metrics is not None:
                     metrics.api_error(namespace, name, "other")
                 log.exception("%s: heal check failed: %s", loop._who, e)
+            if stopped:
+                break
             next_at += settings.interval_seconds
             delay = next_at - time.monotonic()
             if delay <= 0:  # a check longer than the interval: start the next one now

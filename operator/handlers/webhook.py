@@ -53,6 +53,10 @@ log = logging.getLogger("promdemo.heal.webhook")
 
 PATH = "/alertmanager"
 DEFAULT_PORT = 8082
+#: At cleanup, how long requests in progress may still finish before they are cancelled
+#: (a heal waiting for an API server that does not answer would otherwise hold the
+#: operator's shutdown; Alertmanager retries a notification that got no answer).
+SHUTDOWN_TIMEOUT_SECONDS = 2.0
 
 
 def webhook_token(environ: dict[str, str] | None = None) -> str | None:
@@ -168,7 +172,9 @@ class WebhookServer:
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.receiver.app(), access_log=None, shutdown_timeout=5)
+        self._runner = web.AppRunner(
+            self.receiver.app(), access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
