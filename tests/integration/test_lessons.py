@@ -50,7 +50,7 @@ from tests.support.prometheus import Prometheus, WebhookSink, run_alertmanager, 
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "docs" / "lessons.md", ROOT / "docs" / "lessons.zh.md"]
-DASHBOARD = ROOT / "operator" / "data" / "dashboard.json"
+DASHBOARD = ROOT / "operator" / "promdemo_operator" / "data" / "dashboard.json"
 
 ORDERS = 90
 CONCURRENCY = 30

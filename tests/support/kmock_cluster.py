@@ -11,7 +11,7 @@ emulator's records (`history`, `api_calls`), and start the REAL operator process
 then the server.
 
 `PromDemoEmulator` is kmock 0.8's `KubernetesEmulator` with the gaps that kept
-kopf from working filled in (../shared/notes/kmock.md), plus what the tests need:
+kopf from working filled in, plus what the tests need:
 
 - on create: namespace from the URL, uid, creationTimestamp, generation 1,
   a fresh resourceVersion, `generateName`; status dropped where the resource has

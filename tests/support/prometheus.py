@@ -9,7 +9,7 @@ The configurations come from `promdemo_operator.promconfig`, the same generator
 `promdemo local` uses. Pytest fixtures `start_prometheus` / `start_alertmanager`
 wrap the context managers: import them into a test module or conftest.
 
-Facts that shaped this (../shared/notes/prometheus.md): `/-/ready` answers in
+Facts that shaped this, found by running them: `/-/ready` answers in
 ~0.1 s, but the first scrape is queryable only ~5 s later, so `run_prometheus`
 waits for `up == 1` on every target by default; `--cluster.listen-address=`
 (empty) keeps Alertmanager off 0.0.0.0:9094.

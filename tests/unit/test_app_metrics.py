@@ -1,4 +1,4 @@
-"""The metrics contract (DESIGN.md): names, types, labels, buckets, series at 0."""
+"""The metrics contract (docs/architecture.md): names, types, labels, buckets, series at 0."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The Prometheus rule groups of promdemo: the lessons' recording rules and the alerts.
 
 `rule_groups(monitoring, selector=...)` builds them from the (defaulted)
-`spec.monitoring` of a PromDemo; `operator/render.py` puts them into the
+`spec.monitoring` of a PromDemo; `operator/promdemo_operator/render.py` puts them into the
 PrometheusRule child, and `rules_file(...)` is the same groups as a plain
 Prometheus rules file (`promdemo render --rules-file`, `promdemo local`).
 

@@ -9,7 +9,7 @@ webhook payload (version "4") is a group notification::
                  "fingerprint": "..."}], ...}
 
 Each alert in it is judged on its own `status` (a group can mix firing and
-resolved alerts). The `InventoryNegative` rule (`operator/rules.py`) keeps
+resolved alerts). The `InventoryNegative` rule (`operator/promdemo_operator/rules.py`) keeps
 every label of the `product_inventory` series: `instance` (``host:port`` of
 the scraped pod) always; `namespace` and `pod` under prometheus-operator; a
 `promdemo` label when the rule's extra labels add it.

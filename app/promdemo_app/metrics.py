@@ -1,6 +1,6 @@
 """The order service's Prometheus metrics: names, types, labels and buckets.
 
-They are the contract in DESIGN.md ("The app's contract"): the lessons' PromQL,
+They are the app's contract (docs/architecture.md, "The app's contract"): the lessons' PromQL,
 the PrometheusRule and the operator's healing read these exact names. Every
 labelled series is created at start-up with value 0, because a series born at
 its first increment makes `rate()`/`increase()` undercount.
