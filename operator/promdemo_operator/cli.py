@@ -107,7 +107,7 @@ def _load_documents(filename: str, stdin: TextIO) -> list[Any]:
 
 
 def _promdemos(docs: list[Any], filename: str) -> list[dict[str, Any]]:
-    from promdemo_operator.render import API_VERSION, KIND
+    from promdemo_operator.resource import API_VERSION, KIND
 
     found = []
     for doc in docs:

@@ -37,8 +37,14 @@ from typing import Any, Literal
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
-MONITORING_GROUP = "monitoring.coreos.com"
-MONITORING_VERSION = "v1"
+from promdemo_operator.resource import (
+    GROUP,
+    MONITORING_GROUP,
+    MONITORING_VERSION,
+    PLURAL,
+    VERSION,
+)
+
 MONITORING_PLURALS = {"ServiceMonitor": "servicemonitors", "PrometheusRule": "prometheusrules"}
 
 
@@ -68,7 +74,7 @@ KINDS: dict[str, Kind] = {
     "Deployment": Kind("apps", "v1", "deployments"),
     "ServiceMonitor": Kind(MONITORING_GROUP, MONITORING_VERSION, "servicemonitors"),
     "PrometheusRule": Kind(MONITORING_GROUP, MONITORING_VERSION, "prometheusrules"),
-    "PromDemo": Kind("promdemo.dev", "v1alpha1", "promdemos"),
+    "PromDemo": Kind(GROUP, VERSION, PLURAL),
 }
 
 

@@ -154,11 +154,11 @@ class LocalConfig:
 
 def _duration(text: str) -> float:
     """`5s`, `1m30s`, `500ms` or a plain number of seconds."""
-    from .spec import SpecError, parse_duration
+    from .duration import parse_duration
 
     try:
         return float(text) if _is_number(text) else parse_duration(text)
-    except (SpecError, ValueError):
+    except ValueError:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a duration like 5s, 1m30s or 500ms"
         ) from None

@@ -27,35 +27,27 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
+from promdemo_operator.resource import (
+    API_VERSION,
+    KIND,
+    MONITORING_API_VERSION,
+    labels_for,
+    secret_name,
+    selector_for,
+)
 from promdemo_operator.rules import rule_groups
 from promdemo_operator.spec import PromDemoSpec, SpecError, parse_spec
 
 __all__ = [
-    "API_VERSION",
     "APP_PORT",
     "CONTAINER_NAME",
-    "GROUP",
-    "KIND",
-    "MANAGED_BY",
     "PORT_NAME",
     "RESET_TOKEN_KEY",
-    "labels_for",
     "new_reset_token",
     "render_children",
-    "secret_name",
-    "selector_for",
-    "selector_string",
     "token_from_secret",
 ]
 
-GROUP = "promdemo.dev"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
-KIND = "PromDemo"
-MONITORING_API_VERSION = "monitoring.coreos.com/v1"
-
-APP_NAME = "promdemo"
-MANAGED_BY = "promdemo-operator"
 CONTAINER_NAME = "app"
 PORT_NAME = "http"
 APP_PORT = 8080
@@ -75,33 +67,6 @@ RESOURCES = {
 # A PromDemo's name becomes a Service name (DNS-1035 label) and a label value.
 _NAME_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 NAME_MAX = 63
-
-
-def labels_for(name: str) -> dict[str, str]:
-    """The labels every child of PromDemo `name` carries."""
-    return {
-        "app.kubernetes.io/name": APP_NAME,
-        "app.kubernetes.io/instance": name,
-        "app.kubernetes.io/managed-by": MANAGED_BY,
-    }
-
-
-def selector_for(name: str) -> dict[str, str]:
-    """The pod selector of PromDemo `name` (the first two of `labels_for`)."""
-    return {
-        "app.kubernetes.io/name": APP_NAME,
-        "app.kubernetes.io/instance": name,
-    }
-
-
-def selector_string(name: str) -> str:
-    """`selector_for(name)` as a label-selector string: what `status.selector` holds."""
-    return ",".join(f"{k}={v}" for k, v in selector_for(name).items())
-
-
-def secret_name(name: str) -> str:
-    """The name of the reset-token Secret of PromDemo `name`."""
-    return f"{name}-reset-token"
 
 
 def new_reset_token() -> str:

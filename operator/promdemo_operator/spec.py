@@ -25,6 +25,8 @@ from dataclasses import field as dataclass_field
 from types import MappingProxyType
 from typing import Any
 
+from promdemo_operator.duration import DURATION_PATTERN, DurationError, parse_duration
+
 __all__ = [
     "DEFAULTS",
     "DURATION_PATTERN",
@@ -41,13 +43,8 @@ __all__ = [
     "SimulationSpec",
     "SpecError",
     "apply_defaults",
-    "format_seconds",
-    "parse_duration",
     "parse_spec",
 ]
-
-#: The duration syntax of every duration field (also the CRD's `pattern`).
-DURATION_PATTERN = r"^([0-9]+(ms|s|m|h))+$"
 
 #: Label keys (`prefix/name`) and values, as Kubernetes accepts them.
 LABEL_KEY_PATTERN = (
@@ -110,10 +107,6 @@ DEFAULTS: dict[str, Any] = {
 # Maps whose keys are user data (not fields): defaults never merge into them.
 _FREE_MAPS = {("monitoring", "labels")}
 
-_DURATION_RE = re.compile(DURATION_PATTERN)
-_DURATION_PART_RE = re.compile(r"([0-9]+)(ms|s|m|h)")
-_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-_UNIT_ORDER = ("h", "m", "s", "ms")
 _LABEL_KEY_RE = re.compile(LABEL_KEY_PATTERN)
 _LABEL_VALUE_RE = re.compile(LABEL_VALUE_PATTERN)
 
@@ -129,52 +122,6 @@ class SpecError(ValueError):
 
     def __str__(self) -> str:
         return self.message
-
-
-# --------------------------------------------------------------------------- durations
-
-
-def parse_duration(s: str, *, field: str = "duration") -> float:
-    """Seconds in a duration such as `500ms`, `30s`, `5m`, `1m30s`, `1h`.
-
-    The syntax is `^([0-9]+(ms|s|m|h))+$` with units largest first, each once:
-    what Prometheus accepts too (it refuses `30s1m`, and so does this).
-    Raises SpecError(reason="InvalidDuration").
-    """
-    if not isinstance(s, str) or not _DURATION_RE.match(s):
-        raise SpecError(
-            "InvalidDuration",
-            f"{field}: {s!r} is not a duration like 500ms, 30s, 5m or 1m30s",
-            field=field,
-        )
-    total = 0.0
-    last = -1
-    for number, unit in _DURATION_PART_RE.findall(s):
-        rank = _UNIT_ORDER.index(unit)
-        if rank <= last:
-            raise SpecError(
-                "InvalidDuration",
-                f"{field}: {s!r} must list its units largest first, each once (h, m, s, ms)",
-                field=field,
-            )
-        last = rank
-        total += int(number) * _UNIT_SECONDS[unit]
-    return total
-
-
-def format_seconds(seconds: float) -> str:
-    """A duration string for `seconds` in the same syntax (`90` -> `1m30s`, `0.5` -> `500ms`)."""
-    ms = round(seconds * 1000)
-    if ms < 0:
-        raise ValueError(f"negative duration: {seconds}")
-    if ms == 0:
-        return "0s"
-    parts = []
-    for unit, size in (("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
-        count, ms = divmod(ms, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    return "".join(parts)
 
 
 # --------------------------------------------------------------------------- defaults
@@ -398,7 +345,10 @@ class _Reader:
         value = self.data[key]
         if not isinstance(value, str):
             raise self._type(key, "a duration string such as 30s")
-        seconds = parse_duration(value, field=self.field(key))
+        try:
+            seconds = parse_duration(value, field=self.field(key))
+        except DurationError as exc:
+            raise SpecError("InvalidDuration", exc.message, field=exc.field) from None
         if positive and seconds <= 0:
             raise SpecError(
                 "InvalidDuration",

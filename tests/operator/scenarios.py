@@ -13,6 +13,7 @@ from typing import Any
 
 from promdemo_operator import render
 from promdemo_operator.kube import LAST_APPLIED_ANNOTATION, is_subset
+from promdemo_operator.resource import secret_name
 from tests.support.kmock_cluster import (
     DEPLOYMENTS,
     PROMDEMOS,
@@ -40,7 +41,7 @@ MONITORING_KINDS = ("ServiceMonitor", "PrometheusRule")
 
 
 def child_name(kind: str, name: str) -> str:
-    return render.secret_name(name) if kind == "Secret" else name
+    return secret_name(name) if kind == "Secret" else name
 
 
 def promdemo(name: str, spec: dict[str, Any] | None = None, ns: str = NS) -> dict[str, Any]:
@@ -125,7 +126,7 @@ def wait_children(
 
 
 def token_of(cluster: KmockCluster, name: str, ns: str = NS) -> str | None:
-    return render.token_from_secret(cluster.get(SECRETS, ns, render.secret_name(name)))
+    return render.token_from_secret(cluster.get(SECRETS, ns, secret_name(name)))
 
 
 def assert_children_match_render(
@@ -285,7 +286,7 @@ def scenario_drift_repaired(cluster: KmockCluster, op: OperatorProcess, name: st
     before = uids(children(cluster, name))
     token = token_of(cluster, name)
     managed_by = {"metadata": {"labels": {"app.kubernetes.io/managed-by": None}}}
-    cluster.patch(SECRETS, NS, render.secret_name(name), managed_by)
+    cluster.patch(SECRETS, NS, secret_name(name), managed_by)
     cluster.patch(SERVICES, NS, name, {"spec": {"ports": [{"name": "x", "port": 1}]}})
     cluster.patch(DEPLOYMENTS, NS, name, {"spec": {"template": {"spec": {"containers": [
         {"name": "app", "image": "evil:latest"}]}}}})  # fmt: skip

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from promdemo_operator import spec as spec_mod
+from promdemo_operator.duration import parse_duration
 from tests.support.tools import require_binary
 from tests.unit.test_crd import crd_validator
 
@@ -60,7 +61,7 @@ def validate(doc: dict[str, Any]) -> str:
         assert spec["selector"]["matchLabels"]
         for endpoint in spec["endpoints"]:
             assert endpoint["port"]
-            spec_mod.parse_duration(endpoint.get("interval", "30s"))
+            parse_duration(endpoint.get("interval", "30s"))
         return "fields"
     if key == ("argoproj.io/v1alpha1", "Application"):
         spec = doc["spec"]

@@ -11,7 +11,7 @@ from types import ModuleType
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-DASHBOARD = ROOT / "operator" / "data" / "dashboard.json"
+DASHBOARD = ROOT / "operator" / "promdemo_operator" / "data" / "dashboard.json"
 CONFIGMAP = ROOT / "manifests" / "grafana" / "configmap.yaml"
 KUSTOMIZATION = ROOT / "manifests" / "grafana" / "kustomization.yaml"
 

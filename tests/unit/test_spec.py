@@ -1,4 +1,4 @@
-"""spec.py: defaults, durations, and the checks a CRD schema cannot express."""
+"""spec.py: defaults, and the checks a CRD schema cannot express."""
 
 from __future__ import annotations
 
@@ -12,70 +12,8 @@ from promdemo_operator.spec import (
     PromDemoSpec,
     SpecError,
     apply_defaults,
-    format_seconds,
-    parse_duration,
     parse_spec,
 )
-
-# --------------------------------------------------------------------------- durations
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [
-        ("0s", 0.0),
-        ("500ms", 0.5),
-        ("30s", 30.0),
-        ("5m", 300.0),
-        ("1m30s", 90.0),
-        ("1h", 3600.0),
-        ("2h15m", 8100.0),
-        ("1h1m1s1ms", 3661.001),
-        ("90s", 90.0),
-        ("0ms", 0.0),
-    ],
-)
-def test_parse_duration(text: str, seconds: float):
-    assert parse_duration(text) == pytest.approx(seconds)
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "",
-        "5",
-        "5 m",
-        "5min",
-        "1d",
-        "-5s",
-        "1.5s",
-        "s",
-        "5S",
-        " 5s",
-        "5s ",
-        "30s1m",
-        "1m1m",
-        "5ms5s",
-    ],
-)
-def test_parse_duration_rejects(text: str):
-    with pytest.raises(SpecError) as caught:
-        parse_duration(text, field="spec.autoHeal.interval")
-    assert caught.value.reason == "InvalidDuration"
-    assert caught.value.message.startswith("spec.autoHeal.interval: ")
-    assert "\n" not in caught.value.message
-
-
-@pytest.mark.parametrize("value", [5, 5.0, None, ["5s"]])
-def test_parse_duration_rejects_non_strings(value):
-    with pytest.raises(SpecError):
-        parse_duration(value)
-
-
-@pytest.mark.parametrize("text", ["0s", "500ms", "30s", "1m30s", "2h15m", "1h1m1s1ms"])
-def test_format_seconds_round_trips(text: str):
-    assert format_seconds(parse_duration(text)) == text
-
 
 # --------------------------------------------------------------------------- defaults
 

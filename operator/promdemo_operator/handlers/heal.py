@@ -37,7 +37,6 @@ import logging
 import ssl
 import time
 from collections.abc import Coroutine, Mapping
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -51,13 +50,21 @@ from promdemo_operator.heal.access import API_PROXY, resolve_access
 from promdemo_operator.heal.alertmanager import AlertRef, host_port
 from promdemo_operator.heal.engine import CheckResult, HealEngine, PodTarget, ResetDone
 from promdemo_operator.heal.metrics import HealMetrics, default_metrics
-from promdemo_operator.heal.pods import pod_targets, selector_string
+from promdemo_operator.heal.pods import pod_targets
 from promdemo_operator.heal.policy import HealPolicy, PolicyConfig
 from promdemo_operator.kube import Kube, KubeError
+from promdemo_operator.resource import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    label_selector,
+    secret_name,
+    selector_for,
+)
+from promdemo_operator.timefmt import parse_rfc3339, rfc3339
 
 T = TypeVar("T")
 
-GROUP, VERSION, PLURAL = render.GROUP, render.VERSION, "promdemos"
 
 log = logging.getLogger("promdemo.heal")
 # httpx logs every request at INFO: one line per pod per interval would drown the heal log.
@@ -72,21 +79,6 @@ TOKEN_REFRESH_SECONDS = 60.0
 #: kopf cancels the daemon this long after asking it to stop; the loop itself stops a
 #: check at once (`_unless_stopped`), so this is only a backstop.
 CANCELLATION_TIMEOUT_SECONDS = 2.0
-
-
-def rfc3339(epoch: float) -> str:
-    return (
-        datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    )
-
-
-def parse_rfc3339(text: Any) -> float | None:
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def _number(value: float | None) -> int | float | None:
@@ -160,7 +152,7 @@ class HealLoop:
         self._client: httpx.AsyncClient | None = None
         self._token: str | None = None
         self._token_read_at = 0.0
-        self._selector: dict[str, str] = render.selector_for(name)
+        self._selector: dict[str, str] = selector_for(name)
         self._status_lock = asyncio.Lock()
         self._written: dict[str, Any] = {}
         self._who = f"{namespace}/{name}"
@@ -258,7 +250,7 @@ class HealLoop:
                 "read_secret",
                 self.kube.read_secret_value,
                 self.namespace,
-                render.secret_name(self.name),
+                secret_name(self.name),
                 render.RESET_TOKEN_KEY,
             )
         except KubeError:
@@ -268,7 +260,7 @@ class HealLoop:
             log.warning(
                 "%s: Secret %s has no %r yet; resets are sent without a token",
                 self._who,
-                render.secret_name(self.name),
+                secret_name(self.name),
                 render.RESET_TOKEN_KEY,
             )
         self._token = token
@@ -286,7 +278,7 @@ class HealLoop:
         match = ((deployment or {}).get("spec") or {}).get("selector", {}).get("matchLabels")
         if isinstance(match, Mapping) and match:
             self._selector = {str(k): str(v) for k, v in match.items()}
-        selector = selector_string(self._selector)
+        selector = label_selector(self._selector)
         path = f"/api/v1/namespaces/{quote(self.namespace)}/pods?labelSelector={quote(selector)}"
         try:
             listing = await self._api("list_pods", self.kube.request, "GET", path)
@@ -366,7 +358,7 @@ class HealLoop:
                 "pod": done.pod,
                 "before": _number(done.before),
                 "after": _number(done.after),
-                "time": rfc3339(done.time),
+                "time": rfc3339(done.time, milliseconds=True),
             }
             after = "unconfirmed" if done.after is None else _number(done.after)
             message = (
@@ -400,7 +392,9 @@ class HealLoop:
             "healCount": self.heal_count,
         }
         if self.last_heal is not None:
-            recent = {p: rfc3339(t) for p, t in self.policy.export_state(now).items()}
+            recent = {
+                p: rfc3339(t, milliseconds=True) for p, t in self.policy.export_state(now).items()
+            }
             wanted["lastHeal"] = {**self.last_heal, "recentResets": recent}
         if not force and wanted == self._written:
             return

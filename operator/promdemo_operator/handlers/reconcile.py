@@ -29,7 +29,6 @@ for a resync that found nothing to do.
 
 from __future__ import annotations
 
-import datetime
 import logging
 import os
 import threading
@@ -44,10 +43,8 @@ from promdemo_operator import spec as spec_mod
 from promdemo_operator.handlers.common import kube_from_memo, plain
 from promdemo_operator.kube import MONITORING_PLURALS, Kube, KubeError
 from promdemo_operator.opmetrics import metrics
-
-GROUP = "promdemo.dev"
-VERSION = "v1alpha1"
-PLURAL = "promdemos"
+from promdemo_operator.resource import GROUP, PLURAL, VERSION, secret_name, selector_string
+from promdemo_operator.timefmt import rfc3339
 
 OWN_CONDITIONS = ("Available", "MonitoringReady", "SpecValid")
 
@@ -61,10 +58,6 @@ PERMANENT_RETRY_SECONDS = 120.0
 
 
 # -- plain helpers (no kopf) -----------------------------------------------------------
-
-
-def now_rfc3339() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def condition(type_: str, ok: bool, reason: str, message: str) -> dict[str, str]:
@@ -216,7 +209,7 @@ def _reconcile(
     status = raw.get("status") or {}
     conditions = status.get("conditions") or []
     generation = meta.get("generation")
-    now = now_rfc3339()
+    now = rfc3339()
 
     # 1. The spec: defaults and the checks the schema cannot express.
     try:
@@ -278,7 +271,7 @@ def _reconcile(
         "observedGeneration": generation,
         "replicas": int(dstatus.get("replicas") or 0),
         "readyReplicas": ready,
-        "selector": render.selector_string(name),
+        "selector": selector_string(name),
         "conditions": merge_conditions(
             conditions,
             [
@@ -295,7 +288,7 @@ def _reconcile(
 
 def _token(kube: Kube, namespace: str, name: str) -> str:
     """The reset token: the one in the existing Secret, or a new one (created once)."""
-    secret = render.secret_name(name)
+    secret = secret_name(name)
     return (
         kube.read_secret_value(namespace, secret, render.RESET_TOKEN_KEY)
         or render.new_reset_token()

@@ -21,11 +21,6 @@ def matches_selector(pod: Mapping[str, Any], selector: Mapping[str, str]) -> boo
     return all(labels.get(k) == v for k, v in selector.items())
 
 
-def selector_string(selector: Mapping[str, str]) -> str:
-    """`k=v,k2=v2` for the `labelSelector` query parameter."""
-    return ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
-
-
 def is_ready(pod: Mapping[str, Any]) -> bool:
     """Running, not being deleted, and condition Ready=True."""
     meta = pod.get("metadata") or {}
