@@ -50,6 +50,7 @@ from promdemo_operator.heal.engine import HealEngine, PodTarget  # noqa: E402
 from promdemo_operator.heal.policy import HealPolicy, PolicyConfig  # noqa: E402
 from promdemo_operator.promconfig import alertmanager_config, prometheus_config  # noqa: E402
 from promdemo_operator.rules import rules_file  # noqa: E402
+from promdemo_operator.spec import parse_spec  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
 from tests.support.processes import ManagedProcess, python_module, wait_http_ok  # noqa: E402
 
@@ -187,7 +188,11 @@ async def event_latency(url: str, trials: int, workdir: Path) -> list[float] | s
     monitoring = {"alerts": {"inventoryNegative": {"for": "0s"}}}
     rules.write_text(
         yaml.safe_dump(
-            rules_file(monitoring, selector={"job": "promdemo"}, alert_labels={"promdemo": "bench"})
+            rules_file(
+                parse_spec({"monitoring": monitoring}).monitoring.alerts,
+                selector={"job": "promdemo"},
+                alert_labels={"promdemo": "bench"},
+            )
         )
     )
     prom_cfg = workdir / "prom.yml"

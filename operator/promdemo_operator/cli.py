@@ -139,7 +139,7 @@ def _body(doc: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
 def _render(args: argparse.Namespace, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
     from promdemo_operator import render as render_mod
     from promdemo_operator.rules import rule_groups
-    from promdemo_operator.spec import SpecError, apply_defaults, parse_spec
+    from promdemo_operator.spec import SpecError, parse_spec
 
     output: list[dict[str, Any]] = []
     if args.rules_file and len(bodies) != 1:
@@ -148,15 +148,24 @@ def _render(args: argparse.Namespace, bodies: list[dict[str, Any]]) -> list[dict
     for body in bodies:
         name = body["metadata"].get("name")
         try:
+            spec = parse_spec(body.get("spec"))
             if args.rules_file:
-                parse_spec(body.get("spec"))
-                monitoring = apply_defaults(body.get("spec"))["monitoring"]
                 groups = rule_groups(
-                    monitoring, selector={"job": "promdemo"}, alert_labels={"promdemo": name}
+                    spec.monitoring.alerts,
+                    selector={"job": "promdemo"},
+                    alert_labels={"promdemo": name},
                 )
                 output.append({"groups": groups})
             else:
-                output.extend(render_mod.render_children(body, token=token))
+                output.extend(
+                    render_mod.render_children(
+                        name,
+                        body["metadata"]["namespace"],
+                        spec,
+                        token=token,
+                        owner=render_mod.owner_reference(body),
+                    )
+                )
         except SpecError as exc:
             raise _RenderError(f"{args.filename}: PromDemo {name!r}: {exc.message}") from exc
     if not args.rules_file and not args.token:

@@ -432,6 +432,7 @@ class LocalDemo:
 
         from .promconfig import alertmanager_config, prometheus_config
         from .rules import rules_file
+        from .spec import parse_spec
 
         am_address = None
         if alertmanager:
@@ -463,7 +464,7 @@ class LocalDemo:
                 stop_all([self.alertmanager], timeout=5, hurry_on_signal=False)
 
         rules_path = self.workdir / "rules.yml"
-        rules = rules_file(None, selector={"job": JOB}, alert_labels={})
+        rules = rules_file(parse_spec({}).monitoring.alerts, selector={"job": JOB}, alert_labels={})
         rules_path.write_text(yaml.safe_dump(rules, sort_keys=False))
         config = prometheus_config(
             [r.instance for r in self.replicas],

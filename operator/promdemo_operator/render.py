@@ -1,9 +1,10 @@
 """PromDemo -> its children, as plain dicts (the operator's desired state).
 
-`render_children(body, token=...)` returns, in this order: the reset-token
-Secret, the Deployment, the Service, the ServiceMonitor and the PrometheusRule
-(the last two only when `spec.monitoring` enables them). It is a pure function
-of the PromDemo and the token: rendering twice gives equal lists, and it never
+`render_children(name, namespace, spec, token=..., owner=...)` returns, in this
+order: the reset-token Secret, the Deployment, the Service, the ServiceMonitor
+and the PrometheusRule (the last two only when `spec.monitoring` enables them).
+It takes the typed spec that `spec.parse_spec` produced, and is a pure function
+of its arguments: rendering twice gives equal lists, and it never
 makes up a token, so a caller that reads the existing Secret's token
 (`token_from_secret`) and passes it back never rotates it by accident. A new
 PromDemo gets `new_reset_token()`.
@@ -11,9 +12,9 @@ PromDemo gets `new_reset_token()`.
 Names and labels are the contract of docs/architecture.md: every child is
 named after the PromDemo (the Secret `<name>-reset-token`), carries the
 `app.kubernetes.io/{name,instance,managed-by}` labels and, when the PromDemo
-has a uid, a controller owner reference to it (deleting the PromDemo deletes
-them). Without a uid (`promdemo render` of a file) there is no owner to point
-at, so no owner reference is written.
+has a uid, a controller owner reference to it (`owner_reference(body)`;
+deleting the PromDemo deletes them). Without a uid (`promdemo render` of a
+file) there is no owner to point at, so no owner reference is written.
 
 Plain Python: no kopf, no kubernetes client.
 """
@@ -36,14 +37,16 @@ from promdemo_operator.resource import (
     selector_for,
 )
 from promdemo_operator.rules import rule_groups
-from promdemo_operator.spec import PromDemoSpec, SpecError, parse_spec
+from promdemo_operator.spec import PromDemoSpec, SpecError
 
 __all__ = [
     "APP_PORT",
     "CONTAINER_NAME",
     "PORT_NAME",
     "RESET_TOKEN_KEY",
+    "check_name",
     "new_reset_token",
+    "owner_reference",
     "render_children",
     "token_from_secret",
 ]
@@ -273,11 +276,11 @@ def _service_monitor(name: str, ns: str, owner: Mapping | None, spec: PromDemoSp
 def _prometheus_rule(name: str, ns: str, owner: Mapping | None, spec: PromDemoSpec) -> dict:
     try:
         groups = rule_groups(
-            spec.raw["monitoring"],
+            spec.monitoring.alerts,
             selector={"namespace": ns, "job": name},
             alert_labels={"promdemo": name},
         )
-    except ValueError as exc:  # parse_spec accepted it, so this is a drift between the two
+    except ValueError as exc:  # only a name that is no Prometheus label value gets here
         raise SpecError("InvalidRules", f"spec.monitoring.alerts: {exc}") from exc
     return {
         "apiVersion": MONITORING_API_VERSION,
@@ -287,7 +290,8 @@ def _prometheus_rule(name: str, ns: str, owner: Mapping | None, spec: PromDemoSp
     }
 
 
-def _check_name(name: Any) -> str:
+def check_name(name: Any) -> str:
+    """`name` when it can name a PromDemo's children; SpecError(InvalidName) otherwise."""
     if not isinstance(name, str) or not name:
         raise SpecError("InvalidName", "metadata.name: missing", field="metadata.name")
     if len(name) > NAME_MAX or not _NAME_RE.match(name):
@@ -316,25 +320,28 @@ def owner_reference(body: Mapping[str, Any]) -> dict[str, Any] | None:
     }
 
 
-def render_children(body: Mapping[str, Any], *, token: str) -> list[dict[str, Any]]:
-    """The children of PromDemo `body`: Secret, Deployment, Service, ServiceMonitor, PrometheusRule.
+def render_children(
+    name: str,
+    namespace: str,
+    spec: PromDemoSpec,
+    *,
+    token: str,
+    owner: Mapping[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """The children of PromDemo `namespace/name`: Secret, Deployment, Service, ServiceMonitor,
+    PrometheusRule (the last two left out when `spec.monitoring` turns them off).
 
-    ServiceMonitor and PrometheusRule are left out when spec.monitoring turns them off.
-
-    `body` is the PromDemo object (`metadata.name`, `metadata.namespace`, `metadata.uid`,
-    `spec`); its spec may be partial (defaults are applied). `token` is the reset token
-    to put in the Secret: the existing Secret's (`token_from_secret`) or, for a new
-    PromDemo, `new_reset_token()`. Raises SpecError for a spec (or name) that cannot run.
+    `spec` is the PromDemo's parsed spec (`spec.parse_spec`): it is read once, by the
+    caller. `token` is the reset token to put in the Secret: the existing Secret's
+    (`token_from_secret`) or, for a new PromDemo, `new_reset_token()`. `owner` is
+    `owner_reference(body)`; None (a file rendered offline) writes no owner reference.
+    Raises SpecError(InvalidName) for a name or namespace that cannot name the children.
     """
     if not isinstance(token, str) or not token:
         raise ValueError("render_children: token must be a non-empty string")
-    meta = body.get("metadata") or {}
-    name = _check_name(meta.get("name"))
-    namespace = meta.get("namespace")
+    name = check_name(name)
     if not isinstance(namespace, str) or not namespace:
         raise SpecError("InvalidName", "metadata.namespace: missing", field="metadata.namespace")
-    spec = parse_spec(body.get("spec"))
-    owner = owner_reference(body)
 
     children = [
         _secret(name, namespace, owner, token),

@@ -1,7 +1,8 @@
 """The Prometheus rule groups of promdemo: the lessons' recording rules and the alerts.
 
-`rule_groups(monitoring, selector=...)` builds them from the (defaulted)
-`spec.monitoring` of a PromDemo; `operator/promdemo_operator/render.py` puts them into the
+`rule_groups(alerts, selector=...)` builds them from the typed, validated
+`spec.monitoring.alerts` of a PromDemo (`spec.parse_spec` holds every default
+and every check; nothing here repeats them); `render.py` puts them into the
 PrometheusRule child, and `rules_file(...)` is the same groups as a plain
 Prometheus rules file (`promdemo render --rules-file`, `promdemo local`).
 
@@ -37,46 +38,19 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-RUNBOOK_BASE = "https://github.com/promdemo/promdemo/blob/main/docs/lessons.md"
+from promdemo_operator.spec import AlertsSpec
 
-#: spec.monitoring.alerts defaults (docs/architecture.md is binding).
-ALERT_DEFAULTS: dict[str, dict[str, Any]] = {
-    "inventoryNegative": {"for": "0s"},
-    "noSuccessOrders": {"minOrders": 100, "window": "30m", "for": "5m"},
-    "highLatencyP95": {"thresholdSeconds": 1, "window": "5m", "for": "5m"},
-    "lowSuccessRate": {"threshold": 0.9, "window": "5m", "for": "5m"},
-    "dependencyErrors": {"ratePerSecond": 0.2, "window": "5m", "for": "5m"},
-}
+RUNBOOK_BASE = "https://github.com/promdemo/promdemo/blob/main/docs/lessons.md"
 
 RECORDING_GROUP = "promdemo.recording"
 ALERTING_GROUP = "promdemo.alerts"
 
-_DURATION = re.compile(r"^([0-9]+(ms|s|m|h))+$")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
-def alert_settings(monitoring: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
-    """The alert settings of `monitoring`, every missing key filled with its default."""
-    alerts = (monitoring or {}).get("alerts") or {}
-    merged: dict[str, dict[str, Any]] = {}
-    for name, defaults in ALERT_DEFAULTS.items():
-        given = alerts.get(name) or {}
-        merged[name] = {key: given.get(key, value) for key, value in defaults.items()}
-    return merged
-
-
-def _duration(value: Any, field: str) -> str:
-    text = str(value)
-    if not _DURATION.match(text):
-        raise ValueError(f"{field}: {value!r} is not a duration like 30s, 5m or 1m30s")
-    return text
-
-
-def _number(value: Any, field: str) -> str:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{field}: {value!r} is not a number")
-    # repr keeps 0.1 as 0.1 and 100 as 100; PromQL reads both.
-    return repr(value)
+def _promql_number(value: float) -> str:
+    """A threshold as PromQL reads it: `100`, not `100.0`; `0.1`, not `0.1000000001`."""
+    return repr(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 def _escape(value: str) -> str:
@@ -162,38 +136,37 @@ def _alert(
 
 
 def alerting_rules(
-    monitoring: Mapping[str, Any] | None,
+    alerts: AlertsSpec,
     *,
     selector: Mapping[str, str],
     alert_labels: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """InventoryNegative, NoSuccessOrders, HighLatencyP95, LowSuccessRate, DependencyErrors."""
-    a = alert_settings(monitoring)
     extra = dict(alert_labels or {})
     sel = _matchers(selector)
     success = _matchers(selector, result="success")
     by = _by(selector)
     by_le = _by(selector, "le")
 
-    inv = a["inventoryNegative"]
-    nso = a["noSuccessOrders"]
-    nso_window = _duration(nso["window"], "noSuccessOrders.window")
-    nso_min = _number(nso["minOrders"], "noSuccessOrders.minOrders")
-    lat = a["highLatencyP95"]
-    lat_window = _duration(lat["window"], "highLatencyP95.window")
-    lat_threshold = _number(lat["thresholdSeconds"], "highLatencyP95.thresholdSeconds")
-    low = a["lowSuccessRate"]
-    low_window = _duration(low["window"], "lowSuccessRate.window")
-    low_threshold = _number(low["threshold"], "lowSuccessRate.threshold")
-    dep = a["dependencyErrors"]
-    dep_window = _duration(dep["window"], "dependencyErrors.window")
-    dep_rate = _number(dep["ratePerSecond"], "dependencyErrors.ratePerSecond")
+    inv = alerts.inventory_negative
+    nso = alerts.no_success_orders
+    nso_window = nso.window
+    nso_min = _promql_number(nso.min_orders)
+    lat = alerts.high_latency_p95
+    lat_window = lat.window
+    lat_threshold = _promql_number(lat.threshold_seconds)
+    low = alerts.low_success_rate
+    low_window = low.window
+    low_threshold = _promql_number(low.threshold)
+    dep = alerts.dependency_errors
+    dep_window = dep.window
+    dep_rate = _promql_number(dep.rate_per_second)
 
     return [
         _alert(
             "InventoryNegative",
             f"product_inventory{sel} < 0",
-            _duration(inv["for"], "inventoryNegative.for"),
+            inv.for_,
             severity="warning",
             summary="Inventory of {{ $labels.instance }} is negative: the service oversold.",
             description=(
@@ -208,7 +181,7 @@ def alerting_rules(
         _alert(
             "NoSuccessOrders",
             f"increase(orders_total{success}[{nso_window}]) < {nso_min}",
-            _duration(nso["for"], "noSuccessOrders.for"),
+            nso.for_,
             severity="critical",
             summary=f"Fewer than {nso_min} successful orders in {nso_window}.",
             description=(
@@ -222,7 +195,7 @@ def alerting_rules(
             "HighLatencyP95",
             f"histogram_quantile(0.95, sum {by_le} "
             f"(rate(http_request_latency_seconds_bucket{sel}[{lat_window}]))) > {lat_threshold}",
-            _duration(lat["for"], "highLatencyP95.for"),
+            lat.for_,
             severity="warning",
             summary=f"p95 HTTP latency of {{{{ $labels.job }}}} is above {lat_threshold}s.",
             description=(
@@ -236,7 +209,7 @@ def alerting_rules(
             "LowSuccessRate",
             f"sum {by} (rate(orders_total{success}[{low_window}]))"
             f" / sum {by} (rate(orders_total{sel}[{low_window}])) < {low_threshold}",
-            _duration(low["for"], "lowSuccessRate.for"),
+            low.for_,
             severity="warning",
             summary=f"Order success ratio of {{{{ $labels.job }}}} is below {low_threshold}.",
             description=(
@@ -249,7 +222,7 @@ def alerting_rules(
         _alert(
             "DependencyErrors",
             f"sum {by} (rate(dependency_errors_total{sel}[{dep_window}])) > {dep_rate}",
-            _duration(dep["for"], "dependencyErrors.for"),
+            dep.for_,
             severity="warning",
             summary=f"The order dependency of {{{{ $labels.job }}}} fails more than {dep_rate}/s.",
             description=(
@@ -263,29 +236,29 @@ def alerting_rules(
 
 
 def rule_groups(
-    monitoring: Mapping[str, Any] | None,
+    alerts: AlertsSpec,
     *,
     selector: Mapping[str, str],
     alert_labels: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """The recording and alerting groups for `spec.monitoring` (defaults for missing keys).
+    """The recording and alerting groups for the (validated) `spec.monitoring.alerts`.
 
-    Raises ValueError on a malformed duration, number or selector key.
+    Raises ValueError on a selector key that is not a Prometheus label name.
     """
     return [
         {"name": RECORDING_GROUP, "rules": recording_rules(selector)},
         {
             "name": ALERTING_GROUP,
-            "rules": alerting_rules(monitoring, selector=selector, alert_labels=alert_labels),
+            "rules": alerting_rules(alerts, selector=selector, alert_labels=alert_labels),
         },
     ]
 
 
 def rules_file(
-    monitoring: Mapping[str, Any] | None,
+    alerts: AlertsSpec,
     *,
     selector: Mapping[str, str],
     alert_labels: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """A plain Prometheus rules file (`rule_files:`) holding `rule_groups(...)`."""
-    return {"groups": rule_groups(monitoring, selector=selector, alert_labels=alert_labels)}
+    return {"groups": rule_groups(alerts, selector=selector, alert_labels=alert_labels)}

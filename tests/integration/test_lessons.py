@@ -44,6 +44,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from promdemo_operator.rules import rules_file
+from promdemo_operator.spec import parse_spec
 from tests.support.ports import free_port
 from tests.support.processes import ManagedProcess, python_module, wait_http_ok, wait_until
 from tests.support.prometheus import Prometheus, WebhookSink, run_alertmanager, run_prometheus
@@ -151,7 +152,9 @@ def _facts(url: str, statuses: Counter[int], instance: str) -> Facts:
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     workdir = tmp_path_factory.mktemp("lessons")
     rules_path = workdir / "rules.yml"
-    rules_path.write_text(yaml.safe_dump(rules_file({}, selector={"job": "promdemo"})))
+    rules_path.write_text(
+        yaml.safe_dump(rules_file(parse_spec({}).monitoring.alerts, selector={"job": "promdemo"}))
+    )
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     app = ManagedProcess(
@@ -422,7 +425,7 @@ def test_lesson_query(env: Env, query: str) -> None:
 @pytest.mark.integration
 def test_rules_are_loaded_and_healthy(env: Env) -> None:
     rules = env.prom.rules()
-    expected = rules_file({}, selector={"job": "promdemo"})
+    expected = rules_file(parse_spec({}).monitoring.alerts, selector={"job": "promdemo"})
     names = [r.get("record") or r.get("alert") for g in expected["groups"] for r in g["rules"]]
     assert sorted(r["name"] for r in rules) == sorted(names)
     assert {r["name"]: r["health"] for r in rules} == dict.fromkeys(names, "ok")

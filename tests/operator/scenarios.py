@@ -26,6 +26,7 @@ from tests.support.kmock_cluster import (
     operator_log_tail,
 )
 from tests.support.processes import wait_until
+from tests.support.rendering import render_body
 
 NS = "demo"
 TIMEOUT = 90.0
@@ -135,7 +136,7 @@ def assert_children_match_render(
     """Every child holds what `render_children` says (owner references included)."""
     token = token_of(cluster, pd["metadata"]["name"], pd["metadata"]["namespace"])
     assert token, "the reset-token Secret has no token"
-    expected = render.render_children(pd, token=token)
+    expected = render_body(pd, token=token)
     for want in expected:
         got = kids[want["kind"]]
         view = {k: v for k, v in want.items() if k not in ("metadata", "status")}

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from promdemo_operator.rules import rule_groups, rules_file
+from promdemo_operator.spec import parse_spec
 from tests.support.tools import require_binary
 
 HERE = Path(__file__).resolve().parent
@@ -48,7 +49,11 @@ def write_rules(directory: Path) -> None:
     for name, kwargs in RULESETS.items():
         args = dict(kwargs)
         monitoring = args.pop("monitoring")
-        (directory / name).write_text(yaml.safe_dump(rules_file(monitoring, **args)))
+        (directory / name).write_text(
+            yaml.safe_dump(
+                rules_file(parse_spec({"monitoring": monitoring}).monitoring.alerts, **args)
+            )
+        )
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -105,7 +110,11 @@ def test_every_rule_is_unit_tested() -> None:
                     fired.add(alert_test["alertname"])
             for expr_test in test.get("promql_expr_test", []):
                 queried += expr_test["expr"] + "\n"
-    rules = [r for g in rule_groups({}, selector={"job": "promdemo"}) for r in g["rules"]]
+    rules = [
+        r
+        for g in rule_groups(parse_spec({}).monitoring.alerts, selector={"job": "promdemo"})
+        for r in g["rules"]
+    ]
     alerts = {r["alert"] for r in rules if "alert" in r}
     records = [r["record"] for r in rules if "record" in r]
     assert alerts - fired == set(), "alerts never seen firing in tests/rules"

@@ -7,7 +7,6 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from promdemo_operator import render
 from promdemo_operator.kube import (
     KINDS,
     LAST_APPLIED_ANNOTATION,
@@ -20,6 +19,7 @@ from promdemo_operator.kube import (
     stale_keys,
     with_last_applied,
 )
+from tests.support.rendering import render_body
 
 UID = "6a1e2c3d-0000-4000-8000-000000000002"
 TOKEN = "s3cret-token"
@@ -196,7 +196,7 @@ def test_a_hand_edit_of_the_annotation_is_patched_back() -> None:
 def test_the_secret_data_is_never_rewritten_nor_pruned() -> None:
     name = "shop"
     pd = {"metadata": {"name": name, "namespace": "demo", "uid": UID}, "spec": {}}
-    secret = render.render_children(pd, token=TOKEN)[0]
+    secret = render_body(pd, token=TOKEN)[0]
     assert secret["kind"] == "Secret"
     actual = stored(secret)
     actual["data"] = {"token": "b3RoZXI=", "extra": "eA=="}  # rotated by hand, a key added
@@ -220,8 +220,8 @@ def test_every_rendered_child_converges_in_one_patch() -> None:
     dropped = copy.deepcopy(pd)
     dropped["spec"]["monitoring"]["labels"] = {"team": "shop"}
     for before, after in zip(
-        render.render_children(pd, token=TOKEN),
-        render.render_children(dropped, token=TOKEN),
+        render_body(pd, token=TOKEN),
+        render_body(dropped, token=TOKEN),
         strict=True,
     ):
         actual = stored(before)

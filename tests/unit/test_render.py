@@ -15,7 +15,8 @@ from promdemo_operator import render
 from promdemo_operator.render import new_reset_token, render_children, token_from_secret
 from promdemo_operator.resource import labels_for, secret_name, selector_for, selector_string
 from promdemo_operator.rules import rule_groups
-from promdemo_operator.spec import SpecError, apply_defaults
+from promdemo_operator.spec import SpecError, parse_spec
+from tests.support.rendering import render_body
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "manifests" / "samples"
@@ -77,7 +78,7 @@ def test_new_reset_token_is_random_and_url_safe():
 
 
 def test_token_from_secret_round_trips_the_rendered_secret():
-    secret = render_children(body(), token=TOKEN)[0]
+    secret = render_body(body(), token=TOKEN)[0]
     assert token_from_secret(secret) == TOKEN
     assert token_from_secret({"stringData": {"token": "x"}}) == "x"
     assert token_from_secret(None) is None
@@ -90,7 +91,7 @@ def test_token_from_secret_round_trips_the_rendered_secret():
 
 
 def test_minimal_spec_renders_five_children_in_order():
-    children = render_children(body(), token=TOKEN)
+    children = render_body(body(), token=TOKEN)
     assert [c["kind"] for c in children] == [
         "Secret",
         "Deployment",
@@ -111,14 +112,14 @@ def test_minimal_spec_renders_five_children_in_order():
 
 
 def test_spec_may_be_missing_or_null():
-    assert render_children(body(), token=TOKEN) == render_children(body({}), token=TOKEN)
+    assert render_body(body(), token=TOKEN) == render_body(body({}), token=TOKEN)
     no_spec = body()
     no_spec["spec"] = None
-    assert render_children(no_spec, token=TOKEN) == render_children(body({}), token=TOKEN)
+    assert render_body(no_spec, token=TOKEN) == render_body(body({}), token=TOKEN)
 
 
 def test_every_child_has_name_namespace_labels_and_owner():
-    for child in render_children(body(), token=TOKEN):
+    for child in render_body(body(), token=TOKEN):
         meta = child["metadata"]
         assert meta["namespace"] == "demo"
         for key, value in labels_for("shop").items():
@@ -137,7 +138,7 @@ def test_every_child_has_name_namespace_labels_and_owner():
 
 def test_no_uid_means_no_owner_reference():
     """A file rendered for GitOps has no owner in any cluster yet."""
-    for child in render_children(body(uid=None), token=TOKEN):
+    for child in render_body(body(uid=None), token=TOKEN):
         assert "ownerReferences" not in child["metadata"]
 
 
@@ -150,7 +151,7 @@ def test_no_uid_means_no_owner_reference():
     ],
 )
 def test_monitoring_switches_omit_children(monitoring: dict, kinds: list[str]):
-    children = render_children(body({"monitoring": monitoring}), token=TOKEN)
+    children = render_body(body({"monitoring": monitoring}), token=TOKEN)
     assert [c["kind"] for c in children] == kinds
 
 
@@ -159,26 +160,26 @@ def test_monitoring_switches_omit_children(monitoring: dict, kinds: list[str]):
 
 def test_rendering_twice_with_the_same_token_is_identical():
     spec = yaml.safe_load((SAMPLES / "full.yaml").read_text())["spec"]
-    first = render_children(body(spec), token=TOKEN)
-    second = render_children(body(copy.deepcopy(spec)), token=TOKEN)
+    first = render_body(body(spec), token=TOKEN)
+    second = render_body(body(copy.deepcopy(spec)), token=TOKEN)
     assert first == second
     assert yaml.safe_dump_all(first) == yaml.safe_dump_all(second)
 
 
 def test_render_never_invents_a_token():
-    secret = render_children(body(), token=TOKEN)[0]
+    secret = render_body(body(), token=TOKEN)[0]
     assert secret["type"] == "Opaque"
     assert base64.b64decode(secret["data"]["token"]).decode() == TOKEN
     assert "stringData" not in secret
     with pytest.raises(ValueError, match="token"):
-        render_children(body(), token="")
+        render_body(body(), token="")
     with pytest.raises(TypeError):
-        render_children(body())  # type: ignore[call-arg]
+        render_children("shop", "demo", parse_spec({}))  # type: ignore[call-arg]
 
 
 def test_only_the_secret_depends_on_the_token():
-    a = render_children(body(), token="a")
-    b = render_children(body(), token="b")
+    a = render_body(body(), token="a")
+    b = render_body(body(), token="b")
     assert a[0] != b[0]
     assert a[1:] == b[1:]
 
@@ -186,7 +187,7 @@ def test_only_the_secret_depends_on_the_token():
 def test_render_does_not_mutate_the_body():
     b = body({"monitoring": {"labels": {"release": "prometheus"}}})
     before = copy.deepcopy(b)
-    children = render_children(b, token=TOKEN)
+    children = render_body(b, token=TOKEN)
     children[3]["metadata"]["labels"]["x"] = "y"
     assert b == before
 
@@ -195,7 +196,7 @@ def test_render_does_not_mutate_the_body():
 
 
 def test_deployment_minimal():
-    dep = by_kind(render_children(body(), token=TOKEN))["Deployment"]
+    dep = by_kind(render_body(body(), token=TOKEN))["Deployment"]
     spec = dep["spec"]
     assert spec["replicas"] == 1
     assert spec["selector"] == {"matchLabels": selector_for("shop")}
@@ -217,7 +218,7 @@ def test_deployment_minimal():
 
 
 def test_deployment_env_defaults():
-    env = env_of(by_kind(render_children(body(), token=TOKEN))["Deployment"])
+    env = env_of(by_kind(render_body(body(), token=TOKEN))["Deployment"])
     assert env == {
         "PROMDEMO_HOST": "0.0.0.0",
         "PROMDEMO_PORT": "8080",
@@ -252,7 +253,7 @@ def test_deployment_env_follows_the_spec():
             },
         },
     }
-    dep = by_kind(render_children(body(spec), token=TOKEN))["Deployment"]
+    dep = by_kind(render_body(body(spec), token=TOKEN))["Deployment"]
     assert dep["spec"]["replicas"] == 3
     (container,) = dep["spec"]["template"]["spec"]["containers"]
     assert container["image"] == "registry.example/promdemo:9"
@@ -270,7 +271,7 @@ def test_deployment_env_follows_the_spec():
 
 
 def test_reset_token_is_a_read_only_mounted_secret():
-    dep = by_kind(render_children(body(), token=TOKEN))["Deployment"]
+    dep = by_kind(render_body(body(), token=TOKEN))["Deployment"]
     pod = dep["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     token_file = env_of(dep)["PROMDEMO_RESET_TOKEN_FILE"]
@@ -290,7 +291,7 @@ def test_reset_token_is_a_read_only_mounted_secret():
 
 
 def test_security_context_meets_pod_security_restricted():
-    pod = by_kind(render_children(body(), token=TOKEN))["Deployment"]["spec"]["template"]["spec"]
+    pod = by_kind(render_body(body(), token=TOKEN))["Deployment"]["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] == 10001
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -306,14 +307,14 @@ def test_security_context_meets_pod_security_restricted():
 
 
 def test_grace_period_outlasts_the_apps_shutdown_timeout():
-    dep = by_kind(render_children(body(), token=TOKEN))["Deployment"]
+    dep = by_kind(render_body(body(), token=TOKEN))["Deployment"]
     grace = dep["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
     assert grace > int(env_of(dep)["PROMDEMO_SHUTDOWN_TIMEOUT"])
 
 
 def test_no_service_links_so_no_stray_promdemo_variables():
     """A Service called `promdemo` would otherwise inject PROMDEMO_PORT=tcp://..."""
-    pod = by_kind(render_children(body(name="promdemo"), token=TOKEN))["Deployment"]
+    pod = by_kind(render_body(body(name="promdemo"), token=TOKEN))["Deployment"]
     assert pod["spec"]["template"]["spec"]["enableServiceLinks"] is False
 
 
@@ -321,7 +322,7 @@ def test_no_service_links_so_no_stray_promdemo_variables():
 
 
 def test_service():
-    svc = by_kind(render_children(body(), token=TOKEN))["Service"]
+    svc = by_kind(render_body(body(), token=TOKEN))["Service"]
     assert svc["spec"]["type"] == "ClusterIP"
     assert svc["spec"]["selector"] == selector_for("shop")
     assert svc["spec"]["ports"] == [
@@ -334,7 +335,7 @@ def test_service():
 
 def test_service_monitor():
     spec = {"monitoring": {"scrapeInterval": "30s", "labels": {"release": "prometheus"}}}
-    children = render_children(body(spec), token=TOKEN)
+    children = render_body(body(spec), token=TOKEN)
     sm = by_kind(children)["ServiceMonitor"]
     svc = by_kind(children)["Service"]
     assert sm["metadata"]["labels"] == {**labels_for("shop"), "release": "prometheus"}
@@ -355,10 +356,10 @@ def test_prometheus_rule_is_rules_py_with_the_namespace_and_job_selector():
             "alerts": {"noSuccessOrders": {"minOrders": 7, "window": "10m"}},
         }
     }
-    pr = by_kind(render_children(body(spec), token=TOKEN))["PrometheusRule"]
+    pr = by_kind(render_body(body(spec), token=TOKEN))["PrometheusRule"]
     assert pr["metadata"]["labels"] == {**labels_for("shop"), "release": "prometheus"}
     expected = rule_groups(
-        apply_defaults(spec)["monitoring"],
+        parse_spec(spec).monitoring.alerts,
         selector={"namespace": "demo", "job": "shop"},
         alert_labels={"promdemo": "shop"},
     )
@@ -375,14 +376,14 @@ def test_prometheus_rule_is_rules_py_with_the_namespace_and_job_selector():
 
 def test_our_labels_win_over_monitoring_labels():
     spec = {"monitoring": {"labels": {"app.kubernetes.io/instance": "other", "release": "p"}}}
-    for child in render_children(body(spec), token=TOKEN)[3:]:
+    for child in render_body(body(spec), token=TOKEN)[3:]:
         assert child["metadata"]["labels"]["app.kubernetes.io/instance"] == "shop"
         assert child["metadata"]["labels"]["release"] == "p"
 
 
 def test_monitoring_labels_stay_off_the_other_children():
     spec = {"monitoring": {"labels": {"release": "prometheus"}}}
-    for child in render_children(body(spec), token=TOKEN)[:3]:
+    for child in render_body(body(spec), token=TOKEN)[:3]:
         assert child["metadata"]["labels"] == labels_for("shop")
 
 
@@ -399,13 +400,13 @@ def test_bad_names_are_spec_errors(name: str, ns: str | None):
     b["metadata"]["name"] = name
     b["metadata"]["namespace"] = ns
     with pytest.raises(SpecError) as caught:
-        render_children(b, token=TOKEN)
+        render_body(b, token=TOKEN)
     assert caught.value.reason == "InvalidName"
 
 
 def test_invalid_spec_is_a_spec_error():
     with pytest.raises(SpecError) as caught:
-        render_children(body({"autoHeal": {"podAccess": "nope"}}), token=TOKEN)
+        render_body(body({"autoHeal": {"podAccess": "nope"}}), token=TOKEN)
     assert caught.value.reason == "InvalidValue"
 
 
@@ -420,14 +421,14 @@ def validate_child(child: dict) -> None:
 
 @pytest.mark.parametrize("name", ["minimal.yaml", "full.yaml"])
 def test_rendered_samples_validate_strictly(name: str):
-    children = render_children(sample(name), token=TOKEN)
+    children = render_body(sample(name), token=TOKEN)
     assert len(children) == 5
     for child in children:
         validate_child(child)
 
 
 def test_full_sample_renders_its_values():
-    children = by_kind(render_children(sample("full.yaml"), token=TOKEN))
+    children = by_kind(render_body(sample("full.yaml"), token=TOKEN))
     assert children["Deployment"]["spec"]["replicas"] == 2
     assert children["ServiceMonitor"]["metadata"]["labels"]["release"] == "prometheus"
     assert children["PrometheusRule"]["metadata"]["labels"]["release"] == "prometheus"

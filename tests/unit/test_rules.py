@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from promdemo_operator.rules import ALERT_DEFAULTS, alert_settings, rule_groups, rules_file
+from promdemo_operator.rules import rule_groups, rules_file
+from promdemo_operator.spec import AlertsSpec, SpecError, parse_spec
 from tests.support.tools import require_binary
 
 OPERATOR_SELECTOR = {"namespace": "shop", "job": "shop"}
@@ -34,23 +35,37 @@ def _rules(groups: list[dict]) -> dict[str, dict]:
     return {r.get("alert") or r["record"]: r for g in groups for r in g["rules"]}
 
 
-def test_empty_monitoring_means_the_defaults() -> None:
-    assert rule_groups({}, selector={"job": "promdemo"}) == rule_groups(
-        {"alerts": ALERT_DEFAULTS}, selector={"job": "promdemo"}
-    )
-    assert rule_groups(None, selector={"job": "promdemo"}) == rule_groups(
-        {}, selector={"job": "promdemo"}
-    )
+def alerts(monitoring: dict | None = None) -> AlertsSpec:
+    """The typed alerts of a spec whose `monitoring` is `monitoring` (defaults elsewhere)."""
+    return parse_spec({"monitoring": monitoring or {}}).monitoring.alerts
 
 
 def test_partial_alert_settings_keep_other_defaults() -> None:
-    settings = alert_settings({"alerts": {"noSuccessOrders": {"for": "10m"}}})
-    assert settings["noSuccessOrders"] == {"minOrders": 100, "window": "30m", "for": "10m"}
-    assert settings["highLatencyP95"] == ALERT_DEFAULTS["highLatencyP95"]
+    rules = _rules(
+        rule_groups(alerts({"alerts": {"noSuccessOrders": {"for": "10m"}}}), selector={"job": "j"})
+    )
+    assert rules["NoSuccessOrders"]["for"] == "10m"
+    assert (
+        rules["NoSuccessOrders"]["expr"]
+        == 'increase(orders_total{result="success", job="j"}[30m]) < 100'
+    )
+    assert (
+        rules["HighLatencyP95"]
+        == _rules(rule_groups(alerts(), selector={"job": "j"}))["HighLatencyP95"]
+    )
+
+
+def test_rules_hold_no_defaults_of_their_own() -> None:
+    """Every default lives in spec.py: rules.py takes the typed alerts and nothing else."""
+    source = (
+        Path(__file__).resolve().parents[2] / "operator" / "promdemo_operator" / "rules.py"
+    ).read_text()
+    for default in ('"30m"', '"5m"', "minOrders", "thresholdSeconds", "ratePerSecond"):
+        assert default not in source
 
 
 def test_names_and_groups() -> None:
-    groups = rule_groups({}, selector={"job": "promdemo"})
+    groups = rule_groups(alerts(), selector={"job": "promdemo"})
     assert [g["name"] for g in groups] == ["promdemo.recording", "promdemo.alerts"]
     rules = _rules(groups)
     assert [r for r in rules if r in RECORDS] == RECORDS
@@ -60,13 +75,13 @@ def test_names_and_groups() -> None:
 
 
 def test_the_articles_alert_verbatim() -> None:
-    rule = _rules(rule_groups({}, selector={"job": "promdemo"}))["NoSuccessOrders"]
+    rule = _rules(rule_groups(alerts(), selector={"job": "promdemo"}))["NoSuccessOrders"]
     assert rule["expr"] == 'increase(orders_total{result="success", job="promdemo"}[30m]) < 100'
     assert rule["for"] == "5m"
 
 
 def test_every_expression_carries_the_selector() -> None:
-    for rule in _rules(rule_groups({}, selector=OPERATOR_SELECTOR)).values():
+    for rule in _rules(rule_groups(alerts(), selector=OPERATOR_SELECTOR)).values():
         metrics = re.findall(r"([a-z_]+)\{([^}]*)\}", rule["expr"])
         assert metrics, rule
         for _, matchers in metrics:
@@ -75,7 +90,7 @@ def test_every_expression_carries_the_selector() -> None:
 
 
 def test_aggregations_keep_the_selector_keys() -> None:
-    rules = _rules(rule_groups({}, selector=OPERATOR_SELECTOR))
+    rules = _rules(rule_groups(alerts(), selector=OPERATOR_SELECTOR))
     assert (
         "sum by (job, namespace) (rate(http_requests_total"
         in rules["job:http_requests:rate5m"]["expr"]
@@ -85,14 +100,14 @@ def test_aggregations_keep_the_selector_keys() -> None:
 
 def test_inventory_negative_is_per_pod_not_aggregated() -> None:
     """The heal loop needs the pod: the expression must keep every series label."""
-    rule = _rules(rule_groups({}, selector=OPERATOR_SELECTOR))["InventoryNegative"]
+    rule = _rules(rule_groups(alerts(), selector=OPERATOR_SELECTOR))["InventoryNegative"]
     assert rule["expr"] == 'product_inventory{job="shop", namespace="shop"} < 0'
     assert " by " not in rule["expr"]
     assert " without " not in rule["expr"]
 
 
 def test_alert_labels_and_annotations() -> None:
-    groups = rule_groups({}, selector={"job": "promdemo"}, alert_labels={"promdemo": "shop"})
+    groups = rule_groups(alerts(), selector={"job": "promdemo"}, alert_labels={"promdemo": "shop"})
     for name in ALERTS:
         rule = _rules(groups)[name]
         assert rule["labels"]["promdemo"] == "shop"
@@ -117,7 +132,7 @@ def test_thresholds_windows_and_for_come_from_the_spec() -> None:
             "dependencyErrors": {"ratePerSecond": 3, "window": "30s", "for": "0s"},
         }
     }
-    rules = _rules(rule_groups(monitoring, selector={"job": "j"}))
+    rules = _rules(rule_groups(alerts(monitoring), selector={"job": "j"}))
     assert rules["InventoryNegative"]["for"] == "30s"
     assert rules["NoSuccessOrders"]["expr"].endswith("[1h]) < 5")
     assert rules["NoSuccessOrders"]["for"] == "1m30s"
@@ -137,21 +152,22 @@ def test_thresholds_windows_and_for_come_from_the_spec() -> None:
         ({"alerts": {"noSuccessOrders": {"minOrders": True}}}, "noSuccessOrders.minOrders"),
     ],
 )
-def test_malformed_values_are_refused(monitoring: dict, message: str) -> None:
-    with pytest.raises(ValueError, match=re.escape(message)):
-        rule_groups(monitoring, selector={"job": "promdemo"})
+def test_malformed_values_never_reach_the_rules(monitoring: dict, message: str) -> None:
+    """parse_spec refuses them, naming the field, before any rule is built."""
+    with pytest.raises(SpecError, match=re.escape(message)):
+        alerts(monitoring)
 
 
 def test_selector_values_are_escaped_and_keys_checked() -> None:
-    rules = _rules(rule_groups({}, selector={"job": 'a"b'}))
+    rules = _rules(rule_groups(alerts(), selector={"job": 'a"b'}))
     assert 'job="a\\"b"' in rules["InventoryNegative"]["expr"]
     with pytest.raises(ValueError, match="label name"):
-        rule_groups({}, selector={"bad-key": "x"})
+        rule_groups(alerts(), selector={"bad-key": "x"})
 
 
 def test_rules_file_is_groups() -> None:
-    assert rules_file({}, selector={"job": "promdemo"}) == {
-        "groups": rule_groups({}, selector={"job": "promdemo"})
+    assert rules_file(alerts(), selector={"job": "promdemo"}) == {
+        "groups": rule_groups(alerts(), selector={"job": "promdemo"})
     }
 
 
@@ -159,7 +175,9 @@ def test_rules_file_is_groups() -> None:
 def test_promtool_accepts_the_rules(tmp_path: Path, selector: dict[str, str]) -> None:
     promtool = require_binary("promtool")
     path = tmp_path / "rules.yml"
-    path.write_text(yaml.safe_dump(rules_file({}, selector=selector, alert_labels={"a": "b"})))
+    path.write_text(
+        yaml.safe_dump(rules_file(alerts(), selector=selector, alert_labels={"a": "b"}))
+    )
     result = subprocess.run(
         [promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60
     )

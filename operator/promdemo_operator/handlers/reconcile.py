@@ -213,8 +213,14 @@ def _reconcile(
 
     # 1. The spec: defaults and the checks the schema cannot express.
     try:
-        spec_mod.parse_spec(spec_mod.apply_defaults(raw.get("spec") or {}))
-        children = render.render_children(raw, token=_token(kube, namespace, name))
+        spec = spec_mod.parse_spec(raw.get("spec") or {})
+        children = render.render_children(
+            name,
+            namespace,
+            spec,
+            token=_token(kube, namespace, name),
+            owner=render.owner_reference(raw),
+        )
     except spec_mod.SpecError as e:
         message = getattr(e, "message", None) or str(e)
         old = find_condition(conditions, "SpecValid")
