@@ -260,3 +260,22 @@ def test_bad_input_is_one_line_and_exit_2(
     assert len(err.splitlines()) == 1, err
     assert err.startswith("promdemo check-selection: ")
     assert message in err
+
+
+# --------------------------------------------------------------------------- the docs' example
+
+
+def test_the_example_in_docs_selection_md_is_what_the_command_prints() -> None:
+    root = Path(__file__).resolve().parents[2]
+    text = (root / "docs" / "selection.md").read_text(encoding="utf-8")
+    block = text.split("```console\n", 1)[1].split("```", 1)[0].splitlines()
+    command = next(line for line in block if line.startswith("$ promdemo check-selection"))
+    start = block.index(command)
+    end = block.index("$ echo $?")
+    argv = command.removeprefix("$ promdemo check-selection ").split()
+    argv = [
+        KPS if a == "prometheus.yaml" else str(root / a) if a.endswith(".yaml") else a for a in argv
+    ]
+    code, out = run(*argv)
+    assert out.splitlines() == block[start + 1 : end]
+    assert str(code) == block[end + 1]
