@@ -17,6 +17,7 @@ The helpers here (`load_crd`, `crd_schema`, `crd_validator`, `k8s_default`,
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,8 +55,19 @@ FORBIDDEN_KEYS = {
 # --------------------------------------------------------------------------- helpers
 
 
+@functools.cache
+def _crd_text() -> str:
+    return CRD_PATH.read_text()
+
+
+@functools.cache
+def _parsed_crd() -> dict[str, Any]:
+    return yaml.safe_load(_crd_text())
+
+
 def load_crd() -> dict[str, Any]:
-    return yaml.safe_load(CRD_PATH.read_text())
+    """The CRD (a fresh copy: callers may change it)."""
+    return copy.deepcopy(_parsed_crd())
 
 
 def crd_schema() -> dict[str, Any]:
@@ -84,6 +96,7 @@ def to_json_schema(node: Any, *, top: bool = True) -> Any:
     return out
 
 
+@functools.cache
 def crd_validator() -> jsonschema.Draft7Validator:
     return jsonschema.Draft7Validator(to_json_schema(crd_schema()))
 
@@ -138,7 +151,8 @@ def schema_errors(doc: dict[str, Any]) -> list[tuple[tuple, str]]:
     found = [(tuple(e.absolute_path), e.message) for e in crd_validator().iter_errors(doc)]
     if found:
         return found
-    return cel_errors(crd_schema(), k8s_default(crd_schema(), doc))
+    schema = crd_schema()
+    return cel_errors(schema, k8s_default(schema, doc))
 
 
 def walk(node: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
