@@ -8,9 +8,10 @@ webhook (the operator's receiver, or a test's).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from promdemo_operator.duration import parse_duration
 
 DEFAULT_JOB = "promdemo"
 
@@ -32,13 +33,20 @@ def prometheus_config(
     `alertmanager` is `host:port` (or `http://host:port`) of an Alertmanager, or
     None for none. `scrape_timeout` defaults to the scrape interval when that is
     shorter than Prometheus's 10s default (a timeout longer than the interval is
-    a configuration error).
+    a configuration error). Durations are read by `duration.parse_duration`; a bad
+    one raises its DurationError (a ValueError) naming the argument.
     """
+    # Refuse a bad duration here, with the argument's name, rather than as a
+    # Prometheus start-up failure in a log.
+    scrape_seconds = parse_duration(scrape_interval, field="scrape_interval")
+    parse_duration(evaluation_interval, field="evaluation_interval")
+    if scrape_timeout is not None:
+        parse_duration(scrape_timeout, field="scrape_timeout")
     global_: dict[str, Any] = {
         "scrape_interval": scrape_interval,
         "evaluation_interval": evaluation_interval,
     }
-    if scrape_timeout is None and _seconds(scrape_interval) < 10:
+    if scrape_timeout is None and scrape_seconds < 10:
         scrape_timeout = scrape_interval
     if scrape_timeout is not None:
         global_["scrape_timeout"] = scrape_timeout
@@ -93,17 +101,6 @@ def alertmanager_config(
         },
         "receivers": [{"name": receiver, "webhook_configs": [webhook]}],
     }
-
-
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
-
-
-def _seconds(duration: str) -> float:
-    """Seconds of a Prometheus duration such as `1s`, `1m30s`, `500ms`."""
-    parts = re.findall(r"(\d+)(ms|s|m|h|d|w|y)", duration)
-    if not parts or "".join(n + u for n, u in parts) != duration:
-        raise ValueError(f"{duration!r} is not a Prometheus duration")
-    return sum(int(n) * _UNITS[u] for n, u in parts)
 
 
 def _split_url(address: str) -> tuple[str, str]:

@@ -96,13 +96,14 @@ def token_from_secret(secret: Mapping[str, Any] | None) -> str | None:
 # --------------------------------------------------------------------------- helpers
 
 
-def _number(value: float) -> str:
-    """A knob for an env var: `1` not `1.0`, `0.05` not `5e-02`."""
+def _env_number(value: float) -> str:
+    """A number as an environment variable's value: `1` not `1.0`, `0.05` not `5e-02`."""
     value = float(value)
     return str(int(value)) if value.is_integer() else repr(value)
 
 
-def _bool(value: bool) -> str:
+def _env_bool(value: bool) -> str:
+    """A boolean as the app's settings read it (`true`/`false`)."""
     return "true" if value else "false"
 
 
@@ -127,13 +128,13 @@ def _app_env(spec: PromDemoSpec) -> list[dict[str, str]]:
         ("PROMDEMO_HOST", "0.0.0.0"),
         ("PROMDEMO_PORT", str(APP_PORT)),
         ("PROMDEMO_INITIAL_INVENTORY", str(app.initial_inventory)),
-        ("PROMDEMO_OVERSELL", _bool(app.oversell)),
+        ("PROMDEMO_OVERSELL", _env_bool(app.oversell)),
         ("PROMDEMO_SIMULATION", "on" if sim.enabled else "off"),
-        ("PROMDEMO_DEPENDENCY_MIN_SECONDS", _number(sim.dependency_min_seconds)),
-        ("PROMDEMO_DEPENDENCY_MAX_SECONDS", _number(sim.dependency_max_seconds)),
-        ("PROMDEMO_DEPENDENCY_FAILURE_RATE", _number(sim.dependency_failure_rate)),
-        ("PROMDEMO_PROCESSING_MIN_SECONDS", _number(sim.processing_min_seconds)),
-        ("PROMDEMO_PROCESSING_MAX_SECONDS", _number(sim.processing_max_seconds)),
+        ("PROMDEMO_DEPENDENCY_MIN_SECONDS", _env_number(sim.dependency_min_seconds)),
+        ("PROMDEMO_DEPENDENCY_MAX_SECONDS", _env_number(sim.dependency_max_seconds)),
+        ("PROMDEMO_DEPENDENCY_FAILURE_RATE", _env_number(sim.dependency_failure_rate)),
+        ("PROMDEMO_PROCESSING_MIN_SECONDS", _env_number(sim.processing_min_seconds)),
+        ("PROMDEMO_PROCESSING_MAX_SECONDS", _env_number(sim.processing_max_seconds)),
         ("PROMDEMO_RESET_TOKEN_FILE", RESET_TOKEN_FILE),
         ("PROMDEMO_SHUTDOWN_TIMEOUT", str(SHUTDOWN_TIMEOUT_SECONDS)),
     ]

@@ -114,7 +114,7 @@ def recording_rules(selector: Mapping[str, str]) -> list[dict[str, Any]]:
 def _alert(
     name: str,
     expr: str,
-    for_: str,
+    for_duration: str,
     *,
     severity: str,
     summary: str,
@@ -125,7 +125,7 @@ def _alert(
     return {
         "alert": name,
         "expr": expr,
-        "for": for_,
+        "for": for_duration,
         "labels": labels,
         "annotations": {
             "summary": summary,
@@ -166,7 +166,7 @@ def alerting_rules(
         _alert(
             "InventoryNegative",
             f"product_inventory{sel} < 0",
-            inv.for_,
+            inv.for_duration,
             severity="warning",
             summary="Inventory of {{ $labels.instance }} is negative: the service oversold.",
             description=(
@@ -181,7 +181,7 @@ def alerting_rules(
         _alert(
             "NoSuccessOrders",
             f"increase(orders_total{success}[{nso_window}]) < {nso_min}",
-            nso.for_,
+            nso.for_duration,
             severity="critical",
             summary=f"Fewer than {nso_min} successful orders in {nso_window}.",
             description=(
@@ -195,7 +195,7 @@ def alerting_rules(
             "HighLatencyP95",
             f"histogram_quantile(0.95, sum {by_le} "
             f"(rate(http_request_latency_seconds_bucket{sel}[{lat_window}]))) > {lat_threshold}",
-            lat.for_,
+            lat.for_duration,
             severity="warning",
             summary=f"p95 HTTP latency of {{{{ $labels.job }}}} is above {lat_threshold}s.",
             description=(
@@ -209,7 +209,7 @@ def alerting_rules(
             "LowSuccessRate",
             f"sum {by} (rate(orders_total{success}[{low_window}]))"
             f" / sum {by} (rate(orders_total{sel}[{low_window}])) < {low_threshold}",
-            low.for_,
+            low.for_duration,
             severity="warning",
             summary=f"Order success ratio of {{{{ $labels.job }}}} is below {low_threshold}.",
             description=(
@@ -222,7 +222,7 @@ def alerting_rules(
         _alert(
             "DependencyErrors",
             f"sum {by} (rate(dependency_errors_total{sel}[{dep_window}])) > {dep_rate}",
-            dep.for_,
+            dep.for_duration,
             severity="warning",
             summary=f"The order dependency of {{{{ $labels.job }}}} fails more than {dep_rate}/s.",
             description=(

@@ -1,16 +1,21 @@
-"""The PromDemo spec: its defaults, its validation and its typed form.
+"""The PromDemo spec: its defaults, its bounds, its validation and its typed form.
 
 `apply_defaults(spec)` fills every missing field with the same default the
 CRD's schema sets (`crds/promdemos.promdemo.dev.yaml`; a unit test keeps the
 two equal), so a spec read from a file (`promdemo render`, `promdemo local`)
 means the same as one the API server has defaulted.
 
+`NUMBER_BOUNDS` and `DURATION_BOUNDS` hold the floor and ceiling of every
+numeric and duration field (docs/crd.md says why each is where it is); the
+CRD states the same bounds as `minimum`/`maximum` and CEL rules, and a unit
+test keeps them equal.
+
 `parse_spec(spec)` defaults, then validates, then returns frozen dataclasses.
-It checks what the schema checks (types, ranges, enums, the duration pattern)
-because a file never went through an API server, and what a schema cannot
-express: min <= max pairs, durations Prometheus would refuse (`30s1m`), alert
-windows too short for `rate()` at the scrape interval, label keys. A problem is
-a `SpecError(reason, message)`; the message is one line that names the field.
+It checks everything the schema checks, because a file never went through an
+API server (and an older one skips CEL rules), and what a schema cannot
+express: min <= max pairs, durations Prometheus would refuse (`30s1m`), label
+keys. A problem is a `SpecError(reason, message)`; the message is one line
+that names the field.
 
 Plain Python: no kopf, no kubernetes client.
 """
@@ -18,21 +23,23 @@ Plain Python: no kopf, no kubernetes client.
 from __future__ import annotations
 
 import copy
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from dataclasses import field as dataclass_field
 from types import MappingProxyType
 from typing import Any
 
-from promdemo_operator.duration import DURATION_PATTERN, DurationError, parse_duration
+from promdemo_operator.duration import DurationError, format_seconds, parse_duration
 
 __all__ = [
     "DEFAULTS",
-    "DURATION_PATTERN",
+    "DURATION_BOUNDS",
+    "NUMBER_BOUNDS",
     "AlertsSpec",
     "AppSpec",
     "AutoHealSpec",
+    "Bounds",
     "DependencyErrorsAlert",
     "HighLatencyP95Alert",
     "InventoryNegativeAlert",
@@ -53,11 +60,7 @@ LABEL_KEY_PATTERN = (
 )
 LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
 MAX_MONITORING_LABELS = 20
-
-REPLICAS_MAX = 50
-INVENTORY_MAX = 1_000_000
-THRESHOLD_LIMIT = 1_000_000
-SIMULATION_SECONDS_MAX = 60.0
+IMAGE_MAX_LENGTH = 512
 
 IMAGE_PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 HEAL_SOURCES = ("direct", "alertmanager")
@@ -103,6 +106,62 @@ DEFAULTS: dict[str, Any] = {
         },
     },
 }
+
+
+# --------------------------------------------------------------------------- bounds
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The smallest and largest value a field accepts (seconds, for a duration)."""
+
+    low: float
+    high: float
+
+
+_DAY_SECONDS = 86_400.0
+_SIMULATION = Bounds(0, 60)
+_ALERT_FOR = Bounds(0, _DAY_SECONDS)
+_ALERT_WINDOW = Bounds(2, _DAY_SECONDS)  # floor: two scrapes at the scrapeInterval floor
+
+#: Floor and ceiling of every numeric field (the CRD's minimum/maximum say the same;
+#: docs/crd.md gives the reason of each).
+NUMBER_BOUNDS: Mapping[str, Bounds] = MappingProxyType(
+    {
+        "spec.replicas": Bounds(0, 50),
+        "spec.app.initialInventory": Bounds(0, 1_000_000),
+        "spec.app.simulation.dependencyMinSeconds": _SIMULATION,
+        "spec.app.simulation.dependencyMaxSeconds": _SIMULATION,
+        "spec.app.simulation.dependencyFailureRate": Bounds(0, 1),
+        "spec.app.simulation.processingMinSeconds": _SIMULATION,
+        "spec.app.simulation.processingMaxSeconds": _SIMULATION,
+        "spec.autoHeal.threshold": Bounds(-1_000_000, 1_000_000),
+        "spec.monitoring.alerts.noSuccessOrders.minOrders": Bounds(0, 1_000_000_000),
+        "spec.monitoring.alerts.highLatencyP95.thresholdSeconds": Bounds(0.001, 3600),
+        "spec.monitoring.alerts.lowSuccessRate.threshold": Bounds(0, 1),
+        "spec.monitoring.alerts.dependencyErrors.ratePerSecond": Bounds(0, 1_000_000),
+    }
+)
+
+#: Floor and ceiling, in seconds, of every duration field (the CRD's CEL rules say the
+#: same; docs/crd.md gives the reason of each). Alert windows must also span two scrapes.
+DURATION_BOUNDS: Mapping[str, Bounds] = MappingProxyType(
+    {
+        "spec.autoHeal.interval": Bounds(1, 3600),
+        "spec.autoHeal.for": Bounds(0, _DAY_SECONDS),
+        "spec.autoHeal.cooldown": Bounds(0, _DAY_SECONDS),
+        "spec.monitoring.scrapeInterval": Bounds(1, 120),
+        "spec.monitoring.alerts.inventoryNegative.for": _ALERT_FOR,
+        "spec.monitoring.alerts.noSuccessOrders.window": _ALERT_WINDOW,
+        "spec.monitoring.alerts.noSuccessOrders.for": _ALERT_FOR,
+        "spec.monitoring.alerts.highLatencyP95.window": _ALERT_WINDOW,
+        "spec.monitoring.alerts.highLatencyP95.for": _ALERT_FOR,
+        "spec.monitoring.alerts.lowSuccessRate.window": _ALERT_WINDOW,
+        "spec.monitoring.alerts.lowSuccessRate.for": _ALERT_FOR,
+        "spec.monitoring.alerts.dependencyErrors.window": _ALERT_WINDOW,
+        "spec.monitoring.alerts.dependencyErrors.for": _ALERT_FOR,
+    }
+)
 
 # Maps whose keys are user data (not fields): defaults never merge into them.
 _FREE_MAPS = {("monitoring", "labels")}
@@ -159,16 +218,18 @@ def apply_defaults(spec: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- typed spec
+# A duration field keeps the text the user wrote (what goes into Prometheus YAML,
+# as written) next to its value in seconds (what Python code computes with).
 
 
 @dataclass(frozen=True)
 class SimulationSpec:
-    """spec.app.simulation: the simulated dependency and processing (seconds)."""
+    """spec.app.simulation: the simulated dependency and processing."""
 
     enabled: bool
     dependency_min_seconds: float
     dependency_max_seconds: float
-    dependency_failure_rate: float
+    dependency_failure_rate: float  # 0-1
     processing_min_seconds: float
     processing_max_seconds: float
 
@@ -184,7 +245,7 @@ class AppSpec:
 
 @dataclass(frozen=True)
 class AutoHealSpec:
-    """spec.autoHeal; durations in seconds (`interval`/`for` as in Prometheus)."""
+    """spec.autoHeal; its durations (`interval`, `for`, `cooldown`) in seconds."""
 
     enabled: bool
     source: str  # direct | alertmanager
@@ -197,40 +258,59 @@ class AutoHealSpec:
 
 @dataclass(frozen=True)
 class InventoryNegativeAlert:
-    for_: str
+    """spec.monitoring.alerts.inventoryNegative."""
+
+    for_duration: str  # the alert's `for`, as written
+    for_seconds: float
 
 
 @dataclass(frozen=True)
 class NoSuccessOrdersAlert:
+    """spec.monitoring.alerts.noSuccessOrders."""
+
     min_orders: int
-    window: str
-    for_: str
+    window: str  # the range of increase(), as written
+    window_seconds: float
+    for_duration: str
+    for_seconds: float
 
 
 @dataclass(frozen=True)
 class HighLatencyP95Alert:
+    """spec.monitoring.alerts.highLatencyP95."""
+
     threshold_seconds: float
     window: str
-    for_: str
+    window_seconds: float
+    for_duration: str
+    for_seconds: float
 
 
 @dataclass(frozen=True)
 class LowSuccessRateAlert:
-    threshold: float
+    """spec.monitoring.alerts.lowSuccessRate."""
+
+    threshold: float  # a success ratio, 0-1
     window: str
-    for_: str
+    window_seconds: float
+    for_duration: str
+    for_seconds: float
 
 
 @dataclass(frozen=True)
 class DependencyErrorsAlert:
+    """spec.monitoring.alerts.dependencyErrors."""
+
     rate_per_second: float
     window: str
-    for_: str
+    window_seconds: float
+    for_duration: str
+    for_seconds: float
 
 
 @dataclass(frozen=True)
 class AlertsSpec:
-    """spec.monitoring.alerts; durations stay Prometheus duration strings (validated)."""
+    """spec.monitoring.alerts: the thresholds of the PrometheusRule's alerts."""
 
     inventory_negative: InventoryNegativeAlert
     no_success_orders: NoSuccessOrdersAlert
@@ -245,7 +325,7 @@ class MonitoringSpec:
 
     service_monitor: bool
     prometheus_rule: bool
-    scrape_interval: str  # Prometheus duration, as written
+    scrape_interval: str  # as written (the ServiceMonitor's `interval`)
     scrape_interval_seconds: float
     labels: Mapping[str, str]  # read-only
     alerts: AlertsSpec
@@ -253,7 +333,7 @@ class MonitoringSpec:
 
 @dataclass(frozen=True)
 class PromDemoSpec:
-    """A validated, defaulted PromDemo spec. `raw` is the defaulted dict it came from."""
+    """A validated, defaulted PromDemo spec: what `parse_spec` returns."""
 
     replicas: int
     image: str
@@ -261,7 +341,6 @@ class PromDemoSpec:
     app: AppSpec
     auto_heal: AutoHealSpec
     monitoring: MonitoringSpec
-    raw: Mapping[str, Any] = dataclass_field(compare=False, repr=False)
 
 
 # --------------------------------------------------------------------------- validation
@@ -281,6 +360,23 @@ def _kind(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "a list"
     return type(value).__name__
+
+
+def _show(value: float) -> str:
+    """A number for a one-line message: short, and never a 400-digit integer."""
+    if isinstance(value, int) and abs(value) >= 10**15:
+        # str() of a huge int is long (and refused past 4300 digits): give its size.
+        digits = math.floor(value.bit_length() * math.log10(2)) + 1
+        return f"{'a negative' if value < 0 else 'an'} integer of about {digits} digits"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 10**15:
+        return str(int(value))
+    return repr(value)
+
+
+@dataclass(frozen=True)
+class _Duration:
+    text: str
+    seconds: float
 
 
 class _Reader:
@@ -313,20 +409,26 @@ class _Reader:
             raise self._type(key, "true or false")
         return value
 
-    def integer(self, key: str, low: int, high: int) -> int:
+    def integer(self, key: str) -> int:
         value = self.data[key]
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
+        if isinstance(value, float):
+            self._finite(key, value)
+            if value.is_integer():  # JSON from some clients says 2.0 for 2
+                value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             raise self._type(key, "an integer")
-        self._range(key, value, low, high)
+        self._range(key, value)
         return value
 
-    def number(self, key: str, low: float, high: float | None = None) -> float:
+    def number(self, key: str) -> float:
         value = self.data[key]
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self._type(key, "a number")
-        self._range(key, value, low, high)
+        if isinstance(value, float):
+            self._finite(key, value)
+        # The range check comes first: an int too large for a float is out of range
+        # (float() of it would raise OverflowError).
+        self._range(key, value)
         return float(value)
 
     def string(self, key: str, choices: tuple[str, ...] | None = None) -> str:
@@ -341,21 +443,24 @@ class _Reader:
             )
         return value
 
-    def duration(self, key: str, *, positive: bool = False) -> tuple[str, float]:
+    def duration(self, key: str) -> _Duration:
+        field = self.field(key)
         value = self.data[key]
         if not isinstance(value, str):
             raise self._type(key, "a duration string such as 30s")
         try:
-            seconds = parse_duration(value, field=self.field(key))
+            seconds = parse_duration(value, field=field)
         except DurationError as exc:
             raise SpecError("InvalidDuration", exc.message, field=exc.field) from None
-        if positive and seconds <= 0:
+        bounds = DURATION_BOUNDS[field]
+        if not bounds.low <= seconds <= bounds.high:
             raise SpecError(
-                "InvalidDuration",
-                f"{self.field(key)}: must be longer than 0s",
-                field=self.field(key),
+                "OutOfRange",
+                f"{field}: {value} must be between {format_seconds(bounds.low)}"
+                f" and {format_seconds(bounds.high)}",
+                field=field,
             )
-        return value, seconds
+        return _Duration(value, seconds)
 
     def _type(self, key: str, expected: str) -> SpecError:
         got = _kind(self.data[key])
@@ -365,11 +470,23 @@ class _Reader:
             field=self.field(key),
         )
 
-    def _range(self, key: str, value: float, low: float, high: float | None) -> None:
-        if value < low or (high is not None and value > high):
-            bounds = f"at least {low}" if high is None else f"between {low} and {high}"
+    def _finite(self, key: str, value: float) -> None:
+        # YAML reads .nan and .inf (and 1.0e+400) as floats; no bound holds them.
+        if not math.isfinite(value):
             raise SpecError(
-                "OutOfRange", f"{self.field(key)}: {value} must be {bounds}", field=self.field(key)
+                "InvalidValue",
+                f"{self.field(key)}: {value} is not a finite number",
+                field=self.field(key),
+            )
+
+    def _range(self, key: str, value: float) -> None:
+        bounds = NUMBER_BOUNDS[self.field(key)]
+        if not bounds.low <= value <= bounds.high:
+            raise SpecError(
+                "OutOfRange",
+                f"{self.field(key)}: {_show(value)} must be between {_show(bounds.low)}"
+                f" and {_show(bounds.high)}",
+                field=self.field(key),
             )
 
 
@@ -390,6 +507,18 @@ def _ordered(
             f" ({high:g}): {what}",
             field=reader.field(low_key),
         )
+
+
+def _image(reader: _Reader) -> str:
+    image = reader.string("image")
+    if not image or any(ch.isspace() for ch in image) or len(image) > IMAGE_MAX_LENGTH:
+        raise SpecError(
+            "InvalidValue",
+            f"spec.image: must be an image reference of 1 to {IMAGE_MAX_LENGTH} characters"
+            " without spaces",
+            field="spec.image",
+        )
+    return image
 
 
 def _labels(reader: _Reader, key: str) -> Mapping[str, str]:
@@ -432,42 +561,36 @@ def _labels(reader: _Reader, key: str) -> Mapping[str, str]:
     return MappingProxyType(checked)
 
 
-def _window(reader: _Reader, scrape: tuple[str, float], *, alert: str) -> str:
-    text, seconds = reader.duration("window", positive=True)
-    if seconds < 2 * scrape[1]:
+def _window(reader: _Reader, scrape: _Duration, *, alert: str) -> _Duration:
+    window = reader.duration("window")
+    if window.seconds < 2 * scrape.seconds:
         raise SpecError(
             "WindowTooShort",
-            f"{reader.field('window')} ({text}) must be at least twice"
-            f" spec.monitoring.scrapeInterval ({scrape[0]}): {alert} uses rate()/increase(),"
+            f"{reader.field('window')} ({window.text}) must be at least twice"
+            f" spec.monitoring.scrapeInterval ({scrape.text}): {alert} uses rate()/increase(),"
             " which need two samples in the window",
             field=reader.field("window"),
         )
-    return text
+    return window
 
 
 def parse_spec(spec: Mapping[str, Any] | None) -> PromDemoSpec:
     """Default, validate and type a PromDemo spec; raises SpecError on the first problem."""
-    raw = apply_defaults(spec)
-    top = _Reader(raw, "spec", DEFAULTS)
+    top = _Reader(apply_defaults(spec), "spec", DEFAULTS)
 
-    replicas = top.integer("replicas", 0, REPLICAS_MAX)
-    image = top.string("image")
-    if not image.strip() or any(ch.isspace() for ch in image):
-        raise SpecError(
-            "InvalidValue", "spec.image: must be a non-empty image reference", field="spec.image"
-        )
+    replicas = top.integer("replicas")
+    image = _image(top)
     image_pull_policy = top.string("imagePullPolicy", IMAGE_PULL_POLICIES)
 
     app_r = top.child("app")
     sim_r = app_r.child("simulation")
-    limit = SIMULATION_SECONDS_MAX
     simulation = SimulationSpec(
         enabled=sim_r.boolean("enabled"),
-        dependency_min_seconds=sim_r.number("dependencyMinSeconds", 0, limit),
-        dependency_max_seconds=sim_r.number("dependencyMaxSeconds", 0, limit),
-        dependency_failure_rate=sim_r.number("dependencyFailureRate", 0, 1),
-        processing_min_seconds=sim_r.number("processingMinSeconds", 0, limit),
-        processing_max_seconds=sim_r.number("processingMaxSeconds", 0, limit),
+        dependency_min_seconds=sim_r.number("dependencyMinSeconds"),
+        dependency_max_seconds=sim_r.number("dependencyMaxSeconds"),
+        dependency_failure_rate=sim_r.number("dependencyFailureRate"),
+        processing_min_seconds=sim_r.number("processingMinSeconds"),
+        processing_max_seconds=sim_r.number("processingMaxSeconds"),
     )
     _ordered(
         sim_r,
@@ -486,7 +609,7 @@ def parse_spec(spec: Mapping[str, Any] | None) -> PromDemoSpec:
         what="processing sleeps uniformly between them",
     )
     app = AppSpec(
-        initial_inventory=app_r.integer("initialInventory", 0, INVENTORY_MAX),
+        initial_inventory=app_r.integer("initialInventory"),
         oversell=app_r.boolean("oversell"),
         simulation=simulation,
     )
@@ -495,15 +618,15 @@ def parse_spec(spec: Mapping[str, Any] | None) -> PromDemoSpec:
     auto_heal = AutoHealSpec(
         enabled=heal_r.boolean("enabled"),
         source=heal_r.string("source", HEAL_SOURCES),
-        threshold=heal_r.integer("threshold", -THRESHOLD_LIMIT, THRESHOLD_LIMIT),
-        interval_seconds=heal_r.duration("interval", positive=True)[1],
-        for_seconds=heal_r.duration("for")[1],
-        cooldown_seconds=heal_r.duration("cooldown")[1],
+        threshold=heal_r.integer("threshold"),
+        interval_seconds=heal_r.duration("interval").seconds,
+        for_seconds=heal_r.duration("for").seconds,
+        cooldown_seconds=heal_r.duration("cooldown").seconds,
         pod_access=heal_r.string("podAccess", POD_ACCESS_MODES),
     )
 
     mon_r = top.child("monitoring")
-    scrape = mon_r.duration("scrapeInterval", positive=True)
+    scrape = mon_r.duration("scrapeInterval")
     labels = _labels(mon_r, "labels")
     alerts_r = mon_r.child("alerts")
     inv_r = alerts_r.child("inventoryNegative")
@@ -511,34 +634,49 @@ def parse_spec(spec: Mapping[str, Any] | None) -> PromDemoSpec:
     lat_r = alerts_r.child("highLatencyP95")
     low_r = alerts_r.child("lowSuccessRate")
     dep_r = alerts_r.child("dependencyErrors")
+    inv_for = inv_r.duration("for")
+    nso_window, nso_for = _window(nso_r, scrape, alert="NoSuccessOrders"), nso_r.duration("for")
+    lat_window, lat_for = _window(lat_r, scrape, alert="HighLatencyP95"), lat_r.duration("for")
+    low_window, low_for = _window(low_r, scrape, alert="LowSuccessRate"), low_r.duration("for")
+    dep_window, dep_for = _window(dep_r, scrape, alert="DependencyErrors"), dep_r.duration("for")
     alerts = AlertsSpec(
-        inventory_negative=InventoryNegativeAlert(for_=inv_r.duration("for")[0]),
+        inventory_negative=InventoryNegativeAlert(
+            for_duration=inv_for.text, for_seconds=inv_for.seconds
+        ),
         no_success_orders=NoSuccessOrdersAlert(
-            min_orders=nso_r.integer("minOrders", 0, 1_000_000_000),
-            window=_window(nso_r, scrape, alert="NoSuccessOrders"),
-            for_=nso_r.duration("for")[0],
+            min_orders=nso_r.integer("minOrders"),
+            window=nso_window.text,
+            window_seconds=nso_window.seconds,
+            for_duration=nso_for.text,
+            for_seconds=nso_for.seconds,
         ),
         high_latency_p95=HighLatencyP95Alert(
-            threshold_seconds=lat_r.number("thresholdSeconds", 0.001, 3600),
-            window=_window(lat_r, scrape, alert="HighLatencyP95"),
-            for_=lat_r.duration("for")[0],
+            threshold_seconds=lat_r.number("thresholdSeconds"),
+            window=lat_window.text,
+            window_seconds=lat_window.seconds,
+            for_duration=lat_for.text,
+            for_seconds=lat_for.seconds,
         ),
         low_success_rate=LowSuccessRateAlert(
-            threshold=low_r.number("threshold", 0, 1),
-            window=_window(low_r, scrape, alert="LowSuccessRate"),
-            for_=low_r.duration("for")[0],
+            threshold=low_r.number("threshold"),
+            window=low_window.text,
+            window_seconds=low_window.seconds,
+            for_duration=low_for.text,
+            for_seconds=low_for.seconds,
         ),
         dependency_errors=DependencyErrorsAlert(
-            rate_per_second=dep_r.number("ratePerSecond", 0),
-            window=_window(dep_r, scrape, alert="DependencyErrors"),
-            for_=dep_r.duration("for")[0],
+            rate_per_second=dep_r.number("ratePerSecond"),
+            window=dep_window.text,
+            window_seconds=dep_window.seconds,
+            for_duration=dep_for.text,
+            for_seconds=dep_for.seconds,
         ),
     )
     monitoring = MonitoringSpec(
         service_monitor=mon_r.boolean("serviceMonitor"),
         prometheus_rule=mon_r.boolean("prometheusRule"),
-        scrape_interval=scrape[0],
-        scrape_interval_seconds=scrape[1],
+        scrape_interval=scrape.text,
+        scrape_interval_seconds=scrape.seconds,
         labels=labels,
         alerts=alerts,
     )
@@ -550,5 +688,4 @@ def parse_spec(spec: Mapping[str, Any] | None) -> PromDemoSpec:
         app=app,
         auto_heal=auto_heal,
         monitoring=monitoring,
-        raw=MappingProxyType(raw),
     )

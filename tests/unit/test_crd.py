@@ -1,29 +1,37 @@
 """The PromDemo CRD: structural, described, defaulted like spec.py, and it judges the samples.
 
-No API server here, so the CRD's own openAPIV3Schema is turned into a JSON
-schema (x-kubernetes-* keys dropped, unknown fields refused as kubectl's strict
-field validation does) and the samples are validated with jsonschema; the API
-server's defaulting is replayed by `k8s_default` to compare with
-`promdemo_operator.spec.apply_defaults`.
+No API server here, so the API server's checks are replayed in their order:
+defaulting (`k8s_default`, compared with `promdemo_operator.spec.apply_defaults`),
+then the openAPIV3Schema turned into a JSON schema (x-kubernetes-* keys dropped,
+unknown fields refused as kubectl's strict field validation does) checked with
+jsonschema, then, when that found nothing, the `x-kubernetes-validations` CEL
+rules evaluated with cel-python on the defaulted object (`cel_errors`). The
+API server skips CEL rules only after some errors (a wrong type, an enum, a
+length); here any schema error skips them, so a sample wrong in one way gives
+one error (the API server may add the CEL rule's error for the same field).
 
-The helpers here (`load_crd`, `crd_schema`, `crd_validator`, `k8s_default`) are
-imported by the other CRD/manifest tests.
+The helpers here (`load_crd`, `crd_schema`, `crd_validator`, `k8s_default`,
+`schema_errors`) are imported by the other CRD/manifest tests.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import celpy
 import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
 
 from promdemo_operator import spec as spec_mod
+from promdemo_operator.duration import DURATION_PATTERN
+from promdemo_operator.duration import MAX_LENGTH as DURATION_MAX_LENGTH
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_PATH = ROOT / "crds" / "promdemos.promdemo.dev.yaml"
@@ -47,8 +55,19 @@ FORBIDDEN_KEYS = {
 # --------------------------------------------------------------------------- helpers
 
 
+@functools.cache
+def _crd_text() -> str:
+    return CRD_PATH.read_text()
+
+
+@functools.cache
+def _parsed_crd() -> dict[str, Any]:
+    return yaml.safe_load(_crd_text())
+
+
 def load_crd() -> dict[str, Any]:
-    return yaml.safe_load(CRD_PATH.read_text())
+    """The CRD (a fresh copy: callers may change it)."""
+    return copy.deepcopy(_parsed_crd())
 
 
 def crd_schema() -> dict[str, Any]:
@@ -77,6 +96,7 @@ def to_json_schema(node: Any, *, top: bool = True) -> Any:
     return out
 
 
+@functools.cache
 def crd_validator() -> jsonschema.Draft7Validator:
     return jsonschema.Draft7Validator(to_json_schema(crd_schema()))
 
@@ -94,6 +114,45 @@ def k8s_default(schema: dict[str, Any], value: Any) -> Any:
         if key in out:
             out[key] = k8s_default(sub, out[key])
     return out
+
+
+_CEL = celpy.Environment()
+_CEL_PROGRAMS: dict[str, Any] = {}
+
+
+def _cel_holds(rule: str, value: Any) -> bool:
+    """Whether a CEL rule holds for `value` as `self`; an evaluation error (a duration
+    Go cannot hold, a missing field) fails the rule, as on the API server."""
+    if rule not in _CEL_PROGRAMS:
+        _CEL_PROGRAMS[rule] = _CEL.program(_CEL.compile(rule))
+    try:
+        result = _CEL_PROGRAMS[rule].evaluate({"self": celpy.json_to_cel(value)})
+    except celpy.CELEvalError:
+        return False
+    return result is True or result == celpy.celtypes.BoolType(True)
+
+
+def cel_errors(node: dict[str, Any], value: Any, path: tuple = ()) -> list[tuple[tuple, str]]:
+    """(path, message) of every x-kubernetes-validations rule that fails under `node`."""
+    errors = [
+        (path, rule["message"])
+        for rule in node.get("x-kubernetes-validations") or ()
+        if not _cel_holds(rule["rule"], value)
+    ]
+    if isinstance(value, dict):
+        for key, sub in (node.get("properties") or {}).items():
+            if key in value:
+                errors += cel_errors(sub, value[key], (*path, key))
+    return errors
+
+
+def schema_errors(doc: dict[str, Any]) -> list[tuple[tuple, str]]:
+    """(path, message) of what the API server would refuse in PromDemo `doc`."""
+    found = [(tuple(e.absolute_path), e.message) for e in crd_validator().iter_errors(doc)]
+    if found:
+        return found
+    schema = crd_schema()
+    return cel_errors(schema, k8s_default(schema, doc))
 
 
 def walk(node: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
@@ -197,29 +256,43 @@ def test_schema_defaults_equal_apply_defaults_on_samples(path: Path):
 
 
 def test_schema_limits_match_spec_py():
-    """Ranges, enums and patterns are written twice (YAML, Python): keep them equal."""
+    """Enums, patterns and bounds are written twice (YAML, Python): keep them equal."""
     s = spec_mod
-    assert node_at(".spec.replicas")["maximum"] == s.REPLICAS_MAX
-    assert node_at(".spec.replicas")["minimum"] == 0
     assert node_at(".spec.imagePullPolicy")["enum"] == list(s.IMAGE_PULL_POLICIES)
-    assert node_at(".spec.app.initialInventory")["maximum"] == s.INVENTORY_MAX
     assert node_at(".spec.autoHeal.source")["enum"] == list(s.HEAL_SOURCES)
     assert node_at(".spec.autoHeal.podAccess")["enum"] == list(s.POD_ACCESS_MODES)
-    assert node_at(".spec.autoHeal.threshold")["maximum"] == s.THRESHOLD_LIMIT
-    assert node_at(".spec.autoHeal.threshold")["minimum"] == -s.THRESHOLD_LIMIT
-    for key in ("dependencyMinSeconds", "dependencyMaxSeconds", "processingMinSeconds"):
-        assert node_at(f".spec.app.simulation.{key}")["maximum"] == s.SIMULATION_SECONDS_MAX
+    assert node_at(".spec.image")["maxLength"] == s.IMAGE_MAX_LENGTH
     labels = node_at(".spec.monitoring.labels")
     assert labels["maxProperties"] == s.MAX_MONITORING_LABELS
     assert labels["additionalProperties"]["pattern"] == s.LABEL_VALUE_PATTERN
-    durations = [
-        (path, node)
-        for path, node in walk(crd_schema())
-        if path.split(".")[-1] in {"interval", "for", "cooldown", "scrapeInterval", "window"}
-    ]
+
+
+def test_every_number_has_the_bounds_of_spec_py():
+    numbers = {
+        path.lstrip("."): node
+        for path, node in walk(node_at(".spec"), ".spec")
+        if node.get("type") in {"integer", "number"}
+    }
+    assert numbers.keys() == set(spec_mod.NUMBER_BOUNDS)
+    for path, node in numbers.items():
+        bounds = spec_mod.NUMBER_BOUNDS[path]
+        assert (node["minimum"], node["maximum"]) == (bounds.low, bounds.high), path
+
+
+def test_every_duration_has_the_pattern_length_and_one_bounds_rule():
+    durations = {
+        path.lstrip("."): node
+        for path, node in walk(node_at(".spec"), ".spec")
+        if node.get("pattern") == DURATION_PATTERN
+    }
     assert len(durations) == 13  # autoHeal 3, scrapeInterval, 1 + 4 x 2 in alerts
-    for path, node in durations:
-        assert node["pattern"] == s.DURATION_PATTERN, path
+    assert durations.keys() == set(spec_mod.DURATION_BOUNDS)
+    for path, node in durations.items():
+        assert node["type"] == "string", path
+        assert node["maxLength"] == DURATION_MAX_LENGTH, path
+        (rule,) = node["x-kubernetes-validations"]
+        assert "\n" not in rule["message"], path  # the API server refuses multi-line messages
+    # Whether each rule holds the floor and ceiling of spec.py: tests/unit/test_spec_limits.py.
 
 
 def test_scale_subresource_paths_exist_with_the_right_types():
@@ -305,8 +378,13 @@ def test_valid_samples_pass_the_schema_and_the_operator(path: Path):
     doc = load_doc(path)
     assert doc["apiVersion"] == "promdemo.dev/v1alpha1"
     assert doc["kind"] == "PromDemo"
-    crd_validator().validate(doc)
+    assert schema_errors(doc) == []
     spec_mod.parse_spec(doc.get("spec"))
+
+
+def test_the_defaults_pass_every_cel_rule():
+    doc = {"apiVersion": "promdemo.dev/v1alpha1", "kind": "PromDemo", "metadata": {}}
+    assert cel_errors(crd_schema(), k8s_default(crd_schema(), doc)) == []
 
 
 def test_full_sample_sets_every_field():
@@ -332,11 +410,11 @@ def test_there_are_several_invalid_samples():
 @pytest.mark.parametrize("path", INVALID_SAMPLES, ids=sample_id)
 def test_invalid_samples_fail_the_schema_and_the_operator(path: Path):
     doc = load_doc(path)
-    errors = list(crd_validator().iter_errors(doc))
+    errors = schema_errors(doc)
     assert errors, f"{path.name} passed the CRD schema"
     # Each file is wrong in one way: one error, under .spec.
-    assert len(errors) == 1, [e.message for e in errors]
-    assert list(errors[0].absolute_path)[:1] == ["spec"]
+    assert len(errors) == 1, errors
+    assert errors[0][0][:1] == ("spec",)
     with pytest.raises(spec_mod.SpecError):
         spec_mod.parse_spec(doc["spec"])
 
@@ -345,7 +423,7 @@ def test_invalid_samples_fail_the_schema_and_the_operator(path: Path):
 def test_operator_rejected_samples_pass_the_schema_but_not_parse_spec(path: Path):
     """What only the operator can catch: it reports SpecValid=False with the message."""
     doc = load_doc(path)
-    crd_validator().validate(doc)
+    assert schema_errors(doc) == []
     with pytest.raises(spec_mod.SpecError) as caught:
         spec_mod.parse_spec(doc["spec"])
     assert "\n" not in caught.value.message

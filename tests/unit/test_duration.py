@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from promdemo_operator.duration import DurationError, format_seconds, parse_duration
+from promdemo_operator.duration import (
+    MAX_LENGTH,
+    MAX_SECONDS,
+    MAX_TEXT,
+    DurationError,
+    format_seconds,
+    parse_duration,
+)
 
 
 @pytest.mark.parametrize(
@@ -71,3 +78,27 @@ def test_a_spec_duration_error_is_a_spec_error_with_its_reason():
         parse_spec({"autoHeal": {"interval": "30s1m"}})
     assert caught.value.reason == "InvalidDuration"
     assert caught.value.message.startswith("spec.autoHeal.interval: ")
+
+
+def test_the_longest_duration_prometheus_holds_is_accepted():
+    """Prometheus holds a duration as int64 nanoseconds: 2562047h47m16s854ms at most."""
+    assert parse_duration(MAX_TEXT) == MAX_SECONDS
+    assert format_seconds(MAX_SECONDS) == MAX_TEXT
+
+
+@pytest.mark.parametrize("text", ["2562047h47m16s855ms", "2562048h", "9999999999h"])
+def test_durations_prometheus_cannot_hold_are_refused(text: str):
+    """promtool says `duration out of range` for these; so does the parser, naming the field."""
+    with pytest.raises(DurationError) as caught:
+        parse_duration(text, field="spec.autoHeal.for")
+    assert caught.value.message == (
+        f"spec.autoHeal.for: {text!r} is longer than Prometheus can hold (at most {MAX_TEXT})"
+    )
+
+
+def test_a_long_text_is_refused_before_its_digits_are_read():
+    text = "1" * 5000 + "s"  # int() of it would raise ValueError (Python's 4300-digit cap)
+    with pytest.raises(DurationError) as caught:
+        parse_duration(text, field="x")
+    assert caught.value.message == f"x: a duration is at most {MAX_LENGTH} characters, got 5001"
+    assert parse_duration("0" * (MAX_LENGTH - 2) + "1s") == 1.0  # exactly MAX_LENGTH

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from promdemo_operator.duration import DurationError
 from promdemo_operator.promconfig import alertmanager_config, prometheus_config
 from tests.support.tools import require_binary
 
@@ -40,9 +41,20 @@ def test_defaults_and_no_alertmanager() -> None:
     assert config["scrape_configs"][0]["job_name"] == "shop"
 
 
-def test_bad_interval_is_refused() -> None:
-    with pytest.raises(ValueError, match="duration"):
-        prometheus_config(["a:1"], scrape_interval="1 second")
+@pytest.mark.parametrize(
+    ("argument", "value"),
+    [
+        ("scrape_interval", "1 second"),
+        ("evaluation_interval", "30s1m"),
+        ("scrape_timeout", "1d"),
+        ("scrape_interval", "9999999999h"),
+    ],
+)
+def test_a_bad_duration_is_refused_naming_the_argument(argument: str, value: str) -> None:
+    """One duration syntax (duration.py) for the spec, the CLI and this config."""
+    with pytest.raises(ValueError, match=f"^{argument}: ") as caught:
+        prometheus_config(["a:1"], **{argument: value})
+    assert isinstance(caught.value, DurationError)
 
 
 def test_alertmanager_config_shape() -> None:

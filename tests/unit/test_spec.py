@@ -150,13 +150,14 @@ def test_parse_spec_defaults():
     assert (m.service_monitor, m.prometheus_rule) == (True, True)
     assert (m.scrape_interval, m.scrape_interval_seconds) == ("15s", 15.0)
     assert dict(m.labels) == {}
-    assert m.alerts.inventory_negative.for_ == "0s"
-    assert m.alerts.no_success_orders.min_orders == 100
-    assert m.alerts.no_success_orders.window == "30m"
+    inv, nso = m.alerts.inventory_negative, m.alerts.no_success_orders
+    assert (inv.for_duration, inv.for_seconds) == ("0s", 0.0)
+    assert nso.min_orders == 100
+    assert (nso.window, nso.window_seconds) == ("30m", 1800.0)
+    assert (nso.for_duration, nso.for_seconds) == ("5m", 300.0)
     assert m.alerts.high_latency_p95.threshold_seconds == 1.0
     assert m.alerts.low_success_rate.threshold == 0.9
     assert m.alerts.dependency_errors.rate_per_second == 0.2
-    assert s.raw == apply_defaults({})
 
 
 def test_parse_spec_is_frozen():
@@ -194,7 +195,7 @@ def test_parse_spec_full():
                 "enabled": False,
                 "source": "alertmanager",
                 "threshold": -10,
-                "interval": "500ms",
+                "interval": "1s",
                 "for": "1m30s",
                 "cooldown": "0s",
                 "podAccess": "apiProxy",
@@ -206,7 +207,7 @@ def test_parse_spec_full():
     assert s.app.simulation.processing_max_seconds == 2.0
     assert s.auto_heal.source == "alertmanager"
     assert s.auto_heal.threshold == -10
-    assert s.auto_heal.interval_seconds == 0.5
+    assert s.auto_heal.interval_seconds == 1.0
     assert s.auto_heal.for_seconds == 90.0
     assert s.auto_heal.cooldown_seconds == 0.0
     assert s.auto_heal.pod_access == "apiProxy"
@@ -256,14 +257,14 @@ def test_integral_floats_are_integers():
         ({"autoHeal": {"podAccess": "sidecar"}}, "InvalidValue", "spec.autoHeal.podAccess"),
         ({"autoHeal": {"source": "prometheus"}}, "InvalidValue", "spec.autoHeal.source"),
         ({"autoHeal": {"interval": "5 s"}}, "InvalidDuration", "spec.autoHeal.interval"),
-        ({"autoHeal": {"interval": "0s"}}, "InvalidDuration", "spec.autoHeal.interval"),
+        ({"autoHeal": {"interval": "0s"}}, "OutOfRange", "spec.autoHeal.interval"),
         ({"autoHeal": {"interval": 5}}, "InvalidType", "spec.autoHeal.interval"),
         ({"autoHeal": {"cooldown": "30s1m"}}, "InvalidDuration", "spec.autoHeal.cooldown"),
         ({"autoHeal": {"for": "1d"}}, "InvalidDuration", "spec.autoHeal.for"),
         ({"autoHeal": {"threshold": 0.5}}, "InvalidType", "spec.autoHeal.threshold"),
         (
             {"monitoring": {"scrapeInterval": "0s"}},
-            "InvalidDuration",
+            "OutOfRange",
             "spec.monitoring.scrapeInterval",
         ),
         (
