@@ -20,7 +20,7 @@ from urllib.parse import unquote
 import httpx
 import pytest
 
-from promdemo_operator.local import LESSONS
+from promdemo_operator.local.links import LESSONS
 from tests.support.ports import free_port, port_is_listening
 from tests.support.processes import wait_until
 from tests.support.tools import require_binary

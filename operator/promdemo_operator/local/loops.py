@@ -157,7 +157,7 @@ async def load_loop(state: DemoState, out: Output, *, stopping: asyncio.Event) -
             for r, o, c in zip(replicas, orders, concurrency, strict=True)
             if o > 0
         ]
-        out.event(_round_done(n, await asyncio.gather(*jobs, return_exceptions=True)))
+        out.event(round_line(n, await asyncio.gather(*jobs, return_exceptions=True)))
         if config.load_rounds and state.load_round >= config.load_rounds:
             break
         with contextlib.suppress(TimeoutError):
@@ -166,7 +166,7 @@ async def load_loop(state: DemoState, out: Output, *, stopping: asyncio.Event) -
             break
 
 
-def _round_done(n: int, results: Sequence[LoadSummary | BaseException]) -> str:
+def round_line(n: int, results: Sequence[LoadSummary | BaseException]) -> str:
     """One line for a finished round: the status codes summed over the replicas."""
     statuses: dict[int, int] = {}
     errors = 0
