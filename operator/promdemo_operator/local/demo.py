@@ -73,7 +73,9 @@ class LocalDemo:
         env = self._app_env()
         for i, port in enumerate(self.config.app_ports, start=1):
             name = f"replica-{i}"
-            argv = [sys.executable, "-m", "promdemo_app", "--host", HOST, "--port", str(port)]
+            # -P: the user's working directory stays off sys.path, so a file or folder
+            # there named like a module the app imports cannot replace it.
+            argv = [sys.executable, "-P", "-m", "promdemo_app", "--host", HOST, "--port", str(port)]
             child = self.procs.start(name, argv, env=env)
             self.state.replicas.append(Replica(name, port, child))
         await asyncio.gather(
@@ -159,7 +161,7 @@ class LocalDemo:
             self.stop_reason = reason
             self.stopping.set()
 
-    def loops(self) -> dict[str, Coroutine[Any, Any, None]]:
+    def make_loops(self) -> dict[str, Coroutine[Any, Any, None]]:
         """The loops to run once everything is up, by name (a failing one is named)."""
         running = {"monitor": loops.monitor_loop(self.state, self.out)}
         if self.config.heal:
@@ -204,23 +206,31 @@ class LocalDemo:
         return ok
 
     async def _run_loops(self) -> bool:
-        """The loops until a stop is requested or one of them fails; then cancel them all."""
-        tasks = [asyncio.create_task(coro, name=name) for name, coro in self.loops().items()]
+        """The loops until a stop is requested or one of them fails; then cancel them all.
+
+        A loop that ends by itself (the load after `--load-rounds`) ends alone.
+        """
+        tasks = [asyncio.create_task(coro, name=name) for name, coro in self.make_loops().items()]
+        stop = asyncio.create_task(self.stopping.wait())
         self.out.start(self.state)
         ok = True
         try:
-            stop = asyncio.create_task(self.stopping.wait())
-            done, _ = await asyncio.wait([stop, *tasks], return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                if task is not stop and not task.cancelled() and task.exception() is not None:
+            running = set(tasks)
+            while not self.stopping.is_set():
+                done, running = await asyncio.wait(
+                    {stop, *running}, return_when=asyncio.FIRST_COMPLETED
+                )
+                running.discard(stop)
+                for task in done - {stop}:
                     exc = task.exception()
-                    self.out.error(f"{task.get_name()} stopped: {type(exc).__name__}: {exc}")
-                    self.request_stop("an internal error")
-                    ok = False
+                    if exc is not None:
+                        self.out.error(f"{task.get_name()} stopped: {type(exc).__name__}: {exc}")
+                        self.request_stop("an internal error")
+                        ok = False
         finally:
-            for task in tasks:
+            for task in [*tasks, stop]:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*tasks, stop, return_exceptions=True)
             self.out.stop()
         return ok
 
