@@ -21,7 +21,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 import tomllib
 from collections.abc import Iterator, Sequence
@@ -72,10 +71,6 @@ class Venv:
     @property
     def bin(self) -> Path:
         return self.path / "bin"
-
-    @property
-    def python(self) -> str:
-        return str(self.bin / "python")
 
     def env(self) -> dict[str, str]:
         """A user's environment after activating this venv (see the module docstring)."""
@@ -159,13 +154,9 @@ def install_dir() -> Iterator[Path]:
 def clone(install_dir: Path) -> Path:
     """A copy of the checkout as a fresh `git clone` of it would be."""
     target = install_dir / "promdemo"
-    archive = install_dir / "clone.tar"
-    with tarfile.open(archive, "w") as tar:
-        for name in _clone_files(ROOT):
-            tar.add(ROOT / name, arcname=name, recursive=False)
-    with tarfile.open(archive) as tar:
-        tar.extractall(target, filter="data")
-    archive.unlink()
+    for name in _clone_files(ROOT):
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, target / name)
     return target
 
 
