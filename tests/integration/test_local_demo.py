@@ -319,10 +319,12 @@ def test_sigint_stops_everything(local_run) -> None:
     assert_all_gone(run, [port, port + 1])
 
 
-def test_children_die_even_if_local_is_killed(local_run) -> None:
+def test_children_die_even_if_local_is_killed(local_run, tmp_path: Path) -> None:
     """SIGKILL cannot be handled: the children's parent-death signal stops them."""
     port = consecutive_free_ports(2)
-    run = local_run("--replicas", "2", "--port", str(port), "--no-prometheus")
+    # A killed `promdemo local` cannot remove its work directory: keep it in tmp_path.
+    work = str(tmp_path / "work")
+    run = local_run("--replicas", "2", "--port", str(port), "--no-prometheus", "--workdir", work)
     run.wait_for(r"promdemo local is ready", timeout=60)
     assert len(run.record_children()) == 2
     run.proc.kill()
