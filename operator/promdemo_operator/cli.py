@@ -4,6 +4,7 @@
     promdemo render -f FILE [--token T] [--rules-file]     print a PromDemo's children
     promdemo load URL [--orders N] ...                     send the demo's order burst
     promdemo local [--with-load] ...                       the whole demo on one machine
+    promdemo check-selection -f FILE --prometheus FILE     would that Prometheus select it?
 
 Each subcommand module exposes `add_arguments(parser)` and `run(args) -> int`
 and is imported only when that subcommand is used: a module that is missing or
@@ -40,6 +41,10 @@ COMMANDS: dict[str, _Command] = {
     ),
     "local": _Command(
         "commands.local", "run the demo on this machine: app processes, healing, Prometheus"
+    ),
+    "check-selection": _Command(
+        "commands.check_selection",
+        "check offline that a Prometheus selects a PromDemo's ServiceMonitor and rules",
     ),
 }
 
