@@ -330,6 +330,19 @@ def test_metadata_is_checked_as_the_api_server_checks_it(cluster: KmockCluster) 
     assert causes(refused(cluster.create, two_controllers)) == ["metadata.ownerReferences"]
 
 
+def test_a_patch_that_changes_owner_references_is_recorded_as_such(cluster: KmockCluster) -> None:
+    """What OwnerReferencesPermissionEnforcement looks at (RBAC coverage reads the flag)."""
+    kids = _rendered(cluster, "adopt")
+    secret = kids["Secret"]
+    refs = secret["metadata"].pop("ownerReferences")
+    cluster.create(secret)
+    name = secret["metadata"]["name"]
+    cluster.patch(SECRETS, NS, name, {"metadata": {"labels": {"x": "y"}}})
+    cluster.patch(SECRETS, NS, name, {"metadata": {"ownerReferences": refs}})
+    patches = [c for c in cluster.api_calls() if c.verb == "patch" and c.name == name]
+    assert [c.owner_references_changed for c in patches] == [False, True]
+
+
 def test_a_body_of_another_type_than_the_url_is_400(cluster: KmockCluster) -> None:
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}
     response = cluster.request("POST", resource_path(DEPLOYMENTS, NS), json=secret)

@@ -27,7 +27,8 @@ finalizers (deletionTimestamp first); a minimal garbage collector deletes what a
 deleted object owned; a deleted namespace turns Terminating, its objects are
 deleted, and it goes once they are gone. `labelSelector` filters lists and watches.
 Every authenticated object-API request is recorded as an `ApiCall` (for the RBAC
-coverage test) and every refusal (but a GET of a missing object) as a `Refusal`.
+coverage test; a patch that changed metadata.ownerReferences says so), and every
+refusal (but a GET of a missing object) as a `Refusal`.
 
 Still not emulated: controllers (a Deployment gets no pods and no status unless a
 test writes it), core defaulting, PUT, fieldSelector, `timeoutSeconds` on watches,
@@ -37,6 +38,7 @@ strategic-merge semantics (treated as merge patch), authorization (RBAC).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime
 import hmac
 import itertools
@@ -103,6 +105,9 @@ class ApiCall:
     namespace: str | None
     name: str | None
     client: str = "operator"  # "harness" for the test harness's own requests
+    #: A patch that changed metadata.ownerReferences (OwnerReferencesPermissionEnforcement
+    #: then also requires `delete` on the resource).
+    owner_references_changed: bool = False
 
     @property
     def rbac_key(self) -> tuple[str, str, str]:
@@ -249,6 +254,8 @@ class StrictEmulator(kmock.KubernetesEmulator):
     #: Resources with a schema (CRDs, monitoring.coreos.com), by (group, version, plural).
     kinds: dict[tuple[str, str, str], Kind] = attrs.field(factory=dict, init=False)
     _rv_counter: Iterator[int] = attrs.field(factory=lambda: itertools.count(1000), init=False)
+    #: Ids of the requests being served whose patch changed metadata.ownerReferences.
+    _owner_changes: set[int] = attrs.field(factory=set, init=False)
 
     # -- what is served ----------------------------------------------------------------
 
@@ -287,20 +294,25 @@ class StrictEmulator(kmock.KubernetesEmulator):
                 # Discovery (/api, /apis, /version): kmock's scaffold answers it.
                 return await super(kmock.KubernetesEmulator, self)._handle(request)
             sub = f"/{request.subresource}" if request.subresource else ""
-            self.api_calls.append(
-                ApiCall(
-                    verb=verb_of(str(request.method.value), request.name, request.params),
-                    group=resource.group or "",
-                    resource=f"{resource.plural}{sub}",
-                    namespace=request.namespace,
-                    name=request.name,
-                    client=client,
-                )
+            call = ApiCall(
+                verb=verb_of(str(request.method.value), request.name, request.params),
+                group=resource.group or "",
+                resource=f"{resource.plural}{sub}",
+                namespace=request.namespace,
+                name=request.name,
+                client=client,
             )
+            index = len(self.api_calls)
+            self.api_calls.append(call)  # now: a watch never ends
             info = self._declared(resource)
             if info is None:
                 raise ApiError(404, "NotFound", "the server could not find the requested resource")
-            return await self._serve(request, info)
+            try:
+                return await self._serve(request, info)
+            finally:
+                if request.id in self._owner_changes:
+                    self._owner_changes.discard(request.id)
+                    self.api_calls[index] = dataclasses.replace(call, owner_references_changed=True)
         except ApiError as e:
             self._refused(request, client, e.code, e.reason, e.message)
             return e.response()
@@ -567,6 +579,8 @@ class StrictEmulator(kmock.KubernetesEmulator):
         if _essence(new) != _essence(old):
             new["metadata"]["generation"] = int(old["metadata"].get("generation") or 0) + 1
         new["metadata"]["resourceVersion"] = self._next_rv()
+        if new["metadata"].get("ownerReferences") != old["metadata"].get("ownerReferences"):
+            self._owner_changes.add(request.id)
         self._objects[key].history.append(new)
         await self._buses[request.resource].put({"type": "MODIFIED", "object": copy.deepcopy(new)})
         meta = new["metadata"]
