@@ -11,7 +11,8 @@ STACK    ?= crds
 export CLUSTER IMAGE STACK PYTHON
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-e2e lint format bench local image kind-up kind-load deploy demo \
+# constraints.txt is a file, but `make constraints` always refreshes it.
+.PHONY: constraints help install test test-e2e lint format bench local image kind-up kind-load deploy demo \
         undeploy kind-logs kind-down e2e
 
 help: ## list the targets
@@ -22,6 +23,10 @@ install: ## pip install -e '.[dev]' (the app, the operator, the CLI and the test
 
 test: ## the test suite (the README's test command; e2e skips without kind and Docker)
 	$(PYTHON) -m pytest
+
+constraints: ## refresh constraints.txt, the versions the image installs (then run the tests)
+	$(PYTHON) -m uv pip compile pyproject.toml --extra operator --universal --python-version 3.11 \
+	  --upgrade --quiet --custom-compile-command 'make constraints' -o constraints.txt
 
 lint: ## ruff check and ruff format --check
 	ruff check .

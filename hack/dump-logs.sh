@@ -2,7 +2,7 @@
 # What to look at when something failed on kind: objects, events, logs.
 # Writes to $ARTIFACTS (default: ./kind-logs) and prints a summary.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 . hack/lib.sh
 
 ARTIFACTS="${ARTIFACTS:-kind-logs}"

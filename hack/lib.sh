@@ -1,5 +1,6 @@
 # Shared by the hack/ scripts: names, pinned versions, small helpers.
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # the variables are read by the scripts that source this file
 CLUSTER="${CLUSTER:-promdemo}"
 CONTEXT="kind-${CLUSTER}"
 IMAGE="${IMAGE:-promdemo:0.1.0}"

@@ -53,7 +53,6 @@ from typing import Any
 import aiohttp.web
 import attrs
 import jsonpatch
-import jsonpointer
 import kmock
 from kmock._internal import parsing as kmock_parsing
 
@@ -532,7 +531,7 @@ class StrictEmulator(kmock.KubernetesEmulator):
                 ops = [op for op in ops if not str(op.get("path", "")).startswith("/status")]
             try:
                 return jsonpatch.apply_patch(copy.deepcopy(old), ops, in_place=False)
-            except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as e:
+            except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as e:
                 # kube-apiserver answers every JSON-patch application error, a failed
                 # `test` included, with 422 (kopf relies on it for its finalizer patch).
                 raise ApiError(422, "Invalid", f"the server rejected our request: {e}") from e
