@@ -5,6 +5,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 . hack/lib.sh
 
+need kubectl kind
 ARTIFACTS="${ARTIFACTS:-kind-logs}"
 mkdir -p "$ARTIFACTS"
 kc get nodes -o wide >"$ARTIFACTS/nodes.txt" 2>&1
