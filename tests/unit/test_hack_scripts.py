@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.api_schemas import KUBERNETES_VERSION
+
 ROOT = Path(__file__).resolve().parents[2]
 HACK = ROOT / "hack"
 SCRIPTS = sorted(p for p in HACK.glob("*.sh") if p.name != "lib.sh")
@@ -262,3 +264,12 @@ def test_the_kind_demo_needs_only_docker_kind_kubectl_and_helm() -> None:
     assert needed <= HOST_TOOLS, f"the kind demo also needs {sorted(needed - HOST_TOOLS)}"
     assert needed == HOST_TOOLS, needed
     assert documented_tools() == HOST_TOOLS
+
+
+def test_the_emulated_api_validates_against_the_kind_nodes_kubernetes() -> None:
+    """The operator tier checks core objects against the Kubernetes of hack/kind.yaml."""
+    node = re.search(
+        r"kindest/node:v(\d+\.\d+)\.\d+@sha256:[0-9a-f]{64}", (HACK / "kind.yaml").read_text()
+    )
+    assert node, "hack/kind.yaml pins no kindest/node by digest"
+    assert node[1] == KUBERNETES_VERSION
