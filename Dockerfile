@@ -1,38 +1,38 @@
-# syntax=docker/dockerfile:1
 # promdemo: the order service (ENTRYPOINT) and, in the same image, the operator
 # (`promdemo operator`, via the [operator] extra), so one image serves both:
-#   app:      docker run -p 8080:8080 promdemo:0.1.0
+#   app:      docker run -p 8080:8080 ghcr.io/promdemo/promdemo:0.1.0
 #   operator: command: ["promdemo", "operator"] in the operator's Deployment
+#
+# Every dependency is installed at the version pinned in constraints.txt (what CI
+# tested; `make constraints` refreshes it), so a rebuild next month runs the same
+# code. Plain Dockerfile syntax: it builds with BuildKit or the legacy builder.
 #
 # Runs as a numeric non-root user (runAsNonRoot can verify it) and writes
 # nothing to disk, so it works with readOnlyRootFilesystem: no .pyc at run time
 # (compiled at install instead), request bodies held in memory by waitress.
 
-# --- build: wheels for the project and every dependency ---------------------
+# --- build: a virtual environment with the project and its pinned dependencies
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 # Only what the distribution is built from (see .dockerignore).
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY app ./app
 COPY operator ./operator
-RUN pip wheel --wheel-dir /wheels '.[operator]'
+# pip compiles the .pyc files here, so nothing needs to be written when the code runs.
+RUN python -m venv /opt/promdemo \
+    && /opt/promdemo/bin/pip install --no-cache-dir --constraint constraints.txt '.[operator]'
 
-# --- runtime ------------------------------------------------------------------
+# --- runtime: the environment alone, no compiler, no source tree -------------
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
-# Installed from the wheels only: the runtime stage never reaches an index, and
-# no compiler or source tree is left in the image. pip compiles the .pyc files
-# here, as root, so nothing needs to be written when the code runs.
-RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    pip install --no-index --find-links=/wheels 'promdemo[operator]' \
-    && groupadd --system --gid 10001 promdemo \
+    PATH=/opt/promdemo/bin:$PATH
+RUN groupadd --system --gid 10001 promdemo \
     && useradd --system --uid 10001 --gid 10001 --no-create-home \
        --home-dir /nonexistent --shell /usr/sbin/nologin promdemo
+COPY --from=build /opt/promdemo /opt/promdemo
 USER 10001:10001
 WORKDIR /
 EXPOSE 8080

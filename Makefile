@@ -1,21 +1,23 @@
 # promdemo's front door. `make help` lists the targets.
 #
 # Without Kubernetes:   make install && promdemo local --with-load
-# On kind (Docker):     make kind-up image kind-load deploy demo ... make kind-down
-#                       (STACK=kube-prometheus-stack make kind-up for Prometheus + Grafana)
+# On kind (docker, kind, kubectl, helm; no Python needed, docs/kind.md):
+#                       make kind-up image kind-load deploy demo ... make undeploy kind-down
+#                       (STACK=crds make kind-up: the prometheus-operator CRDs only)
 
 PYTHON   ?= python3
 CLUSTER  ?= promdemo
-IMAGE    ?= promdemo:0.1.0
-STACK    ?= crds
+IMAGE    ?= ghcr.io/promdemo/promdemo:0.1.0
+STACK    ?= kube-prometheus-stack
 export CLUSTER IMAGE STACK PYTHON
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-e2e lint format bench local image kind-up kind-load deploy demo \
-        undeploy kind-logs kind-down e2e
+# constraints.txt and install.yaml are files, but their targets always rebuild them.
+.PHONY: help install test test-e2e lint format bench local constraints install.yaml image \
+        kind-up kind-load deploy demo undeploy kind-logs kind-down e2e
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_.-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 install: ## pip install -e '.[dev]' (the app, the operator, the CLI and the test tools)
 	$(PYTHON) -m pip install -e '.[dev]'
@@ -39,19 +41,26 @@ bench: ## run every benchmark in bench/ and print the figures
 local: ## the whole demo on this machine, with load
 	$(PYTHON) -m promdemo_operator.cli local --with-load
 
-image: ## docker build -t promdemo:0.1.0 .
-	docker build -t $(IMAGE) .
+constraints: ## refresh constraints.txt, the versions the image installs (then run the tests)
+	$(PYTHON) -m uv pip compile pyproject.toml --extra operator --universal --python-version 3.11 \
+	  --upgrade --quiet --custom-compile-command 'make constraints' -o constraints.txt
 
-kind-up: ## create the kind cluster and install STACK (crds | kube-prometheus-stack | none)
+install.yaml: ## regenerate install.yaml (CRD, RBAC, operator) from manifests/overlays/release
+	hack/install-yaml.sh
+
+image: ## docker build -t IMAGE . (default ghcr.io/promdemo/promdemo:0.1.0)
+	hack/image.sh
+
+kind-up: ## create the kind cluster and install STACK (kube-prometheus-stack | crds | none)
 	hack/kind-up.sh
 
-kind-load: ## load the image into the kind cluster
-	kind load docker-image $(IMAGE) --name $(CLUSTER)
+kind-load: ## load IMAGE into the kind cluster (docker save, kind load image-archive)
+	hack/kind-load.sh
 
-deploy: ## install the operator (manifests/overlays/kind) and wait for it
+deploy: ## install the operator (manifests/overlays/kind, image IMAGE) and wait for it
 	hack/deploy.sh
 
-demo: ## a PromDemo, 300 concurrent orders through a port-forward, the heal in `kubectl get pd`
+demo: ## a PromDemo, 300 concurrent orders from a pod, fails unless the operator heals
 	hack/demo.sh
 
 e2e: ## the e2e suite against the kind cluster CLUSTER (created if missing)
@@ -59,9 +68,8 @@ e2e: ## the e2e suite against the kind cluster CLUSTER (created if missing)
 
 test-e2e: e2e
 
-undeploy: ## remove the demo namespace and the operator (the CRD goes with it)
-	-kubectl --context kind-$(CLUSTER) delete namespace demo --ignore-not-found --wait
-	-kubectl --context kind-$(CLUSTER) delete -k manifests/overlays/kind --ignore-not-found
+undeploy: ## delete every PromDemo (kopf's finalizers), the demo namespace, the operator, the CRD
+	hack/undeploy.sh
 
 kind-logs: ## dump objects, events and logs of the kind cluster into kind-logs/
 	hack/dump-logs.sh

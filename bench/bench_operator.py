@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with (
         tempfile.TemporaryDirectory(prefix="bench-operator-") as tmp,
-        KmockCluster(Path(tmp)) as cluster,
+        KmockCluster(Path(tmp), namespaces=(NS,)) as cluster,
     ):
         # A long resync: the figure is the event-driven path, not the timer.
         op = cluster.start_operator("--workers", str(args.workers), resync_seconds=3600)

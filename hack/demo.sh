@@ -1,42 +1,54 @@
 #!/usr/bin/env bash
-# The demo on kind: a PromDemo, the original demo's burst through a port-forward,
-# then the heal in `kubectl get pd` and in the Events.
+# The demo on kind: a PromDemo, the original demo's burst of 300 concurrent
+# orders, then the heal in `kubectl get pd` and in the Events. The load runs in
+# the cluster, from the image already loaded (`promdemo load` in a pod): the host
+# needs kubectl only. Exits non-zero when status.healCount does not grow.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . hack/lib.sh
 
-NS="${NS:-demo}"
-LOCAL_PORT="${LOCAL_PORT:-18080}"
-PROMDEMO="${PROMDEMO:-$PYTHON -m promdemo_operator.cli}"
-need kubectl curl
+NS="$DEMO_NAMESPACE"
+ORDERS="${ORDERS:-300}"
+LOAD_POD="promdemo-load"
+need kubectl
 
-say "namespace $NS, PromDemo shop (manifests/samples/minimal.yaml)"
+say "namespace $NS, PromDemo shop (manifests/samples/minimal.yaml, image $IMAGE)"
 kc create namespace "$NS" --dry-run=client -o yaml | kc apply -f -
 kc apply -n "$NS" -f manifests/samples/minimal.yaml
+# The app runs the image that was built and loaded, whatever the sample names.
+kc -n "$NS" patch promdemo shop --type merge \
+  -p "{\"spec\":{\"image\":\"$IMAGE\",\"imagePullPolicy\":\"IfNotPresent\"}}"
 kc -n "$NS" wait --for=condition=Available --timeout=180s promdemo/shop
 kc -n "$NS" rollout status deployment/shop --timeout=180s
 
-say "port-forward svc/shop -> 127.0.0.1:$LOCAL_PORT"
-kc -n "$NS" port-forward --address 127.0.0.1 svc/shop "$LOCAL_PORT:http" >/dev/null &
-pf=$!
-trap 'kill "$pf" 2>/dev/null || true' EXIT
-for _ in $(seq 1 50); do
-  curl -fsS "http://127.0.0.1:$LOCAL_PORT/healthz" >/dev/null 2>&1 && break
-  sleep 0.2
-done
-
 heals_before="$(kc -n "$NS" get promdemo shop -o jsonpath='{.status.healCount}')"
-say "the original demo's burst: 300 concurrent orders (a port-forward reaches one pod)"
-$PROMDEMO load "http://127.0.0.1:$LOCAL_PORT" --orders 300 --concurrency 300
-say "inventory right after the burst"
-curl -fsS "http://127.0.0.1:$LOCAL_PORT/inventory" || true
-echo
+heals_before="${heals_before:-0}"
 
-say "waiting for the operator to reset the pod (status.healCount > ${heals_before:-0})"
+say "the original demo's burst: $ORDERS concurrent orders, from pod $LOAD_POD in the cluster"
+kc -n "$NS" delete pod "$LOAD_POD" --ignore-not-found --wait=true >/dev/null
+kc -n "$NS" run "$LOAD_POD" --image="$IMAGE" --image-pull-policy=IfNotPresent \
+  --restart=Never --labels=app.kubernetes.io/name=promdemo-load \
+  --command -- promdemo load "http://shop:8080" --orders "$ORDERS" --concurrency "$ORDERS"
+phase=""
+for _ in $(seq 1 90); do
+  phase="$(kc -n "$NS" get pod "$LOAD_POD" -o jsonpath='{.status.phase}')"
+  [ "$phase" = Succeeded ] || [ "$phase" = Failed ] && break
+  sleep 2
+done
+kc -n "$NS" logs "pod/$LOAD_POD" || true
+kc -n "$NS" delete pod "$LOAD_POD" --ignore-not-found --wait=false >/dev/null
+[ "$phase" = Succeeded ] || die "the load pod ended as '${phase:-unknown}' (see its log above)"
+
+say "waiting for the operator to reset a pod (status.healCount > $heals_before)"
+heals="$heals_before"
 for _ in $(seq 1 60); do
   heals="$(kc -n "$NS" get promdemo shop -o jsonpath='{.status.healCount}')"
-  [ "${heals:-0}" -gt "${heals_before:-0}" ] && break
+  [ "${heals:-0}" -gt "$heals_before" ] && break
   sleep 2
 done
 kc -n "$NS" get promdemo shop
 kc -n "$NS" get events --field-selector involvedObject.kind=PromDemo --sort-by=.lastTimestamp
+if [ "${heals:-0}" -le "$heals_before" ]; then
+  die "status.healCount stayed at ${heals:-0} within 120 s: no heal (make kind-logs shows why)"
+fi
+say "healed: status.healCount went from $heals_before to $heals"

@@ -2,9 +2,10 @@
 # What to look at when something failed on kind: objects, events, logs.
 # Writes to $ARTIFACTS (default: ./kind-logs) and prints a summary.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 . hack/lib.sh
 
+need kubectl kind
 ARTIFACTS="${ARTIFACTS:-kind-logs}"
 mkdir -p "$ARTIFACTS"
 kc get nodes -o wide >"$ARTIFACTS/nodes.txt" 2>&1

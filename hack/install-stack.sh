@@ -1,18 +1,12 @@
 #!/usr/bin/env bash
-# Install monitoring into the kind cluster: STACK=crds (default) | kube-prometheus-stack | none.
+# Install monitoring into the kind cluster:
+#   STACK=kube-prometheus-stack (default) | crds | none   (see hack/lib.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . hack/lib.sh
 
 need kubectl
 case "$STACK" in
-  crds)
-    say "installing the prometheus-operator CRDs ${PROMETHEUS_OPERATOR_VERSION}"
-    # Server-side: the CRDs are larger than client-side apply's annotation limit.
-    kc apply --server-side --force-conflicts -f "$CRDS_URL"
-    kc wait --for condition=Established --timeout=120s \
-      crd/servicemonitors.monitoring.coreos.com crd/prometheusrules.monitoring.coreos.com
-    ;;
   kube-prometheus-stack)
     need helm
     say "installing kube-prometheus-stack ${KPS_VERSION} as release ${KPS_RELEASE} in ${KPS_NAMESPACE}"
@@ -24,10 +18,17 @@ case "$STACK" in
       --version "$KPS_VERSION" -f hack/kube-prometheus-stack-values.yaml \
       --wait --timeout 10m ${KPS_EXTRA_ARGS:-}
     ;;
+  crds)
+    say "installing the prometheus-operator CRDs ${PROMETHEUS_OPERATOR_VERSION} (nothing will scrape)"
+    # Server-side: the CRDs are larger than client-side apply's annotation limit.
+    kc apply --server-side --force-conflicts -f "$CRDS_URL"
+    kc wait --for condition=Established --timeout=120s \
+      crd/servicemonitors.monitoring.coreos.com crd/prometheusrules.monitoring.coreos.com
+    ;;
   none)
     say "STACK=none: no monitoring CRDs (the operator deploys the app and says so in a condition)"
     ;;
   *)
-    die "STACK must be crds, kube-prometheus-stack or none (got '$STACK')"
+    die "STACK must be kube-prometheus-stack, crds or none (got '$STACK')"
     ;;
 esac

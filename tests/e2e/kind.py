@@ -1,7 +1,9 @@
 """Helpers of the e2e suite: kind clusters, kubectl with a pinned context, port-forwards.
 
 Every kubectl call names its context (`kind-<cluster>`), so the suite never
-touches whatever cluster the user's current context points at.
+touches whatever cluster the user's current context points at. Clusters, the
+image and the operator are set up by the same hack/ scripts as `make kind-up`,
+`make image`, `make kind-load` and `make deploy`.
 """
 
 from __future__ import annotations
@@ -21,14 +23,19 @@ import yaml
 from tests.support.ports import free_port, port_is_listening
 
 ROOT = Path(__file__).resolve().parents[2]
-IMAGE = os.environ.get("PROMDEMO_E2E_IMAGE", "promdemo:0.1.0")
+IMAGE = os.environ.get("PROMDEMO_E2E_IMAGE", "ghcr.io/promdemo/promdemo:0.1.0")
+#: What a cluster the suite creates gets (hack/install-stack.sh's STACK).
+STACK = os.environ.get("PROMDEMO_E2E_STACK", "kube-prometheus-stack")
 OPERATOR_NAMESPACE = "promdemo-system"
 OPERATOR_DEPLOYMENT = "promdemo-operator"
 
 
 def unavailable_reason() -> str | None:
-    """Why the e2e suite cannot run here (None when kind, docker and kubectl all work)."""
-    for tool in ("kind", "docker", "kubectl"):
+    """Why the e2e suite cannot run here (None when every tool it needs works)."""
+    tools = ["kind", "docker", "kubectl"]
+    if STACK == "kube-prometheus-stack" and not os.environ.get("PROMDEMO_KIND_CLUSTER"):
+        tools.append("helm")  # for the cluster it creates
+    for tool in tools:
         if shutil.which(tool) is None:
             return f"e2e needs {tool}: it is not on PATH (see docs/kind.md)"
     try:
@@ -80,25 +87,38 @@ def kind_clusters() -> list[str]:
     return [line.strip() for line in out.splitlines() if line.strip()]
 
 
+def hack(script: str, cluster: str, *, timeout: float, **env: str) -> None:
+    """Run hack/SCRIPT for `cluster` with IMAGE (what the Makefile's targets do)."""
+    run(["bash", f"hack/{script}"], env={"CLUSTER": cluster, "IMAGE": IMAGE, **env},
+        timeout=timeout)  # fmt: skip
+
+
 def create_cluster(name: str) -> None:
-    run(
-        [
-            "kind",
-            "create",
-            "cluster",
-            "--name",
-            name,
-            "--config",
-            "hack/kind.yaml",
-            "--wait",
-            "180s",
-        ],
-        timeout=600,
-    )
+    """`make kind-up`: the cluster of hack/kind.yaml and STACK (Grafana off)."""
+    hack("kind-up.sh", name, timeout=1500, STACK=STACK,
+         KPS_EXTRA_ARGS="--set grafana.enabled=false")  # fmt: skip
+
+
+def build_and_load(name: str) -> None:
+    """`make image kind-load`."""
+    hack("image.sh", name, timeout=1200)
+    hack("kind-load.sh", name, timeout=600)
+
+
+def deploy(name: str) -> None:
+    """`make deploy`: the kind overlay with IMAGE; waits for the operator."""
+    hack("deploy.sh", name, timeout=420)
+
+
+def operator_manifests() -> str:
+    """What `make deploy` applies (the kind overlay with IMAGE), for deleting it."""
+    script = '. hack/lib.sh && kustomize_with_image kind "$IMAGE"'
+    return run(["bash", "-c", script], env={"IMAGE": IMAGE}, timeout=120).stdout
 
 
 def delete_cluster(name: str) -> None:
-    run(["kind", "delete", "cluster", "--name", name], timeout=300, check=False)
+    """`make kind-down`."""
+    run(["bash", "hack/kind-down.sh"], env={"CLUSTER": name}, timeout=300, check=False)
 
 
 class Kube:

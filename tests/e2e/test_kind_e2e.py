@@ -7,11 +7,14 @@ for the CI job whose purpose is this suite).
 Environment:
   PROMDEMO_KIND_CLUSTER   reuse this kind cluster (created, and then deleted, if missing)
   PROMDEMO_E2E_STACK      what to install in a cluster the suite creates:
-                          crds (default) | kube-prometheus-stack | none
+                          kube-prometheus-stack (default, needs helm) | crds | none
+  PROMDEMO_E2E_IMAGE      the image to build, load and deploy (default: the base's)
   PROMDEMO_E2E_SKIP_BUILD 1: the image is already built and loaded (CI does it)
   PROMDEMO_E2E_KEEP       1: keep what the suite created (debugging)
   PROMDEMO_E2E_ARTIFACTS  where logs go on failure (default: a temporary directory)
 
+Set-up and teardown run the hack/ scripts of the Makefile (kind-up, image,
+kind-load, deploy, kind-down), so the suite tests the documented path.
 The tests run in file order and share one PromDemo: the last one deletes it.
 """
 
@@ -38,12 +41,14 @@ from tests.e2e.kind import (
     OPERATOR_NAMESPACE,
     ROOT,
     Kube,
+    build_and_load,
     condition,
     create_cluster,
     delete_cluster,
+    deploy,
     dump_logs,
     kind_clusters,
-    run,
+    operator_manifests,
     unavailable_reason,
 )
 from tests.support.processes import wait_until
@@ -105,34 +110,10 @@ def env(request: pytest.FixtureRequest) -> Iterator[Env]:
     try:
         if created_cluster:
             create_cluster(name)
-            stack = os.environ.get("PROMDEMO_E2E_STACK", "crds")
-            run(
-                ["bash", "hack/install-stack.sh"],
-                env={
-                    "CLUSTER": name,
-                    "STACK": stack,
-                    "KPS_EXTRA_ARGS": "--set grafana.enabled=false",
-                },
-                timeout=1200,
-            )
         if os.environ.get("PROMDEMO_E2E_SKIP_BUILD") != "1":
-            run(["docker", "build", "-t", IMAGE, str(ROOT)], timeout=1200)
-            run(["kind", "load", "docker-image", IMAGE, "--name", name], timeout=600)
-
+            build_and_load(name)
         operator_was_there = kube.exists("deployment", OPERATOR_DEPLOYMENT, ns=OPERATOR_NAMESPACE)
-        kube("apply", "-k", "manifests/overlays/kind", timeout=180)
-        kube(
-            "wait", "--for", "condition=Established", "crd/promdemos.promdemo.dev", "--timeout=60s"
-        )
-        kube(
-            "-n",
-            OPERATOR_NAMESPACE,
-            "rollout",
-            "status",
-            f"deployment/{OPERATOR_DEPLOYMENT}",
-            "--timeout=300s",
-            timeout=320,
-        )
+        deploy(name)
         e.monitoring_crds = kube.has_crd("servicemonitors.monitoring.coreos.com")
         e.ns = f"promdemo-e2e-{secrets.token_hex(3)}"
         kube("create", "namespace", e.ns)
@@ -153,15 +134,17 @@ def env(request: pytest.FixtureRequest) -> Iterator[Env]:
             if created_cluster:
                 delete_cluster(name)
             elif not operator_was_there:
-                kube("delete", "-k", "manifests/overlays/kind", "--ignore-not-found", check=False)
+                kube("delete", "-f", "-", "--ignore-not-found", "--timeout=180s",
+                     input=operator_manifests(), check=False, timeout=240)  # fmt: skip
 
 
 def _sample() -> dict[str, Any]:
-    """manifests/samples/minimal.yaml, with two replicas and a quick heal loop."""
+    """manifests/samples/minimal.yaml with the loaded image, two replicas, a quick heal loop."""
     doc = yaml.safe_load((ROOT / "manifests/samples/minimal.yaml").read_text())
     assert doc["kind"] == "PromDemo"
     assert doc["metadata"]["name"] == NAME
     spec = doc.setdefault("spec", {})
+    spec["image"] = IMAGE  # the image built and loaded: nothing is pulled
     spec["replicas"] = REPLICAS
     spec["autoHeal"] = {**spec.get("autoHeal", {}), "interval": "2s", "cooldown": "10s"}
     return doc

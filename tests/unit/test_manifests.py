@@ -177,7 +177,7 @@ def test_operator_deployment(overlay: str, request: pytest.FixtureRequest):
     pod = dep["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == find(objects, "ServiceAccount")["metadata"]["name"]
     (container,) = pod["containers"]
-    assert container["image"] == "promdemo:0.1.0"
+    assert container["image"] == "ghcr.io/promdemo/promdemo:0.1.0"
     assert [*container["command"], *container["args"]] == [
         "promdemo",
         "operator",
