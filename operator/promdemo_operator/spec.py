@@ -69,7 +69,7 @@ POD_ACCESS_MODES = ("auto", "podIP", "apiProxy")
 #: The full default spec (docs/architecture.md is binding). Read-only use: copy it.
 DEFAULTS: dict[str, Any] = {
     "replicas": 1,
-    "image": "promdemo:0.1.0",
+    "image": "ghcr.io/promdemo/promdemo:0.1.0",
     "imagePullPolicy": "IfNotPresent",
     "app": {
         "initialInventory": 100,

@@ -76,7 +76,7 @@ def store_pod(cluster: KmockCluster, name: str, url: str, *, ready: bool = True)
                 "containers": [
                     {
                         "name": "app",
-                        "image": "promdemo:0.1.0",
+                        "image": "ghcr.io/promdemo/promdemo:0.1.0",
                         "ports": [{"name": "http", "containerPort": int(port)}],
                     }
                 ]

@@ -3,7 +3,9 @@
 - Custom resources (the CRDs of crds/, read when the emulator starts): the
   structural defaults of the CRD's openAPIV3Schema are applied as kube-apiserver
   applies them, then the object is validated against that schema, including
-  `x-kubernetes-list-type: map|set` (unique keys / items).
+  `x-kubernetes-list-type: map|set` (unique keys / items), and, when the schema
+  admits it, against the CRD's `x-kubernetes-validations` CEL rules
+  (tests/support/cel.py).
 - Core kinds (Deployment, Service, Secret, Pod, Event, Namespace, ...): the strict
   JSON schemas bundled with `kubernetes-validate`, for KUBERNETES_VERSION.
 - ServiceMonitor and PrometheusRule: schemas/monitoring.coreos.com_v1.yaml, a
@@ -34,6 +36,8 @@ import jsonschema
 import referencing
 import referencing.jsonschema
 import yaml
+
+from tests.support.cel import cel_errors
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_DIR = ROOT / "crds"
@@ -471,6 +475,12 @@ def check(
         meta_errors = _object_meta_validator().iter_errors(admitted.get("metadata") or {})
         _add(meta_errors, unknown, causes, ("metadata",))
         causes += list_type_causes(admitted, kind.openapi)
+        if not causes and not unknown and kind.openapi is not None:
+            # The API server runs the CRD's CEL rules on an object the schema admitted.
+            causes += [
+                Cause("FieldValueInvalid", _field(path) or "<root>", message)
+                for path, message in cel_errors(kind.openapi, admitted)
+            ]
     else:
         validator = core_validator(api_version, kind_name)
         if validator is not None:

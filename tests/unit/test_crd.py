@@ -23,7 +23,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import celpy
 import jsonschema
 import kubernetes_validate
 import pytest
@@ -32,6 +31,7 @@ import yaml
 from promdemo_operator import spec as spec_mod
 from promdemo_operator.duration import DURATION_PATTERN
 from promdemo_operator.duration import MAX_LENGTH as DURATION_MAX_LENGTH
+from tests.support.cel import cel_errors
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_PATH = ROOT / "crds" / "promdemos.promdemo.dev.yaml"
@@ -114,36 +114,6 @@ def k8s_default(schema: dict[str, Any], value: Any) -> Any:
         if key in out:
             out[key] = k8s_default(sub, out[key])
     return out
-
-
-_CEL = celpy.Environment()
-_CEL_PROGRAMS: dict[str, Any] = {}
-
-
-def _cel_holds(rule: str, value: Any) -> bool:
-    """Whether a CEL rule holds for `value` as `self`; an evaluation error (a duration
-    Go cannot hold, a missing field) fails the rule, as on the API server."""
-    if rule not in _CEL_PROGRAMS:
-        _CEL_PROGRAMS[rule] = _CEL.program(_CEL.compile(rule))
-    try:
-        result = _CEL_PROGRAMS[rule].evaluate({"self": celpy.json_to_cel(value)})
-    except celpy.CELEvalError:
-        return False
-    return result is True or result == celpy.celtypes.BoolType(True)
-
-
-def cel_errors(node: dict[str, Any], value: Any, path: tuple = ()) -> list[tuple[tuple, str]]:
-    """(path, message) of every x-kubernetes-validations rule that fails under `node`."""
-    errors = [
-        (path, rule["message"])
-        for rule in node.get("x-kubernetes-validations") or ()
-        if not _cel_holds(rule["rule"], value)
-    ]
-    if isinstance(value, dict):
-        for key, sub in (node.get("properties") or {}).items():
-            if key in value:
-                errors += cel_errors(sub, value[key], (*path, key))
-    return errors
 
 
 def schema_errors(doc: dict[str, Any]) -> list[tuple[tuple, str]]:

@@ -205,7 +205,7 @@ def test_deployment_minimal():
     pod = template["spec"]
     (container,) = pod["containers"]
     assert container["name"] == "app"
-    assert container["image"] == "promdemo:0.1.0"
+    assert container["image"] == "ghcr.io/promdemo/promdemo:0.1.0"
     assert container["imagePullPolicy"] == "IfNotPresent"
     assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"

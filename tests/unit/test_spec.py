@@ -21,7 +21,7 @@ from promdemo_operator.spec import (
 def test_defaults_are_the_architecture_ones():
     d = apply_defaults({})
     assert d["replicas"] == 1
-    assert d["image"] == "promdemo:0.1.0"
+    assert d["image"] == "ghcr.io/promdemo/promdemo:0.1.0"
     assert d["imagePullPolicy"] == "IfNotPresent"
     assert d["app"] == {
         "initialInventory": 100,
@@ -133,7 +133,7 @@ def test_parse_spec_defaults():
     s = parse_spec({})
     assert isinstance(s, PromDemoSpec)
     assert s.replicas == 1
-    assert s.image == "promdemo:0.1.0"
+    assert s.image == "ghcr.io/promdemo/promdemo:0.1.0"
     assert s.image_pull_policy == "IfNotPresent"
     assert s.app.initial_inventory == 100
     assert s.app.oversell is True
