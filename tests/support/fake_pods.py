@@ -4,8 +4,9 @@
         --pod a=ok --pod b=endless --pod c=ok:late --count 500:ok
 
 prints one JSON line ``{"a": "http://127.0.0.2:41234", ...}`` once every pod
-listens, then serves until SIGTERM. ``NAME=METRICS[:RESET]``: what the pod does
-on ``GET /metrics`` and on ``POST /inventory/reset``; ``--count N:METRICS[:RESET]``
+listens, then serves until SIGTERM. ``NAME=METRICS[:RESET][@VALUE]``: what the
+pod does on ``GET /metrics`` and on ``POST /inventory/reset`` (and its own
+inventory instead of ``--value``); ``--count N:METRICS[:RESET]``
 adds pods ``pod-0`` … ``pod-N-1``. Pods are spread over 127.0.0.2 … 127.0.0.201
 (one address per pod up to 200 pods, then several ports per address).
 ``GET /stats`` answers ``{"scrapes": n, "resets": n}`` (resets received).
@@ -279,6 +280,9 @@ def fake_pods(
 
 def parse_pod(spec: str, value: float) -> Pod:
     name, _, kinds = spec.partition("=")
+    kinds, _, own_value = kinds.partition("@")
+    if own_value:
+        value = float(own_value)
     metrics, _, reset = kinds.partition(":")
     metrics, reset = metrics or "ok", reset or "ok"
     if metrics not in METRICS or reset not in RESETS:
@@ -289,7 +293,7 @@ def parse_pod(spec: str, value: float) -> Pod:
 async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--page", type=Path, required=True, help="a real app's /metrics page")
-    parser.add_argument("--pod", action="append", default=[], metavar="NAME=METRICS[:RESET]")
+    parser.add_argument("--pod", action="append", default=[], metavar="NAME=METRICS[:RESET][@VALUE]")
     parser.add_argument("--count", action="append", default=[], metavar="N:METRICS[:RESET]")
     parser.add_argument("--value", type=float, default=-5.0, help="product_inventory of ok pods")
     args = parser.parse_args(argv)

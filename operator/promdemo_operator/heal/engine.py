@@ -166,8 +166,9 @@ class HealEngine:
         limits: ReadLimits | None = None,
     ) -> None:
         """`client`: the process's shared `PodHttp` (not closed by `aclose`), or an
-        `httpx.AsyncClient` (same bounded reads, `concurrency` at a time), or None
-        (the engine makes its own `PodHttp` of `concurrency` connections and closes it).
+        `httpx.AsyncClient` (same bounded reads), or None (the engine makes its own
+        `PodHttp` and closes it). At most `concurrency` requests of this engine are in
+        flight at once, whatever the client.
         """
         self.policy = policy
         self.token = token
@@ -186,6 +187,9 @@ class HealEngine:
         else:
             self._pods = HttpxPods(client, concurrency=concurrency)
         self.limits = limits or getattr(self._pods, "limits", None) or ReadLimits()
+        # This engine's share of a shared client: one PromDemo's many (or slow) pods
+        # cannot take every connection of the process. Waiting here is not timed.
+        self._slots = asyncio.Semaphore(concurrency)
         self._locks: dict[str, asyncio.Lock] = {}
         self._last_problem: dict[str, str] = {}  # pod → last logged failure reason
         self._last_action: dict[str, Action] = {}  # pod → last logged decision
@@ -213,13 +217,14 @@ class HealEngine:
             return Reading(pod.name, None, "unreachable", "no address")
         scanner = InventoryScanner()
         try:
-            answer = await self._pods.request(
-                "GET",
-                f"{pod.base_url}/metrics",
-                timeout=self.timeout,
-                max_bytes=self.limits.metrics_bytes,
-                sink=scanner.feed,
-            )
+            async with self._slots:
+                answer = await self._pods.request(
+                    "GET",
+                    f"{pod.base_url}/metrics",
+                    timeout=self.timeout,
+                    max_bytes=self.limits.metrics_bytes,
+                    sink=scanner.feed,
+                )
             if answer.status != 200:
                 return Reading(
                     pod.name, None, "http_status", f"GET /metrics answered {answer.status}"
@@ -356,13 +361,14 @@ class HealEngine:
         acted = True
         try:
             try:
-                answer = await self._pods.request(
-                    "POST",
-                    url,
-                    headers=headers,
-                    timeout=self.timeout,
-                    max_bytes=self.limits.answer_bytes,
-                )
+                async with self._slots:
+                    answer = await self._pods.request(
+                        "POST",
+                        url,
+                        headers=headers,
+                        timeout=self.timeout,
+                        max_bytes=self.limits.answer_bytes,
+                    )
             except PodReadError as e:
                 acted = e.sent
                 if e.status is not None and 200 <= e.status < 300:

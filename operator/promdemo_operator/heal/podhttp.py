@@ -46,7 +46,9 @@ MAX_METRICS_BYTES = 1024 * 1024
 MAX_ANSWER_BYTES = 64 * 1024
 #: Bytes of a non-2xx answer kept for the log line.
 ERROR_SNIPPET_BYTES = 256
-DEFAULT_MAX_CONNECTIONS = 64
+#: Requests in flight in the whole process (each engine takes at most its own
+#: `concurrency`, 64 by default, so one PromDemo cannot hold every connection).
+DEFAULT_MAX_CONNECTIONS = 128
 #: Idle connections are kept this long: longer than the heal interval (5 s by
 #: default), shorter than the app's idle timeout (waitress closes after 120 s).
 KEEPALIVE_SECONDS = 30.0
