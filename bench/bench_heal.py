@@ -20,8 +20,10 @@ cost     `--pods` fake pods (tests/support/fake_pods.py: one process, one
          /metrics page), checked every `--interval` s for `--seconds` s by, in
          turn, in a process of its own so its CPU is measured alone:
          - anchor: a bare aiohttp reader (one session, GET, find the line);
-         - engine: `HealEngine` with the process's shared `PodHttp` (aiohttp);
-         - httpx: `HealEngine` with an `httpx.AsyncClient` (pool of 32).
+         - engine: one `HealEngine` per PromDemo of `--per-promdemo` pods (50,
+           the spec's replica maximum), all sharing the process's `PodHttp`
+           (aiohttp) and all checking at the same instant (the worst case);
+         - httpx: the same engines sharing one `httpx.AsyncClient` (pool of 32).
          CPU share of one core, CPU per pod read, check duration p50/p95/max,
          false timeouts (every fake pod answers at once: any timeout is the
          reader's own), RSS. Targets: 500 pods every 5 s < 10 % of one core;
@@ -382,38 +384,49 @@ async def bare_reader(targets: list[PodTarget], timeout: float) -> tuple[Check, 
 
 
 async def engine_reader(
-    targets: list[PodTarget], timeout: float, kind: str, cooldown: float = 30.0
+    targets: list[PodTarget], timeout: float, kind: str, per_promdemo: int, cooldown: float = 30.0
 ) -> tuple[Check, Any]:
-    """The heal engine, as the operator runs it, with the shared PodHttp or an httpx client."""
+    """Heal engines as the operator runs them: one per PromDemo of `per_promdemo` pods,
+    all checking at the same instant (the worst case) through one shared client."""
     client: Any
     if kind == "httpx":
         limits = httpx.Limits(max_connections=HTTPX_POOL, max_keepalive_connections=HTTPX_POOL)
         client = httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(timeout))
     else:
-        client = PodHttp()
-    engine = HealEngine(
-        HealPolicy(PolicyConfig(interval=5.0, cooldown=cooldown)),
-        client=client,
-        token=TOKEN,
-        timeout=timeout,
-        concurrency=HTTPX_POOL,
-    )
+        client = PodHttp(max_connections=int(os.environ.get("BENCH_MAX_CONNECTIONS", "128")))
+    groups = [targets[i : i + per_promdemo] for i in range(0, len(targets), per_promdemo)]
+    engines = [
+        HealEngine(
+            HealPolicy(PolicyConfig(interval=5.0, cooldown=cooldown)),
+            client=client,
+            token=TOKEN,
+            timeout=timeout,
+            namespace="bench",
+            promdemo=f"pd-{i}",
+        )
+        for i in range(len(groups))
+    ]
 
     async def check() -> Counter[str]:
-        result = await engine.check(targets)
-        counts: Counter[str] = Counter(f"{f.stage}_{f.reason}" for f in result.failures)
-        counts["ok"] = len(result.inventory)
-        counts["resets"] = len(result.resets)
+        counts: Counter[str] = Counter()
+        results = await asyncio.gather(*(e.check(g) for e, g in zip(engines, groups, strict=True)))
+        for result in results:
+            counts.update(f"{f.stage}_{f.reason}" for f in result.failures)
+            counts["ok"] += len(result.inventory)
+            counts["resets"] += len(result.resets)
         return counts
 
     async def close() -> None:
-        await engine.aclose()
+        for engine in engines:
+            await engine.aclose()
         await client.aclose()
 
     return check, close
 
 
-def worker(kind: str, urls_file: Path, seconds: float, interval: float, period: float) -> dict:
+def worker(
+    kind: str, urls_file: Path, seconds: float, interval: float, period: float, per_promdemo: int
+) -> dict:
     """One reader in this process: a first (warm-up) check, then `seconds` of checks."""
     urls: dict[str, str] = json.loads(urls_file.read_text())
     targets = [PodTarget(name, url) for name, url in urls.items()]
@@ -426,7 +439,7 @@ def worker(kind: str, urls_file: Path, seconds: float, interval: float, period: 
             check, close = await bare_reader(targets, timeout)
         else:
             cooldown = 0.0 if kind == "hostile" else 30.0
-            check, close = await engine_reader(targets, timeout, kind, cooldown)
+            check, close = await engine_reader(targets, timeout, kind, per_promdemo, cooldown)
         rss_start, _ = rss_mb()
         t_first = time.monotonic()
         first = await check()
@@ -457,6 +470,7 @@ def worker(kind: str, urls_file: Path, seconds: float, interval: float, period: 
         return {
             "reader": kind,
             "pods": len(targets),
+            "pods_per_promdemo": per_promdemo if kind != "anchor" else None,
             "interval_seconds": interval,
             "checks": len(durations),
             "reads": reads,
@@ -481,19 +495,20 @@ def worker(kind: str, urls_file: Path, seconds: float, interval: float, period: 
 
 
 def run_worker(kind: str, urls: dict[str, str], seconds: float, interval: float, period: float,
-               workdir: Path) -> dict[str, Any]:  # fmt: skip
+               workdir: Path, per_promdemo: int = 50) -> dict[str, Any]:  # fmt: skip
     urls_file = workdir / f"urls-{kind}-{len(urls)}.json"
     urls_file.write_text(json.dumps(urls))
     out = subprocess.run(
         [sys.executable, __file__, "--worker", kind, "--urls-file", str(urls_file),
-         "--seconds", str(seconds), "--interval", str(interval), "--period", str(period)],
+         "--seconds", str(seconds), "--interval", str(interval), "--period", str(period),
+         "--per-promdemo", str(per_promdemo)],
         capture_output=True, text=True, check=True, timeout=seconds + 300,
     )  # fmt: skip
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def cost(sizes: list[int], seconds: float, interval: float, readers: list[str],
-         workdir: Path) -> list[dict[str, Any]]:  # fmt: skip
+         workdir: Path, per_promdemo: int) -> list[dict[str, Any]]:  # fmt: skip
     runs = []
     for pods in sizes:
         # Healthy pods (inventory 50): the steady state, nothing to reset.
@@ -501,7 +516,7 @@ def cost(sizes: list[int], seconds: float, interval: float, readers: list[str],
             row: dict[str, Any] = {}
             for kind in readers:
                 print(f"  {pods} pods, {READER_TITLES[kind]} ...", flush=True)
-                row[kind] = run_worker(kind, urls, seconds, interval, 0.02, workdir)
+                row[kind] = run_worker(kind, urls, seconds, interval, 0.02, workdir, per_promdemo)
         main = dict(row.get("engine") or next(iter(row.values())))
         for kind, figures in row.items():
             if kind != main["reader"]:
@@ -571,6 +586,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=30.0, help="cost: seconds per reader")
     parser.add_argument("--interval", type=float, default=5.0, help="cost: check interval")
     parser.add_argument("--readers", default=",".join(COST_READERS), help="cost: which readers")
+    parser.add_argument(
+        "--per-promdemo", type=int, default=50, help="cost: pods per engine (spec maximum: 50)"
+    )
     parser.add_argument("--hostile-seconds", type=float, default=20.0)
     parser.add_argument("--copies", type=int, default=3, help="hostile: copies of each kind")
     parser.add_argument("--json", action="store_true", help="one JSON object as the last line")
@@ -579,7 +597,9 @@ def main() -> int:
     parser.add_argument("--period", type=float, default=0.02, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        result = worker(args.worker, args.urls_file, args.seconds, args.interval, args.period)
+        result = worker(
+            args.worker, args.urls_file, args.seconds, args.interval, args.period, args.per_promdemo
+        )
         print(json.dumps(result))
         return 0
 
@@ -593,7 +613,7 @@ def main() -> int:
             readers = [r for r in args.readers.split(",") if r]
             print(f"cost: {sizes} pods, every {args.interval:g}s for {args.seconds:g}s each, "
                   f"readers {readers}", flush=True)  # fmt: skip
-            runs = cost(sizes, args.seconds, args.interval, readers, workdir)
+            runs = cost(sizes, args.seconds, args.interval, readers, workdir, args.per_promdemo)
             print_cost(runs)
             out["cost"] = runs
         if args.mode in ("all", "hostile"):

@@ -63,6 +63,8 @@ __all__ = [
 
 log = logging.getLogger("promdemo.heal")
 
+#: Reads started per event-loop iteration (see `HealEngine._read_all`).
+START_BATCH = 8
 #: Kept for callers of the old name: the cap on a decoded /metrics page.
 MAX_BODY_BYTES = MAX_METRICS_BYTES
 
@@ -256,7 +258,7 @@ class HealEngine:
         if self.metrics is not None:
             self.metrics.checks.labels(self.namespace, self.promdemo).inc()
 
-        readings = await asyncio.gather(*(self.read(p) for p in targets))
+        readings = await self._read_all(targets)
         due: list[tuple[PodTarget, Decision]] = []
         for pod, reading in zip(targets, readings, strict=True):
             if reading.value is None:
@@ -299,6 +301,26 @@ class HealEngine:
             if outcome.outcome in ("recovered", "cooldown"):
                 result.skipped[outcome.pod] = outcome.outcome
         return result
+
+    async def _read_all(self, targets: Sequence[PodTarget]) -> list[Reading]:
+        """Read every target concurrently, starting them `START_BATCH` at a time.
+
+        Starting a read (build the request, write it to the socket) costs ~0.2 ms of
+        CPU; a thousand started in one event-loop iteration would hold the loop for
+        a fifth of a second. Yielding between batches lets everything else waiting
+        on the loop (probes, other PromDemos' answers) run in between.
+        """
+        tasks: list[asyncio.Future[Reading]] = []
+        try:
+            for i, pod in enumerate(targets):
+                if i and i % START_BATCH == 0:
+                    await asyncio.sleep(0)
+                tasks.append(asyncio.ensure_future(self.read(pod)))
+            return list(await asyncio.gather(*tasks))
+        except BaseException:  # cancelled: no read outlives its check
+            for task in tasks:
+                task.cancel()
+            raise
 
     # -- one pod (the webhook's path; also the end of check()) ----------------------
 
