@@ -71,7 +71,7 @@ import yaml  # noqa: E402
 
 from promdemo_operator.heal.alertmanager import AlertRef, host_port  # noqa: E402
 from promdemo_operator.heal.engine import HealEngine, PodTarget  # noqa: E402
-from promdemo_operator.heal.podhttp import PodHttp  # noqa: E402
+from promdemo_operator.heal.podhttp import HttpxPods, PodHttp  # noqa: E402
 from promdemo_operator.heal.policy import HealPolicy, PolicyConfig  # noqa: E402
 from promdemo_operator.promconfig import alertmanager_config, prometheus_config  # noqa: E402
 from promdemo_operator.rules import rules_file  # noqa: E402
@@ -391,7 +391,12 @@ async def engine_reader(
     client: Any
     if kind == "httpx":
         limits = httpx.Limits(max_connections=HTTPX_POOL, max_keepalive_connections=HTTPX_POOL)
-        client = httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(timeout))
+        # Shared by every engine, with the pool's bound taken before each request's
+        # timeout starts (as PodHttp does), so waiting for the pool is not a timeout.
+        client = HttpxPods(
+            httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(timeout)),
+            concurrency=HTTPX_POOL,
+        )
     else:
         client = PodHttp(max_connections=int(os.environ.get("BENCH_MAX_CONNECTIONS", "128")))
     groups = [targets[i : i + per_promdemo] for i in range(0, len(targets), per_promdemo)]
@@ -419,7 +424,7 @@ async def engine_reader(
     async def close() -> None:
         for engine in engines:
             await engine.aclose()
-        await client.aclose()
+        await (client.client if kind == "httpx" else client).aclose()
 
     return check, close
 

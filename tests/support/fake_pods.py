@@ -293,7 +293,9 @@ def parse_pod(spec: str, value: float) -> Pod:
 async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--page", type=Path, required=True, help="a real app's /metrics page")
-    parser.add_argument("--pod", action="append", default=[], metavar="NAME=METRICS[:RESET][@VALUE]")
+    parser.add_argument(
+        "--pod", action="append", default=[], metavar="NAME=METRICS[:RESET][@VALUE]"
+    )
     parser.add_argument("--count", action="append", default=[], metavar="N:METRICS[:RESET]")
     parser.add_argument("--value", type=float, default=-5.0, help="product_inventory of ok pods")
     args = parser.parse_args(argv)

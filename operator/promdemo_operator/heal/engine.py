@@ -156,7 +156,7 @@ class HealEngine:
         self,
         policy: HealPolicy,
         *,
-        client: PodHttp | Any | None = None,
+        client: PodHttp | HttpxPods | Any | None = None,
         token: str | None = None,
         timeout: float = 2.0,
         namespace: str = "",
@@ -168,9 +168,9 @@ class HealEngine:
         limits: ReadLimits | None = None,
     ) -> None:
         """`client`: the process's shared `PodHttp` (not closed by `aclose`), or an
-        `httpx.AsyncClient` (same bounded reads), or None (the engine makes its own
-        `PodHttp` and closes it). At most `concurrency` requests of this engine are in
-        flight at once, whatever the client.
+        `httpx.AsyncClient` (same bounded reads; `HttpxPods` to share one bound between
+        engines), or None (the engine makes its own `PodHttp` and closes it). At most
+        `concurrency` requests of this engine are in flight at once, whatever the client.
         """
         self.policy = policy
         self.token = token
@@ -184,7 +184,7 @@ class HealEngine:
         self._pods: PodHttp | HttpxPods
         if client is None:
             self._pods = PodHttp(max_connections=concurrency, limits=limits)
-        elif isinstance(client, PodHttp):
+        elif isinstance(client, PodHttp | HttpxPods):
             self._pods = client
         else:
             self._pods = HttpxPods(client, concurrency=concurrency)
