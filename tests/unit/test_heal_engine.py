@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 from promdemo_operator.heal.access import PROXY_TOKEN_HEADER
 from promdemo_operator.heal.engine import HealEngine, PodTarget, parse_inventory
 from promdemo_operator.heal.metrics import HealMetrics
+from promdemo_operator.heal.podhttp import PodHttp
 from promdemo_operator.heal.policy import HealPolicy, PolicyConfig
 
 TOKEN = "s3cret"
@@ -41,9 +42,10 @@ product_inventory_extra -999.0
 @dataclass
 class FakePod:
     value: float = 100.0
-    metrics: str = "ok"  # ok | garbage | missing | slow | http500 | html
-    reset: str = "ok"  # ok | http500 | garbage | slow
+    metrics: str = "ok"  # ok | garbage | missing | slow | http500 | html | duplicates
+    reset: str = "ok"  # ok | http500 | garbage | slow | nan | endless
     resets: int = 0
+    reset_calls: int = 0  # every authorized POST, answered or not
     reset_headers: list[dict[str, str]] = field(default_factory=list)
     scrapes: int = 0
     after_scrape: Callable[[FakePod], None] | None = None
@@ -72,6 +74,8 @@ class Stub:
             return web.Response(text="<html><body>{{ not metrics }}</body></html>")
         if pod.metrics == "missing":
             return web.Response(text="# TYPE up gauge\nup 1\n")
+        if pod.metrics == "duplicates":
+            return web.Response(text="product_inventory 5\nproduct_inventory -3\n")
         return web.Response(text=PAGE.format(value=pod.value))
 
     async def reset(self, request: web.Request) -> web.StreamResponse:
@@ -83,6 +87,7 @@ class Stub:
         )
         if given != f"Bearer {TOKEN}":
             return web.json_response({"error": "unauthorized"}, status=401)
+        pod.reset_calls += 1
         if pod.reset == "slow":
             await asyncio.sleep(30)
         if pod.reset == "http500":
@@ -91,6 +96,15 @@ class Stub:
         pod.value = 100.0
         if pod.reset == "garbage":
             return web.Response(text="done?")
+        if pod.reset == "nan":
+            return web.Response(text='{"inventory": NaN}', content_type="application/json")
+        if pod.reset == "endless":
+            resp = web.StreamResponse()
+            await resp.prepare(request)
+            with contextlib.suppress(ConnectionError):
+                while True:
+                    await resp.write(b'{"inventory": 100' + b" " * 65536)
+            return resp
         return web.json_response({"inventory": 100})
 
 
@@ -282,6 +296,7 @@ def test_not_ready_and_addressless_pods_are_skipped_unread() -> None:
         ("missing", "missing"),
         ("http500", "http_status"),
         ("slow", "timeout"),
+        ("duplicates", "garbage"),
     ],
 )
 def test_scrape_failures_are_counted_and_do_not_stop_the_others(
@@ -316,34 +331,50 @@ def test_unreachable_pod() -> None:
 
 
 @pytest.mark.parametrize(("behaviour", "reason"), [("http500", "http_status"), ("slow", "timeout")])
-def test_failing_reset_is_counted_and_retried_next_check(behaviour: str, reason: str) -> None:
+def test_a_reset_that_may_have_happened_starts_the_cooldown(behaviour: str, reason: str) -> None:
+    """A 5xx or a missing answer does not say the pod did not reset: no second reset
+    within the cooldown (a late answer used to let every check reset again)."""
+
     async def test(stub: Stub) -> None:
         stub.pods = {"p": FakePod(-4, reset=behaviour)}
-        engine, metrics, clock = make_engine(timeout=0.5)
+        engine, metrics, clock = make_engine(PolicyConfig(cooldown=30), timeout=0.5)
         async with engine:
             first = await engine.check([stub.target("p")])
             assert [(f.stage, f.reason) for f in first.failures] == [("reset", reason)]
             assert first.resets == []
-            assert engine.policy.last_reset("p") is None
+            assert engine.policy.last_reset("p") == T0  # the attempt's time
             assert sample(metrics, "promdemo_heal_reset_failures_total", reason=reason) == 1
             stub.pods["p"].reset = "ok"
+            stub.pods["p"].value = -4
             clock.t += 5
             second = await engine.check([stub.target("p")])
-        assert [r.after for r in second.resets] == [100]
+            assert second.skipped == {"p": "cooldown"}
+            assert second.resets == []
+            clock.t += 30
+            third = await engine.check([stub.target("p")])
+        assert [r.after for r in third.resets] == [100]
+        assert stub.pods["p"].reset_calls == 2  # the failed attempt and the one after the cooldown
 
     run(test)
 
 
-def test_wrong_token_is_a_reset_failure() -> None:
+def test_wrong_token_is_a_refused_reset_retried_at_the_next_check() -> None:
     async def test(stub: Stub) -> None:
         stub.pods = {"p": FakePod(-4)}
-        engine, _, _ = make_engine()
+        engine, _, clock = make_engine(PolicyConfig(cooldown=600))
         engine.token = "wrong"
         async with engine:
             result = await engine.check([stub.target("p")])
-        assert result.failures[0].reason == "http_status"
-        assert "401" in result.failures[0].detail
-        assert stub.pods["p"].resets == 0
+            assert result.failures[0].reason == "http_status"
+            assert "401" in result.failures[0].detail
+            assert stub.pods["p"].resets == 0
+            # a 4xx says the pod did nothing: no cooldown, the next check resets
+            assert engine.policy.last_reset("p") is None
+            engine.token = TOKEN
+            clock.t += 5
+            second = await engine.check([stub.target("p")])
+        assert [r.pod for r in second.resets] == ["p"]
+        assert stub.pods["p"].resets == 1
 
     run(test)
 
@@ -358,6 +389,43 @@ def test_unconfirmed_reset_still_starts_the_cooldown() -> None:
         assert [(f.stage, f.reason) for f in result.failures] == [("reset", "garbage")]
         assert engine.policy.last_reset("p") is not None
         assert sample(metrics, "promdemo_inventory_resets_total") == 1
+
+    run(test)
+
+
+@pytest.mark.parametrize(("behaviour", "reason"), [("nan", "garbage"), ("endless", "too_large")])
+def test_a_2xx_reset_with_an_unusable_answer_is_unconfirmed_never_a_value(
+    behaviour: str, reason: str
+) -> None:
+    """`{"inventory": NaN}` or an endless answer: the reset happened (2xx), its value is
+    unknown; nothing non-finite reaches the result the status is written from."""
+
+    async def test(stub: Stub) -> None:
+        stub.pods = {"p": FakePod(-4, reset=behaviour)}
+        engine, metrics, _ = make_engine(timeout=2.0)
+        async with engine:
+            result = await engine.check([stub.target("p")])
+        assert [(r.before, r.after) for r in result.resets] == [(-4, None)]
+        assert [(f.stage, f.reason) for f in result.failures] == [("reset", reason)]
+        assert result.inventory == {"p": -4}  # the value read before the reset
+        assert engine.policy.last_reset("p") is not None
+        assert sample(metrics, "promdemo_heal_reset_failures_total", reason=reason) == 1
+
+    run(test)
+
+
+def test_engines_share_one_pod_client_and_do_not_close_it() -> None:
+    async def test(stub: Stub) -> None:
+        stub.pods = {"a": FakePod(-1), "b": FakePod(-2)}
+        async with PodHttp() as shared:
+            one, _, _ = make_engine(client=shared)
+            two, _, _ = make_engine(client=shared)
+            async with one:
+                first = await one.check([stub.target("a")])
+            async with two:  # `one` closed: the shared client still works
+                second = await two.check([stub.target("b")])
+        assert [r.pod for r in first.resets] == ["a"]
+        assert [r.pod for r in second.resets] == ["b"]
 
     run(test)
 

@@ -185,15 +185,32 @@ def test_config_from_the_spec_dataclass_and_a_mapping() -> None:
     assert m == PolicyConfig(threshold=1, interval=2, for_seconds=3, cooldown=4)
 
 
-def test_config_from_parse_spec() -> None:
-    spec = pytest.importorskip("promdemo_operator.spec")
-    parsed = spec.parse_spec({"autoHeal": {"interval": "1s", "for": "1m30s", "cooldown": "500ms"}})
-    c = PolicyConfig.from_auto_heal(parsed.auto_heal)
-    assert c == PolicyConfig(threshold=0, interval=1.0, for_seconds=90.0, cooldown=0.5)
+def test_config_from_the_typed_spec() -> None:
+    """`PolicyConfig.from_spec` reads `parse_spec(...).auto_heal`'s typed fields."""
+    from promdemo_operator.spec import parse_spec
+
+    parsed = parse_spec(
+        {"autoHeal": {"threshold": 3, "interval": "2s", "for": "1m30s", "cooldown": "45s"}}
+    )
+    c = PolicyConfig.from_spec(parsed.auto_heal)
+    assert c == PolicyConfig(threshold=3, interval=2.0, for_seconds=90.0, cooldown=45.0)
+    # the older guessing entry point takes the same path for the typed spec
+    assert PolicyConfig.from_auto_heal(parsed.auto_heal) == c
+    defaults = PolicyConfig.from_spec(parse_spec({}).auto_heal)
+    assert defaults == PolicyConfig(threshold=0, interval=5.0, for_seconds=0.0, cooldown=30.0)
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"interval": 0}, {"for_seconds": -1}, {"cooldown": -0.1}], ids=str
+    "kwargs",
+    [
+        {"interval": 0},
+        {"for_seconds": -1},
+        {"cooldown": -0.1},
+        {"interval": float("nan")},
+        {"cooldown": float("inf")},
+        {"threshold": float("nan")},
+    ],
+    ids=str,
 )
 def test_invalid_config_is_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="must be"):

@@ -2,44 +2,71 @@
 
 No Kubernetes here: the caller gives a list of `PodTarget` (name, base URL,
 ready) — built from the API by the kopf adapter, or from a static list of local
-processes by `promdemo local` — and an `httpx.AsyncClient` (plain for pod IPs
-and loopback, carrying the API server's credentials for the pod proxy).
+processes by `promdemo local` — and the process's HTTP client to pods
+(`podhttp.PodHttp`, shared by every engine; an `httpx.AsyncClient` is accepted
+too, or the engine makes a `PodHttp` of its own).
 
 One `check()` is one evaluation: every ready pod's `/metrics` is read
-concurrently (each request bounded by `timeout`), `product_inventory` is parsed
-with prometheus_client's parser and fed to the policy at the check's
-timestamp. For every pod the policy says is due, the engine takes that pod's
-lock, reads the live value again, and only if it is still below the threshold
-(and the pod is not in cooldown) sends ``POST /inventory/reset`` with the
-bearer token to that pod alone, then confirms the value from the response
-body. `heal()` is the same reset path for one pod, used by the Alertmanager
-webhook.
+concurrently (each request bounded by `timeout`, each body by
+`podhttp.ReadLimits`), `product_inventory` is found by `exposition.InventoryScanner`
+as the page streams in and fed to the policy at the check's timestamp. For
+every pod the policy says is due, the engine takes that pod's lock, reads the
+live value again, and only if it is still below the threshold (and the pod is
+not in cooldown) sends ``POST /inventory/reset`` with the bearer token to that
+pod alone, then confirms the value from the response body. `heal()` is the same
+reset path for one pod, used by the Alertmanager webhook.
 
-Nothing here raises for a pod's fault: unreachable, slow, garbage-answering
-pods and failing resets come back as `Failure` records (and are counted in the
-metrics when a `HealMetrics` is given).
+A reset that may have reached the pod starts the cooldown at the moment it was
+sent, whether or not (or however late) its answer arrives: only a pod that
+surely did not act (no connection, or a 4xx answer) may be reset again at the
+next check.
+
+Nothing here raises for a pod's fault: unreachable, slow, oversized and
+garbage-answering pods and failing resets come back as `Failure` records (and
+are counted in the metrics when a `HealMetrics` is given).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-
-import httpx
-from prometheus_client.parser import text_string_to_metric_families
+from typing import Any
 
 from .access import PROXY_TOKEN_HEADER
+from .exposition import (
+    METRIC,
+    ExpositionError,
+    InventoryScanner,
+    clip,
+    parse_inventory,
+    parse_reset_answer,
+)
 from .metrics import HealMetrics
+from .podhttp import MAX_METRICS_BYTES, HttpxPods, PodHttp, PodReadError, ReadLimits
 from .policy import Action, Decision, HealPolicy
+
+__all__ = [
+    "METRIC",
+    "CheckResult",
+    "Failure",
+    "HealEngine",
+    "HealOutcome",
+    "PodTarget",
+    "ReadLimits",
+    "Reading",
+    "ResetDone",
+    "parse_inventory",
+]
 
 log = logging.getLogger("promdemo.heal")
 
-METRIC = "product_inventory"
-MAX_BODY_BYTES = 4 * 1024 * 1024
+#: Reads started per event-loop iteration (see `HealEngine._read_all`).
+START_BATCH = 8
+#: Kept for callers of the old name: the cap on a decoded /metrics page.
+MAX_BODY_BYTES = MAX_METRICS_BYTES
 
 
 @dataclass(frozen=True)
@@ -116,46 +143,6 @@ class CheckResult:
         return min(self.inventory.values()) if self.inventory else None
 
 
-class _ReadError(Exception):
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
-
-
-def parse_inventory(text: str) -> float:
-    """The `product_inventory` value in a Prometheus text exposition.
-
-    Only the metric's own lines go through prometheus_client's parser (a pod's
-    page has ~100 other lines, and 500 pods are parsed every interval). Raises
-    `ValueError` with ``missing:`` (no such metric) or ``garbage:`` (not parseable).
-    """
-    prefixes = (METRIC, f"# HELP {METRIC} ", f"# TYPE {METRIC} ")
-    lines = [line for line in text.splitlines() if line.startswith(prefixes)]
-    if not lines:
-        # Tell "a metrics page without the gauge" from "not a metrics page".
-        try:
-            for _ in text_string_to_metric_families(text):
-                pass
-        except Exception as e:
-            raise ValueError(f"garbage: {str(e)[:120]}") from e
-        raise ValueError(f"missing: no {METRIC} sample")
-    values: list[float] = []
-    try:
-        for family in text_string_to_metric_families("\n".join(lines) + "\n"):
-            for sample in family.samples:
-                if sample.name == METRIC:
-                    values.append(float(sample.value))
-    except Exception as e:
-        raise ValueError(f"garbage: {str(e)[:120]}") from e
-    if not values:
-        raise ValueError(f"missing: no {METRIC} sample")
-    value = min(values)
-    if math.isnan(value) or math.isinf(value):
-        raise ValueError(f"garbage: {METRIC} is {value}")
-    return value
-
-
 def _fmt(value: float | None) -> str:
     if value is None:
         return "?"
@@ -169,7 +156,7 @@ class HealEngine:
         self,
         policy: HealPolicy,
         *,
-        client: httpx.AsyncClient | None = None,
+        client: PodHttp | HttpxPods | Any | None = None,
         token: str | None = None,
         timeout: float = 2.0,
         namespace: str = "",
@@ -178,7 +165,13 @@ class HealEngine:
         clock: Callable[[], float] = time.time,
         concurrency: int = 64,
         proxy_token_header: bool = False,
+        limits: ReadLimits | None = None,
     ) -> None:
+        """`client`: the process's shared `PodHttp` (not closed by `aclose`), or an
+        `httpx.AsyncClient` (same bounded reads; `HttpxPods` to share one bound between
+        engines), or None (the engine makes its own `PodHttp` and closes it). At most
+        `concurrency` requests of this engine are in flight at once, whatever the client.
+        """
         self.policy = policy
         self.token = token
         self.timeout = timeout
@@ -188,11 +181,17 @@ class HealEngine:
         self.clock = clock
         self.proxy_token_header = proxy_token_header
         self._own_client = client is None
-        self._client = client or httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout),
-            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
-        )
-        self._sem = asyncio.Semaphore(concurrency)
+        self._pods: PodHttp | HttpxPods
+        if client is None:
+            self._pods = PodHttp(max_connections=concurrency, limits=limits)
+        elif isinstance(client, PodHttp | HttpxPods):
+            self._pods = client
+        else:
+            self._pods = HttpxPods(client, concurrency=concurrency)
+        self.limits = limits or getattr(self._pods, "limits", None) or ReadLimits()
+        # This engine's share of a shared client: one PromDemo's many (or slow) pods
+        # cannot take every connection of the process. Waiting here is not timed.
+        self._slots = asyncio.Semaphore(concurrency)
         self._locks: dict[str, asyncio.Lock] = {}
         self._last_problem: dict[str, str] = {}  # pod → last logged failure reason
         self._last_action: dict[str, Action] = {}  # pod → last logged decision
@@ -204,7 +203,7 @@ class HealEngine:
 
     async def aclose(self) -> None:
         if self._own_client:
-            await self._client.aclose()
+            await self._pods.aclose()
 
     async def __aenter__(self) -> HealEngine:
         return self
@@ -215,37 +214,28 @@ class HealEngine:
     # -- reading --------------------------------------------------------------
 
     async def read(self, pod: PodTarget) -> Reading:
-        """GET the pod's /metrics and parse `product_inventory`; never raises."""
+        """GET the pod's /metrics and find `product_inventory`; never raises."""
         if not pod.base_url:
             return Reading(pod.name, None, "unreachable", "no address")
+        scanner = InventoryScanner()
         try:
-            async with self._sem, asyncio.timeout(self.timeout):
-                text = await self._get_text(f"{pod.base_url}/metrics")
-            return Reading(pod.name, parse_inventory(text))
-        except _ReadError as e:
+            async with self._slots:
+                answer = await self._pods.request(
+                    "GET",
+                    f"{pod.base_url}/metrics",
+                    timeout=self.timeout,
+                    max_bytes=self.limits.metrics_bytes,
+                    sink=scanner.feed,
+                )
+            if answer.status != 200:
+                return Reading(
+                    pod.name, None, "http_status", f"GET /metrics answered {answer.status}"
+                )
+            return Reading(pod.name, scanner.finish())
+        except PodReadError as e:
             return Reading(pod.name, None, e.reason, e.detail)
-        except (TimeoutError, httpx.TimeoutException):
-            return Reading(pod.name, None, "timeout", f"no answer within {self.timeout:g}s")
-        except httpx.HTTPError as e:
-            return Reading(pod.name, None, "unreachable", f"{type(e).__name__}: {e}"[:200])
-        except ValueError as e:
-            kind, _, detail = str(e).partition(": ")
-            reason = "missing" if kind == "missing" else "garbage"
-            return Reading(pod.name, None, reason, detail or str(e))
-
-    async def _get_text(self, url: str) -> str:
-        async with self._client.stream("GET", url) as resp:
-            if resp.status_code != 200:
-                raise _ReadError("http_status", f"GET /metrics answered {resp.status_code}")
-            body = bytearray()
-            async for chunk in resp.aiter_bytes():
-                body += chunk
-                if len(body) > MAX_BODY_BYTES:
-                    raise _ReadError("garbage", f"/metrics larger than {MAX_BODY_BYTES} bytes")
-        try:
-            return body.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise _ReadError("garbage", "/metrics is not UTF-8") from e
+        except ExpositionError as e:
+            return Reading(pod.name, None, e.reason, e.detail)
 
     # -- one check of all pods ---------------------------------------------------
 
@@ -268,7 +258,7 @@ class HealEngine:
         if self.metrics is not None:
             self.metrics.checks.labels(self.namespace, self.promdemo).inc()
 
-        readings = await asyncio.gather(*(self.read(p) for p in targets))
+        readings = await self._read_all(targets)
         due: list[tuple[PodTarget, Decision]] = []
         for pod, reading in zip(targets, readings, strict=True):
             if reading.value is None:
@@ -311,6 +301,26 @@ class HealEngine:
             if outcome.outcome in ("recovered", "cooldown"):
                 result.skipped[outcome.pod] = outcome.outcome
         return result
+
+    async def _read_all(self, targets: Sequence[PodTarget]) -> list[Reading]:
+        """Read every target concurrently, starting them `START_BATCH` at a time.
+
+        Starting a read (build the request, write it to the socket) costs ~0.2 ms of
+        CPU; a thousand started in one event-loop iteration would hold the loop for
+        a fifth of a second. Yielding between batches lets everything else waiting
+        on the loop (probes, other PromDemos' answers) run in between.
+        """
+        tasks: list[asyncio.Future[Reading]] = []
+        try:
+            for i, pod in enumerate(targets):
+                if i and i % START_BATCH == 0:
+                    await asyncio.sleep(0)
+                tasks.append(asyncio.ensure_future(self.read(pod)))
+            return list(await asyncio.gather(*tasks))
+        except BaseException:  # cancelled: no read outlives its check
+            for task in tasks:
+                task.cancel()
+            raise
 
     # -- one pod (the webhook's path; also the end of check()) ----------------------
 
@@ -366,43 +376,72 @@ class HealEngine:
         elif self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         url = f"{pod.base_url}/inventory/reset"
+        attempted = self.clock()
+        # Whether the pod may have reset: then the cooldown starts at `attempted`, even
+        # when the answer is late, broken or never comes (cancelled too). Only no
+        # connection at all or a 4xx answer (the pod refused) leaves it unset.
+        acted = True
         try:
-            async with self._sem, asyncio.timeout(self.timeout):
-                resp = await self._client.post(url, headers=headers)
-        except (TimeoutError, httpx.TimeoutException):
-            # The reset may have happened: the next check reads the value first.
-            return self._reset_failed(pod, "timeout", f"no answer within {self.timeout:g}s")
-        except httpx.HTTPError as e:
-            return self._reset_failed(pod, "unreachable", f"{type(e).__name__}: {e}"[:200])
-        if not 200 <= resp.status_code < 300:
-            snippet = resp.text[:120].strip()
-            return self._reset_failed(
-                pod, "http_status", f"POST /inventory/reset answered {resp.status_code} {snippet}"
-            )
+            try:
+                async with self._slots:
+                    answer = await self._pods.request(
+                        "POST",
+                        url,
+                        headers=headers,
+                        timeout=self.timeout,
+                        max_bytes=self.limits.answer_bytes,
+                    )
+            except PodReadError as e:
+                acted = e.sent
+                if e.status is not None and 200 <= e.status < 300:
+                    # The pod said yes, then its answer broke: a reset, not confirmed.
+                    failure = Failure(pod.name, "reset", e.reason, e.detail)
+                    return self._reset_done(pod, before, None, since, source, failure)
+                return self._reset_failed(pod, e.reason, e.detail, cooldown=acted)
+            if not 200 <= answer.status < 300:
+                acted = answer.status >= 500
+                snippet = clip(answer.body.decode("utf-8", "replace").strip())
+                detail = f"POST /inventory/reset answered {answer.status} {snippet}".rstrip()
+                return self._reset_failed(pod, "http_status", detail, cooldown=acted)
+            after: float | None
+            try:
+                after = parse_reset_answer(answer.body)
+                failure = None
+            except ExpositionError as e:
+                after = None
+                failure = Failure(pod.name, "reset", e.reason, e.detail)
+            return self._reset_done(pod, before, after, since, source, failure)
+        finally:
+            if acted:
+                self.policy.record_reset(pod.name, attempted)
 
+    def _reset_done(
+        self,
+        pod: PodTarget,
+        before: float,
+        after: float | None,
+        since: float | None,
+        source: str,
+        failure: Failure | None,
+    ) -> HealOutcome:
+        """A 2xx answer: the reset happened (confirmed when `after` could be read)."""
         done_at = self.clock()
-        self.policy.record_reset(pod.name, done_at)
-        after: float | None
-        try:
-            after = float(resp.json()["inventory"])
-        except Exception:
-            after = None
         latency = None if since is None else max(0.0, done_at - since)
         done = ResetDone(pod.name, before, after, done_at, latency, source)
-        failure = None
         if self.metrics is not None:
             self.metrics.resets.labels(self.namespace, self.promdemo).inc()
             if latency is not None:
                 self.metrics.latency.labels(self.namespace, self.promdemo, source).observe(latency)
-        if after is None:
-            failure = Failure(pod.name, "reset", "garbage", "reset answered 2xx without inventory")
+        if failure is not None:
             self._count_reset_failure(failure)
             log.warning(
-                "%s: reset pod %s (inventory was %s) but its answer had no inventory; "
+                "%s: reset pod %s (inventory was %s) but its answer is unusable (%s: %s); "
                 "cooldown started anyway",
                 self._who,
                 pod.name,
                 _fmt(before),
+                failure.reason,
+                failure.detail,
             )
         else:
             log.info(
@@ -419,10 +458,19 @@ class HealEngine:
 
     # -- bookkeeping --------------------------------------------------------------
 
-    def _reset_failed(self, pod: PodTarget, reason: str, detail: str) -> HealOutcome:
+    def _reset_failed(
+        self, pod: PodTarget, reason: str, detail: str, *, cooldown: bool = False
+    ) -> HealOutcome:
         failure = Failure(pod.name, "reset", reason, detail)
         self._count_reset_failure(failure)
-        log.warning("%s: reset of pod %s failed (%s): %s", self._who, pod.name, reason, detail)
+        log.warning(
+            "%s: reset of pod %s failed (%s): %s%s",
+            self._who,
+            pod.name,
+            reason,
+            detail,
+            "; it may have happened: cooldown started" if cooldown else "",
+        )
         return HealOutcome(pod.name, "failed", failure=failure)
 
     def _count_scrape_failure(self, failure: Failure) -> None:

@@ -13,10 +13,11 @@ import threading
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-# Why a pod's value could not be read.
-SCRAPE_REASONS = ("unreachable", "timeout", "http_status", "garbage", "missing")
+# Why a pod's value could not be read. `too_large`: the page (decoded) went over the
+# read cap; `garbage`: not a valid exposition or no usable value (NaN, duplicates, ...).
+SCRAPE_REASONS = ("unreachable", "timeout", "http_status", "garbage", "missing", "too_large")
 # Why a reset did not complete (or could not be confirmed).
-RESET_REASONS = ("unreachable", "timeout", "http_status", "garbage")
+RESET_REASONS = ("unreachable", "timeout", "http_status", "garbage", "too_large")
 # Calls to the Kubernetes API made by the heal loop.
 API_OPERATIONS = ("list_pods", "read_secret", "patch_status", "post_event", "other")
 # What an Alertmanager notification led to, per alert.
@@ -56,7 +57,7 @@ class HealMetrics:
         self.scrape_failures = Counter(
             "promdemo_heal_scrape_failures_total",
             "Checks that could not read a pod's product_inventory, by reason "
-            "(unreachable, timeout, http_status, garbage, missing).",
+            "(unreachable, timeout, http_status, garbage, missing, too_large).",
             ["namespace", "promdemo", "reason"],
             registry=registry,
         )

@@ -24,8 +24,13 @@ twice); `export_state`/`import_state` move it in and out as plain JSON.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the typed spec; only its attributes are read here
+    from promdemo_operator.spec import AutoHealSpec
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,10 @@ class PolicyConfig:
     cooldown: float = 30.0
 
     def __post_init__(self) -> None:
+        for name in ("threshold", "interval", "for_seconds", "cooldown"):
+            value = getattr(self, name)
+            if not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value}")
         if self.interval <= 0:
             raise ValueError(f"interval must be > 0, got {self.interval}")
         if self.for_seconds < 0:
@@ -46,12 +55,31 @@ class PolicyConfig:
             raise ValueError(f"cooldown must be >= 0, got {self.cooldown}")
 
     @classmethod
+    def from_spec(cls, auto_heal: AutoHealSpec) -> PolicyConfig:
+        """From the typed `spec.autoHeal` (``spec.parse_spec(body).auto_heal``).
+
+        `enabled`, `source` and `pod_access` are the adapter's business (whether
+        to run, whether to reset, how to reach pods); the policy takes the rest.
+        """
+        return cls(
+            threshold=float(auto_heal.threshold),
+            interval=float(auto_heal.interval_seconds),
+            for_seconds=float(auto_heal.for_seconds),
+            cooldown=float(auto_heal.cooldown_seconds),
+        )
+
+    @classmethod
     def from_auto_heal(cls, auto_heal: object) -> PolicyConfig:
         """Build from any object with `threshold`, `interval`, `for_`/`for_seconds`, `cooldown`.
 
-        Accepts the render core's `AutoHealSpec` (durations already in float
-        seconds) without importing it, so this module stays dependency-free.
+        Prefer `from_spec` with the typed `AutoHealSpec`; this older entry guesses
+        among attribute and key names, and takes `from_spec`'s path for a typed spec.
         """
+        if all(
+            hasattr(auto_heal, name)
+            for name in ("threshold", "interval_seconds", "for_seconds", "cooldown_seconds")
+        ):
+            return cls.from_spec(auto_heal)  # type: ignore[arg-type]
 
         def pick(*names: str, default: float) -> float:
             for name in names:

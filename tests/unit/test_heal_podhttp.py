@@ -1,0 +1,262 @@
+"""The process's HTTP client to pods (`heal.podhttp`) against an in-process aiohttp server.
+
+Caps on decoded size, compression, redirects, credentials only for the API
+server, the pool bound, keep-alive. (Hostile pods as separate processes are in
+tests/integration/test_heal_hostile_pods.py.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from promdemo_operator.heal.podhttp import (
+    ApiServerAuth,
+    BodyDecoder,
+    PodHttp,
+    PodReadError,
+)
+from tests.support.ports import free_port
+
+PAGE = b"# TYPE product_inventory gauge\nproduct_inventory -3\n"
+
+
+class Server:
+    def __init__(self) -> None:
+        self.url = ""
+        self.seen: list[dict[str, Any]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    def record(self, request: web.Request) -> None:
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        self.seen.append({"path": request.path, "headers": dict(request.headers), "peer": peer})
+
+    async def page(self, request: web.Request) -> web.StreamResponse:
+        self.record(request)
+        return web.Response(body=PAGE)
+
+    async def gzipped(self, request: web.Request) -> web.StreamResponse:
+        self.record(request)
+        return web.Response(body=gzip.compress(PAGE), headers={"Content-Encoding": "gzip"})
+
+    async def bomb(self, request: web.Request) -> web.StreamResponse:
+        # 64 MiB of zeros in ~64 KiB: the client must stop inflating at its cap.
+        packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+        body = b"".join(packer.compress(bytes(1 << 20)) for _ in range(64)) + packer.flush()
+        return web.Response(body=body, headers={"Content-Encoding": "gzip"})
+
+    async def brotli(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(body=b"\x00" * 10, headers={"Content-Encoding": "br"})
+
+    async def endless(self, request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse()
+        await resp.prepare(request)
+        with contextlib.suppress(ConnectionError):
+            while True:
+                await resp.write(b"filler_metric 1\n" * 4096)
+        return resp
+
+    async def big(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(body=b"x" * (2 * 1024 * 1024))
+
+    async def redirect(self, request: web.Request) -> web.StreamResponse:
+        self.record(request)
+        raise web.HTTPFound("/page")
+
+    async def slow(self, request: web.Request) -> web.StreamResponse:
+        self.record(request)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(0.3)
+        finally:
+            self.in_flight -= 1
+        return web.Response(body=PAGE)
+
+
+@contextlib.asynccontextmanager
+async def server() -> AsyncIterator[Server]:
+    srv = Server()
+    app = web.Application()
+    for name in ("page", "gzipped", "bomb", "brotli", "endless", "big", "redirect", "slow"):
+        app.router.add_get(f"/{name}", getattr(srv, name))
+        app.router.add_get(f"/api/v1/{name}", getattr(srv, name))
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    srv.url = f"http://127.0.0.1:{port}"
+    try:
+        yield srv
+    finally:
+        await runner.cleanup()
+
+
+def run(test: Callable[[Server], Awaitable[Any]]) -> Any:
+    async def main() -> Any:
+        async with server() as srv:
+            return await test(srv)
+
+    return asyncio.run(main())
+
+
+async def get(http: PodHttp, url: str, *, max_bytes: int = 1 << 20, **kw: Any) -> Any:
+    return await http.request("GET", url, timeout=kw.pop("timeout", 5.0), max_bytes=max_bytes, **kw)
+
+
+def test_plain_and_gzip_pages_are_read() -> None:
+    async def test(srv: Server) -> None:
+        async with PodHttp() as http:
+            plain = await get(http, f"{srv.url}/page")
+            packed = await get(http, f"{srv.url}/gzipped")
+        assert (plain.status, plain.body) == (200, PAGE)
+        assert (packed.status, packed.body) == (200, PAGE)
+        # asks for an uncompressed answer
+        assert srv.seen[0]["headers"]["Accept-Encoding"] == "identity"
+
+    run(test)
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [("bomb", "too_large"), ("endless", "too_large"), ("big", "too_large"), ("brotli", "garbage")],
+)
+def test_oversized_and_undecodable_answers_are_refused(path: str, reason: str) -> None:
+    async def test(srv: Server) -> None:
+        async with PodHttp() as http:
+            with pytest.raises(PodReadError) as caught:
+                await get(http, f"{srv.url}/{path}", max_bytes=256 * 1024)
+        assert caught.value.reason == reason
+        assert caught.value.status == 200
+
+    run(test)
+
+
+def test_the_decoder_never_inflates_past_its_cap() -> None:
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    bomb = packer.compress(bytes(8 << 20)) + packer.flush()
+    decoder = BodyDecoder("gzip", 100_000)
+    produced: list[int] = []
+
+    def feed_all() -> None:
+        for i in range(0, len(bomb), 4096):
+            produced.append(len(decoder.decode(bomb[i : i + 4096])))
+
+    with pytest.raises(PodReadError, match="larger than"):
+        feed_all()
+    assert sum(produced) <= 100_000
+    assert decoder.total <= 100_001
+
+
+def test_sink_gets_the_body_and_its_errors_pass_through() -> None:
+    async def test(srv: Server) -> None:
+        got: list[bytes] = []
+
+        def refuse(chunk: bytes) -> None:
+            raise ValueError("not for me")
+
+        async with PodHttp() as http:
+            answer = await get(http, f"{srv.url}/page", sink=got.append)
+            with pytest.raises(ValueError, match="not for me"):
+                await get(http, f"{srv.url}/page", sink=refuse)
+        assert answer.body == b""
+        assert b"".join(got) == PAGE
+
+    run(test)
+
+
+def test_redirects_are_not_followed() -> None:
+    async def test(srv: Server) -> None:
+        async with PodHttp() as http:
+            answer = await get(http, f"{srv.url}/redirect")
+        assert answer.status == 302
+        assert [s["path"] for s in srv.seen] == ["/redirect"]
+
+    run(test)
+
+
+def test_connection_refused_is_unreachable_and_not_sent() -> None:
+    async def main() -> PodReadError:
+        async with PodHttp() as http:
+            with pytest.raises(PodReadError) as caught:
+                await get(http, f"http://127.0.0.1:{free_port()}/metrics")
+        return caught.value
+
+    error = asyncio.run(main())
+    assert error.reason == "unreachable"
+    assert error.sent is False
+
+
+def test_api_server_credentials_go_to_the_api_server_only_and_are_renewed() -> None:
+    async def test(srv: Server) -> None:
+        calls = []
+
+        def headers() -> dict[str, str]:
+            calls.append(1)
+            return {"Authorization": f"Bearer api-token-{len(calls)}"}
+
+        auth = ApiServerAuth(f"{srv.url}/api", headers=headers, refresh_seconds=3600)
+        async with PodHttp(api_server=auth) as http:
+            await get(http, f"{srv.url}/api/v1/page")
+            await get(http, f"{srv.url}/api/v1/page")
+            await get(http, f"{srv.url}/page")  # a pod IP: no API credentials
+            auth._refresh_seconds = 0  # renewal due
+            await get(http, f"{srv.url}/api/v1/page")
+        sent = [s["headers"].get("Authorization") for s in srv.seen]
+        assert sent == ["Bearer api-token-1", "Bearer api-token-1", None, "Bearer api-token-2"]
+        assert http.api_server_url == f"{srv.url}/api"
+
+    run(test)
+
+
+def test_from_kube_configuration() -> None:
+    cfg = SimpleNamespace(
+        host="https://127.0.0.1:6443",
+        verify_ssl=False,
+        cert_file=None,
+        key_file=None,
+        ssl_ca_cert=None,
+        get_api_key_with_prefix=lambda key: {"BearerToken": "Bearer abc"}.get(key),
+    )
+    auth = ApiServerAuth.from_kube_configuration(cfg)
+    headers, tls = asyncio.run(auth.options())
+    assert headers == {"Authorization": "Bearer abc"}
+    assert tls is False  # verify_ssl off, no client certificate: no TLS context built
+    assert auth.covers("https://127.0.0.1:6443/api/v1/namespaces/x/pods/y:8080/proxy/metrics")
+    assert not auth.covers("https://127.0.0.1:64430/metrics")
+
+
+def test_the_pool_bounds_requests_in_flight_and_waiting_is_not_a_timeout() -> None:
+    """8 requests, 2 slots, 0.3 s each: 1.2 s in all, yet none hits its 1 s timeout,
+    because a request's timeout starts when it gets a slot."""
+
+    async def test(srv: Server) -> None:
+        async with PodHttp(max_connections=2) as http:
+            answers = await asyncio.gather(
+                *(get(http, f"{srv.url}/slow", timeout=1.0) for _ in range(8)),
+                return_exceptions=True,
+            )
+        assert [getattr(a, "status", a) for a in answers] == [200] * 8
+        assert srv.max_in_flight == 2
+
+    run(test)
+
+
+def test_connections_are_kept_alive_between_checks() -> None:
+    async def test(srv: Server) -> None:
+        async with PodHttp() as http:
+            for _ in range(3):
+                await get(http, f"{srv.url}/page")
+        assert len({s["peer"] for s in srv.seen}) == 1
+
+    run(test)
