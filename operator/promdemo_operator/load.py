@@ -1,30 +1,27 @@
-"""`promdemo load`: the original demo's curl loop as one command.
+"""The load generator: the original demo's curl loop as a library.
 
 The demo drove the order service with
 
     for i in {1..300}; do curl -s -X POST http://HOST:PORT/order & done
 
-This module sends the same burst with async httpx: `orders` POSTs to `/order`,
-at most `concurrency` in flight (`concurrency` workers, each with its own
-single-connection client: at most `concurrency` connections), each
-with a JSON body like the demo's (`order_id`, `user_id`, `amount`), repeated
-for `rounds` rounds with `pause` seconds in between.
+`run_load(...) -> LoadSummary` sends the same burst with async httpx: `orders`
+POSTs to `/order`, at most `concurrency` in flight (`concurrency` workers, each
+with its own single-connection client: at most `concurrency` connections), each
+with a JSON body like the demo's (`order_id`, `user_id`, `amount`), repeated for
+`rounds` rounds with `pause_seconds` in between. `LoadSummary` counts the answers
+per status code and error and gives the latency percentiles (nearest rank).
 
-The core, `run_load(...) -> LoadSummary`, knows nothing about terminals; the
-CLI adapter (`add_arguments`, `run`) adds the progress bar and the printing.
-`promdemo local --with-load` uses the core directly.
+It knows nothing of terminals: `commands/load.py` (`promdemo load`) adds the
+progress bar and the printing; `promdemo local --with-load` calls it directly.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
-import json
 import math
 import random
 import ssl
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -39,17 +36,9 @@ DEFAULT_CONCURRENCY = 300
 DEFAULT_TIMEOUT_SECONDS = 30.0
 HEALTH_TIMEOUT_SECONDS = 5.0
 
-#: Exit codes of `promdemo load`.
-EXIT_OK = 0
-EXIT_FAILED = 1  # target unreachable, or some orders got no HTTP answer
-EXIT_USAGE = 2
-
 
 class LoadError(Exception):
     """The load cannot start (bad URL, unreachable target); the message is one line."""
-
-
-# --------------------------------------------------------------------------- core
 
 
 @dataclass(frozen=True)
@@ -209,14 +198,14 @@ def order_body(order_id: int, rng: random.Random) -> dict[str, Any]:
 
 
 async def check_reachable(
-    client: httpx.AsyncClient, base_url: str, timeout: float = HEALTH_TIMEOUT_SECONDS
+    client: httpx.AsyncClient, base_url: str, timeout_seconds: float = HEALTH_TIMEOUT_SECONDS
 ) -> None:
     """GET /healthz once; raise LoadError (one line) unless it answers 200."""
     url = f"{base_url}/healthz"
     try:
-        response = await client.get(url, timeout=timeout)
+        response = await client.get(url, timeout=timeout_seconds)
     except httpx.TimeoutException:
-        msg = f"target {base_url} did not answer GET /healthz within {timeout:g}s"
+        msg = f"target {base_url} did not answer GET /healthz within {timeout_seconds:g}s"
         raise LoadError(msg) from None
     except httpx.TransportError as e:
         reason = " ".join(str(e).split()) or type(e).__name__
@@ -272,7 +261,7 @@ async def _send_round(
 
 
 def make_client(
-    timeout: float,
+    timeout_seconds: float,
     transport: httpx.AsyncBaseTransport | None = None,
     *,
     connections: int = 1,
@@ -290,7 +279,7 @@ def make_client(
         transport=transport,
         limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
         # A worker never waits for its own pool, so only connect/read/write are timed.
-        timeout=httpx.Timeout(timeout, pool=None),
+        timeout=httpx.Timeout(timeout_seconds, pool=None),
         trust_env=False,
         verify=verify,
     )
@@ -302,8 +291,8 @@ async def run_load(
     orders: int = DEFAULT_ORDERS,
     concurrency: int = DEFAULT_CONCURRENCY,
     rounds: int = 1,
-    pause: float = 0.0,
-    timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    pause_seconds: float = 0.0,
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
     check: bool = True,
     seed: int | None = None,
     on_result: Callable[[OrderResult], None] | None = None,
@@ -319,8 +308,8 @@ async def run_load(
     """
     if orders < 1 or concurrency < 1 or rounds < 1:
         raise LoadError("orders, concurrency and rounds must each be at least 1")
-    if timeout <= 0:
-        raise LoadError(f"timeout must be more than 0 seconds, got {timeout:g}")
+    if timeout_seconds <= 0:
+        raise LoadError(f"timeout must be more than 0 seconds, got {timeout_seconds:g}")
     base, order_url = split_url(url)
     rng = random.Random(seed)
     all_results: list[OrderResult] = []
@@ -329,14 +318,14 @@ async def run_load(
     verify = ssl.create_default_context() if order_url.startswith("https:") else False
     async with contextlib.AsyncExitStack() as stack:
         clients = [
-            await stack.enter_async_context(make_client(timeout, transport, verify=verify))
+            await stack.enter_async_context(make_client(timeout_seconds, transport, verify=verify))
             for _ in range(min(concurrency, orders))
         ]
         if check:
-            await check_reachable(clients[0], base, min(timeout, HEALTH_TIMEOUT_SECONDS))
+            await check_reachable(clients[0], base, min(timeout_seconds, HEALTH_TIMEOUT_SECONDS))
         for round_index in range(rounds):
-            if round_index and pause > 0:
-                await asyncio.sleep(pause)
+            if round_index and pause_seconds > 0:
+                await asyncio.sleep(pause_seconds)
             started = time.perf_counter()
             results = await _send_round(
                 clients,
@@ -363,182 +352,3 @@ async def run_load(
     return summarize(
         all_results, url=order_url, concurrency=concurrency, rounds=rounds, elapsed_seconds=elapsed
     )
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds ≥ 0, got {text!r}")
-    return value
-
-
-def _positive_seconds(text: str) -> float:
-    value = _seconds(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be more than 0 seconds")
-    return value
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `promdemo load`."""
-    parser.description = (
-        "Send a burst of concurrent POST /order requests, like the original demo's "
-        "`for i in {1..300}; do curl -s -X POST URL/order & done`, and summarise them."
-    )
-    parser.add_argument(
-        "url",
-        metavar="URL",
-        help="the order service, e.g. http://127.0.0.1:8080 (a trailing /order is accepted)",
-    )
-    parser.add_argument(
-        "--orders",
-        type=_positive_int,
-        default=DEFAULT_ORDERS,
-        help=f"orders per round (default {DEFAULT_ORDERS})",
-    )
-    parser.add_argument(
-        "--concurrency",
-        type=_positive_int,
-        default=DEFAULT_CONCURRENCY,
-        help=f"orders in flight at once; also the connection limit (default {DEFAULT_CONCURRENCY})",
-    )
-    parser.add_argument("--rounds", type=_positive_int, default=1, help="rounds (default 1)")
-    parser.add_argument(
-        "--pause", type=_seconds, default=0.0, help="seconds between rounds (default 0)"
-    )
-    parser.add_argument(
-        "--timeout",
-        type=_positive_seconds,
-        default=DEFAULT_TIMEOUT_SECONDS,
-        help=f"per-request timeout in seconds (default {DEFAULT_TIMEOUT_SECONDS:g})",
-    )
-    parser.add_argument(
-        "--json", action="store_true", help="print the summary as JSON (for scripts)"
-    )
-
-
-def _fmt_ms(value: float | None) -> str:
-    return "-" if value is None else f"{value * 1000:.0f} ms"
-
-
-def render_summary(summary: LoadSummary) -> Any:
-    """A rich renderable of the summary (a table)."""
-    from rich.table import Table
-
-    table = Table(title=f"promdemo load → {summary.url}", show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
-    table.add_row(
-        "orders",
-        f"{summary.attempted} sent ({summary.rounds} round(s), concurrency {summary.concurrency})",
-    )
-    for status, count in sorted(summary.statuses.items()):
-        table.add_row(f"HTTP {status}", f"{count}{_status_hint(status)}")
-    for name, count in sorted(summary.errors.items()):
-        table.add_row(name, f"{count} (no HTTP answer)")
-    table.add_row("elapsed", f"{summary.elapsed_seconds:.2f} s")
-    table.add_row("throughput", f"{summary.throughput:.1f} orders/s")
-    table.add_row(
-        "latency",
-        f"p50 {_fmt_ms(summary.latency(50))}, p95 {_fmt_ms(summary.latency(95))}, "
-        f"p99 {_fmt_ms(summary.latency(99))}, max {_fmt_ms(summary.latency_max)}",
-    )
-    return table
-
-
-def _status_hint(status: int) -> str:
-    return {
-        200: " (success)",
-        409: " (out of stock)",
-        502: " (dependency error)",
-        503: " (not ready / shutting down)",
-    }.get(status, "")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run `promdemo load`; returns the exit code."""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    err = Console(stderr=True)
-    out = Console()
-    total = args.orders * args.rounds
-    progress = Progress(
-        TextColumn("orders"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        disable=not err.is_terminal,
-        transient=True,
-    )
-    task = progress.add_task("orders", total=total)
-
-    def on_result(_: OrderResult) -> None:
-        progress.advance(task)
-
-    try:
-        with progress:
-            summary = asyncio.run(
-                run_load(
-                    args.url,
-                    orders=args.orders,
-                    concurrency=args.concurrency,
-                    rounds=args.rounds,
-                    pause=args.pause,
-                    timeout=args.timeout,
-                    on_result=on_result,
-                )
-            )
-    except LoadError as e:
-        print(f"promdemo load: {e}", file=sys.stderr)
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        print("promdemo load: interrupted", file=sys.stderr)
-        return 130
-
-    if args.json:
-        print(json.dumps(summary.as_dict(), indent=2))
-    else:
-        out.print(render_summary(summary))
-    if summary.failed_transport:
-        print(
-            f"promdemo load: {summary.failed_transport} of {summary.attempted} orders "
-            "got no HTTP answer",
-            file=sys.stderr,
-        )
-        return EXIT_FAILED
-    return EXIT_OK
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m promdemo_operator.load URL ...` (the same as `promdemo load`)."""
-    parser = argparse.ArgumentParser(prog="promdemo load")
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

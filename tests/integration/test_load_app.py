@@ -21,7 +21,7 @@ def _load(*argv: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     """`promdemo load ARGS` (the console script when installed, else the module)."""
     exe = shutil.which("promdemo")
     cmd: Sequence[str] = (
-        [exe, "load", *argv] if exe else python_module("promdemo_operator.load", *argv)
+        [exe, "load", *argv] if exe else python_module("promdemo_operator.cli", "load", *argv)
     )
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
 
@@ -46,7 +46,9 @@ def _sum(samples: dict, name: str, **labels: str) -> float:
 def test_counts_add_up_with_the_apps_metrics(start_app) -> None:
     _, url = start_app()
     before = _samples(url)
-    result = _load(url, "--orders", "150", "--concurrency", "150", "--rounds", "2", "--json")
+    # --pause takes a unit, as every duration option of every promdemo command does.
+    argv = ("--orders", "150", "--concurrency", "150", "--rounds", "2", "--pause", "500ms")
+    result = _load(url, *argv, "--json")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
 

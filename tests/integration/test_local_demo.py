@@ -20,7 +20,7 @@ from urllib.parse import unquote
 import httpx
 import pytest
 
-from promdemo_operator.local import LESSONS
+from promdemo_operator.local.links import LESSONS
 from tests.support.ports import free_port, port_is_listening
 from tests.support.processes import wait_until
 from tests.support.tools import require_binary
@@ -252,10 +252,14 @@ def test_duration_stops_by_itself(local_run) -> None:
         "--replicas", "1", "--port", str(port),
         "--prometheus-port", str(prom_port), "--alertmanager-port", str(am_port),
         "--interval", "1s", "--scrape-interval", "1s", "--duration", "8",
+        "--with-load", "--load-rounds", "1", "--load-orders", "20",
     )  # fmt: skip
     run.wait_for(r"promdemo local is ready", timeout=90)
     run.record_children()
     assert run.wait_exit(120) == 0, run.stderr
+    # The one round of load ends the load only; the demo runs until --duration.
+    assert "load round 1 done" in run.stdout
+    assert "load round 2" not in run.stdout
     assert "--duration 8s elapsed" in run.stdout
     assert_all_gone(run, [port, prom_port, am_port])
 
@@ -315,10 +319,12 @@ def test_sigint_stops_everything(local_run) -> None:
     assert_all_gone(run, [port, port + 1])
 
 
-def test_children_die_even_if_local_is_killed(local_run) -> None:
+def test_children_die_even_if_local_is_killed(local_run, tmp_path: Path) -> None:
     """SIGKILL cannot be handled: the children's parent-death signal stops them."""
     port = consecutive_free_ports(2)
-    run = local_run("--replicas", "2", "--port", str(port), "--no-prometheus")
+    # A killed `promdemo local` cannot remove its work directory: keep it in tmp_path.
+    work = str(tmp_path / "work")
+    run = local_run("--replicas", "2", "--port", str(port), "--no-prometheus", "--workdir", work)
     run.wait_for(r"promdemo local is ready", timeout=60)
     assert len(run.record_children()) == 2
     run.proc.kill()

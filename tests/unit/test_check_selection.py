@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from promdemo_operator import check_selection
+from promdemo_operator.commands import check_selection
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "prometheus"
 KPS = str(FIXTURES / "kube-prometheus-stack.yaml")
@@ -279,3 +279,24 @@ def test_the_example_in_docs_selection_md_is_what_the_command_prints() -> None:
     code, out = run(*argv)
     assert out.splitlines() == block[start + 1 : end]
     assert str(code) == block[end + 1]
+
+
+def test_promdemo_check_selection_is_a_subcommand(tmp_path, capsys) -> None:
+    """The console script dispatches `check-selection` to this module (exit 1: not selected)."""
+    from promdemo_operator.cli import main
+
+    root = Path(__file__).resolve().parents[2]
+    code = main(
+        [
+            "check-selection",
+            "-f",
+            str(root / "manifests" / "samples" / "minimal.yaml"),
+            "-n",
+            "demo",
+            "--prometheus",
+            str(root / "tests" / "fixtures" / "prometheus" / "kube-prometheus-stack.yaml"),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "add spec.monitoring.labels: {release: prometheus}" in out

@@ -1,11 +1,8 @@
-"""`promdemo render` and the CLI's dispatch, through the installed console script."""
+"""`promdemo render`, through the installed console script."""
 
 from __future__ import annotations
 
 import base64
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +10,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from promdemo_operator import cli
+from tests.support.console import promdemo
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "manifests" / "samples"
@@ -25,25 +22,6 @@ VALID = [
 INVALID = sorted((SAMPLES / "invalid").glob("*.yaml")) + sorted(
     (SAMPLES / "invalid-spec").glob("*.yaml")
 )
-
-
-def promdemo_exe() -> str:
-    beside = Path(sys.executable).with_name("promdemo")
-    found = str(beside) if beside.exists() else shutil.which("promdemo")
-    if not found:
-        pytest.fail("the promdemo console script is not installed (pip install -e '.[dev]')")
-    return found
-
-
-def promdemo(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [promdemo_exe(), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def docs_of(text: str) -> list[dict[str, Any]]:
@@ -181,64 +159,3 @@ def test_several_promdemos_in_one_file(tmp_path: Path):
     rules = promdemo("render", "-f", str(path), "--rules-file")
     assert rules.returncode == 2
     assert "exactly one" in rules.stderr
-
-
-# --------------------------------------------------------------------------- dispatch
-
-
-def test_version_and_help():
-    assert promdemo("--version").stdout.strip() == "promdemo 0.1.0"
-    result = promdemo("--help")
-    assert result.returncode == 0
-    for command in ("operator", "render", "load", "local"):
-        assert command in result.stdout
-    assert promdemo("render", "--help").returncode == 0
-
-
-def test_no_command_is_a_usage_error():
-    assert promdemo().returncode == 2
-
-
-def test_help_imports_no_subcommand_module():
-    code = (
-        "import sys\n"
-        "from promdemo_operator.cli import main\n"
-        "rc = main(['--help'])\n"
-        "bad = [m for m in ('promdemo_operator.run', 'promdemo_operator.load',"
-        " 'promdemo_operator.local', 'kopf') if m in sys.modules]\n"
-        "print(rc, bad)\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    ).stdout
-    assert out.strip().splitlines()[-1] == "0 []"
-
-
-def test_a_missing_module_breaks_only_its_own_subcommand(monkeypatch, capsys):
-    monkeypatch.setitem(
-        cli.COMMANDS, "local", cli._Command("no_such_module_here", "the local demo")
-    )
-    assert cli.main(["local", "--with-load"]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("promdemo local: unavailable (ModuleNotFoundError")
-    assert len(err.strip().splitlines()) == 1
-    assert cli.main(["--help"]) == 0
-    capsys.readouterr()
-    assert cli.main(["local", "--help"]) == 0
-    assert "unavailable" in capsys.readouterr().out
-    path = str(SAMPLES / "minimal.yaml")
-    assert cli.main(["render", "-f", path, "--token", "x"]) == 0
-
-
-def test_subcommands_dispatch_to_their_module(monkeypatch, capsys):
-    import types
-
-    calls = []
-    fake = types.ModuleType("promdemo_operator.fake_cmd")
-    fake.add_arguments = lambda parser: parser.add_argument("--flag", action="store_true")
-    fake.run = lambda args: calls.append(args.flag) or 7
-    monkeypatch.setitem(sys.modules, "promdemo_operator.fake_cmd", fake)
-    monkeypatch.setitem(cli.COMMANDS, "load", cli._Command("fake_cmd", "fake"))
-    assert cli.main(["load", "--flag"]) == 7
-    assert calls == [True]
-    assert cli.main(["load", "--nope"]) == 2

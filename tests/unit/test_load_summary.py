@@ -1,4 +1,8 @@
-"""promdemo load: the summary maths and the core against an in-memory transport."""
+"""The load generator (`load.py`) and `promdemo load`'s options and output.
+
+The summary's maths, the core against an in-memory transport, the command's
+arguments and its JSON output (the network is never used).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import httpx
 import pytest
 
 from promdemo_operator import load
+from promdemo_operator.commands import load as load_command
 from promdemo_operator.load import LoadError, OrderResult, percentile, summarize
 
 # ------------------------------------------------------------------ percentiles
@@ -217,7 +222,9 @@ def test_unhealthy_target_is_one_line_error() -> None:
     assert "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("kw", [{"orders": 0}, {"concurrency": 0}, {"rounds": 0}, {"timeout": 0.0}])
+@pytest.mark.parametrize(
+    "kw", [{"orders": 0}, {"concurrency": 0}, {"rounds": 0}, {"timeout_seconds": 0.0}]
+)
 def test_run_load_rejects_bad_numbers(kw: dict) -> None:
     with pytest.raises(LoadError):
         _run(_FakeApp(stock=1), **kw)
@@ -228,7 +235,7 @@ def test_run_load_rejects_bad_numbers(kw: dict) -> None:
 
 def _parse(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    load.add_arguments(parser)
+    load_command.add_arguments(parser)
     return parser.parse_args(list(argv))
 
 
@@ -236,12 +243,26 @@ def test_cli_defaults_are_the_demos() -> None:
     args = _parse("http://127.0.0.1:8080")
     assert (args.orders, args.concurrency, args.rounds) == (300, 300, 1)
     assert args.pause == 0.0
+    assert args.timeout == 30.0
     assert args.json is False
+
+
+def test_cli_durations_take_units_or_seconds() -> None:
+    args = _parse("http://127.0.0.1:8080", "--pause", "15s", "--timeout", "500ms")
+    assert (args.pause, args.timeout) == (15.0, 0.5)
+    args = _parse("http://127.0.0.1:8080", "--pause", "1.5", "--timeout", "2")
+    assert (args.pause, args.timeout) == (1.5, 2.0)
 
 
 @pytest.mark.parametrize(
     "argv",
-    [["--orders", "0"], ["--concurrency", "x"], ["--timeout", "0"], ["--pause", "-1"]],
+    [
+        ["--orders", "0"],
+        ["--concurrency", "x"],
+        ["--timeout", "0"],
+        ["--pause", "-1"],
+        ["--pause", "soon"],
+    ],
 )
 def test_cli_rejects_bad_values(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
@@ -258,8 +279,9 @@ def test_cli_prints_json_summary(
     async def fake_run_load(url: str, **kw):
         return await real(url, transport=httpx.MockTransport(app.handle), **kw)
 
-    monkeypatch.setattr(load, "run_load", fake_run_load)
-    rc = load.run(_parse("http://app.test", "--orders", "5", "--concurrency", "2", "--json"))
+    monkeypatch.setattr(load_command, "run_load", fake_run_load)
+    argv = ("http://app.test", "--orders", "5", "--concurrency", "2", "--json")
+    rc = load_command.run(_parse(*argv))
     out = capsys.readouterr().out
     assert rc == 0
     assert json.loads(out)["statuses"] == {"200": 3, "409": 2}

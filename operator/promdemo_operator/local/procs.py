@@ -1,6 +1,8 @@
 """Child processes of `promdemo local`: started so that none can outlive the demo.
 
-Every child runs in its own session (a terminal's Ctrl-C reaches only
+`Child` is one process (a replica, Prometheus, Alertmanager) with its log file;
+`ProcessGroup` starts the demo's children and stops them all; `wait_ready`
+polls a child's readiness URL. Every child runs in its own session (a terminal's Ctrl-C reaches only
 `promdemo local`, which then stops the children in order), writes to a log file
 in the demo's work directory, and on Linux carries a parent-death signal: if
 `promdemo local` itself is killed (even with SIGKILL), the kernel sends the
@@ -10,6 +12,7 @@ then SIGKILLs what is left, so that every port is free when it returns.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import os
@@ -22,7 +25,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 _PR_SET_PDEATHSIG = 1
+#: How long a child gets to answer its readiness URL (a cold Prometheus takes a few seconds).
+START_TIMEOUT_SECONDS = 30.0
 
 
 def _parent_death_signal() -> Callable[[], None] | None:
@@ -150,8 +157,67 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     return False
 
 
-def free_loopback_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+class ProcessGroup:
+    """The demo's children, each logging to `workdir/NAME.log`; `stop()` stops them all."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.children: list[Child] = []
+
+    def start(self, name: str, argv: list[str], env: Mapping[str, str] | None = None) -> Child:
+        """Start a child; it is in `children` (so stopped at the end) even if it fails at once."""
+        child = Child(name, argv, self.workdir / f"{name}.log", env=env)
+        self.children.append(child)
+        child.start()
+        return child
+
+    def stop(self, timeout: float = 10.0) -> None:
+        stop_all(self.children, timeout=timeout)
+
+
+class StartError(RuntimeError):
+    """A child exited or never became ready; the message is one line with its last log line."""
+
+    def __init__(self, message: str, child: Child) -> None:
+        super().__init__(message)
+        self.child = child
+
+
+class StopRequested(Exception):
+    """The demo was asked to stop (Ctrl-C, SIGTERM) while a child was starting."""
+
+
+async def wait_ready(
+    child: Child,
+    url: str,
+    *,
+    what: str,
+    stopping: asyncio.Event,
+    timeout_seconds: float = START_TIMEOUT_SECONDS,
+    poll_seconds: float = 0.1,
+) -> None:
+    """Poll `url` until it answers 200.
+
+    Raises StartError when the child exits first or `timeout_seconds` pass, and
+    StopRequested as soon as `stopping` is set (a Ctrl-C during start-up).
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_seconds
+    async with httpx.AsyncClient(timeout=1.0, trust_env=False) as client:
+        while True:
+            if stopping.is_set():
+                raise StopRequested
+            if not child.alive():
+                raise StartError(
+                    f"{what} exited during start-up (code {child.returncode}): {child.last_line()}",
+                    child,
+                )
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(url)).status_code == 200:
+                    return
+            if loop.time() > deadline:
+                raise StartError(
+                    f"{what} did not answer {url} within {timeout_seconds:g}s: {child.last_line()}",
+                    child,
+                )
+            await asyncio.sleep(poll_seconds)

@@ -21,6 +21,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import Any, TextIO
 
+from promdemo_operator.cliargs import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from promdemo_operator.resource import API_VERSION, KIND, MONITORING_GROUP
 from promdemo_operator.selection import (
     KINDS,
@@ -33,9 +34,9 @@ from promdemo_operator.selection import (
     check,
 )
 
-EXIT_SELECTED = 0
-EXIT_NOT_SELECTED = 1
-EXIT_USAGE = 2
+# cliargs' codes, named for this command: 1 is "checked, and not selected".
+EXIT_SELECTED = EXIT_OK
+EXIT_NOT_SELECTED = EXIT_FAILED
 
 DESCRIPTION = """\
 Check, before applying, that a Prometheus of prometheus-operator would select the

@@ -1,0 +1,196 @@
+"""`promdemo local`: the options of the demo on one machine, and its exit code.
+
+The demo itself is the `promdemo_operator.local` package; this module reads the
+command line into a `LocalConfig`, refuses a bad combination or a busy port
+(exit 2, one line, nothing started), picks the output (a live panel on a
+terminal, plain lines otherwise) and runs it. Exit 0 after Ctrl-C, SIGTERM or
+`--duration`; 1 when a child did not start or a loop of the demo failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .. import cliargs
+from ..local.demo import run_demo
+from ..local.monitoring import Tools
+from ..local.options import MAX_REPLICAS, LocalConfig, UsageError, busy_port
+from ..local.ui import LiveOutput, Output, PlainOutput
+
+PROG = "promdemo local"
+DESCRIPTION = (
+    "Run the whole demo on this machine: order-service replicas, the heal engine, "
+    "and Prometheus + Alertmanager when installed. Ctrl-C stops everything. "
+    "Durations are seconds (15, 0.5) or with a unit (500ms, 15s, 5m, 1m30s)."
+)
+DEFAULTS = LocalConfig()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `promdemo local` (defaults are LocalConfig's)."""
+    d = DEFAULTS
+    parser.description = DESCRIPTION
+    add = parser.add_argument
+    add(
+        "--replicas",
+        metavar="N",
+        type=cliargs.int_range(1, MAX_REPLICAS),
+        default=d.replicas,
+        help=f"order-service processes ({d.replicas})",
+    )
+    add(
+        "--port",
+        metavar="PORT",
+        type=cliargs.port,
+        default=d.port,
+        help=f"first replica's port; the next ones use +1, +2… ({d.port})",
+    )
+    add(
+        "--prometheus-port",
+        metavar="PORT",
+        type=cliargs.port,
+        default=d.prometheus_port,
+        help=f"Prometheus's port ({d.prometheus_port})",
+    )
+    add(
+        "--alertmanager-port",
+        metavar="PORT",
+        type=cliargs.port,
+        default=d.alertmanager_port,
+        help=f"Alertmanager's port ({d.alertmanager_port})",
+    )
+    add(
+        "--with-load",
+        action="store_true",
+        help="send rounds of orders (like `promdemo load`) so the inventory goes negative",
+    )
+    add(
+        "--load-orders",
+        metavar="N",
+        type=cliargs.int_range(1, 100_000),
+        default=d.load_orders,
+        help=f"orders per round ({d.load_orders})",
+    )
+    add(
+        "--load-concurrency",
+        metavar="N",
+        type=cliargs.int_range(1, 2000),
+        default=d.load_concurrency,
+        help=f"orders in flight per round, spread over the replicas ({d.load_concurrency})",
+    )
+    add(
+        "--load-pause",
+        metavar="DURATION",
+        type=cliargs.duration,
+        default=d.load_pause_seconds,
+        help=f"pause between rounds ({d.load_pause_seconds:g}s)",
+    )
+    add(
+        "--load-rounds",
+        metavar="N",
+        type=cliargs.int_range(0, 1_000_000),
+        default=d.load_rounds,
+        help="rounds to send; 0: until stopped (0)",
+    )
+    add(
+        "--duration",
+        metavar="DURATION",
+        type=cliargs.positive_duration,
+        default=None,
+        help="stop by itself after this long and exit 0 (default: run until Ctrl-C)",
+    )
+    add("--no-ui", action="store_true", help="plain log lines instead of the live panel")
+    add(
+        "--interval",
+        metavar="DURATION",
+        type=cliargs.positive_duration,
+        default=d.interval_seconds,
+        help=f"heal check interval ({d.interval_seconds:g}s)",
+    )
+    add(
+        "--for",
+        dest="for_seconds",
+        metavar="DURATION",
+        type=cliargs.duration,
+        default=d.for_seconds,
+        help=f"reset only after the inventory stayed below the threshold this long "
+        f"({d.for_seconds:g}s)",
+    )
+    add(
+        "--cooldown",
+        metavar="DURATION",
+        type=cliargs.duration,
+        default=d.cooldown_seconds,
+        help=f"never reset the same replica twice within ({d.cooldown_seconds:g}s)",
+    )
+    add(
+        "--threshold",
+        metavar="N",
+        type=cliargs.finite_float,
+        default=d.threshold,
+        help=f"reset when inventory < threshold ({d.threshold:g})",
+    )
+    add("--no-heal", action="store_true", help="watch only; reset by hand")
+    add(
+        "--scrape-interval",
+        metavar="DURATION",
+        type=cliargs.positive_duration,
+        default=d.scrape_interval_seconds,
+        help=f"Prometheus scrape and evaluation interval ({d.scrape_interval_seconds:g}s)",
+    )
+    add("--no-prometheus", action="store_true", help="do not start Prometheus/Alertmanager")
+    add(
+        "--workdir",
+        metavar="DIR",
+        type=Path,
+        default=None,
+        help="keep configs, logs and Prometheus data here (default: a temporary directory, "
+        "removed at exit)",
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> LocalConfig:
+    return LocalConfig(
+        replicas=args.replicas,
+        port=args.port,
+        prometheus_port=args.prometheus_port,
+        alertmanager_port=args.alertmanager_port,
+        with_load=args.with_load,
+        load_orders=args.load_orders,
+        load_concurrency=args.load_concurrency,
+        load_pause_seconds=args.load_pause,
+        load_rounds=args.load_rounds,
+        duration_seconds=args.duration,
+        ui=not args.no_ui,
+        interval_seconds=args.interval,
+        for_seconds=args.for_seconds,
+        cooldown_seconds=args.cooldown,
+        threshold=args.threshold,
+        heal=not args.no_heal,
+        scrape_interval_seconds=args.scrape_interval,
+        prometheus=not args.no_prometheus,
+        workdir=args.workdir,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run `promdemo local`; returns the exit code."""
+    config = config_from_args(args)
+    try:
+        config.validate()
+    except UsageError as e:
+        return cliargs.usage_error(PROG, str(e))
+    tools = Tools.find() if config.prometheus else Tools.none()
+    busy = busy_port(
+        config, prometheus=tools.prometheus is not None, alertmanager=tools.alertmanager is not None
+    )
+    if busy:
+        return cliargs.usage_error(PROG, busy)
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    output: Output = LiveOutput() if config.ui and sys.stdout.isatty() else PlainOutput()
+    ok = run_demo(config, output, tools)
+    return cliargs.EXIT_OK if ok else cliargs.EXIT_FAILED

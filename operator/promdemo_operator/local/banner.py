@@ -1,0 +1,51 @@
+"""The lines `promdemo local` prints once everything answers: where each thing is.
+
+The replicas' URLs, Prometheus and Alertmanager, the heal settings, the lessons'
+queries as links (`links.py`), and the commands to load and to reset by hand.
+Its last line, "promdemo local is ready", is what scripts and tests wait for.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..duration import format_seconds as _s
+from .links import lesson_links
+from .options import HOST
+from .state import DemoState
+
+READY_LINE = "promdemo local is ready; Ctrl-C stops everything."
+
+
+def banner_lines(state: DemoState, *, token: str, workdir: Path) -> list[str]:
+    """The banner of a demo whose replicas (and Prometheus, if any) are ready."""
+    config = state.config
+    lines = [f"promdemo local: {config.replicas} replica(s) on {HOST}"]
+    for r in state.replicas:
+        lines.append(f"  {r.name:<13} {r.url}   (POST /order, GET /inventory, /metrics)")
+    if state.prometheus_url:
+        lines.append(
+            f"  {'Prometheus':<13} {state.prometheus_url}   (scrapes every "
+            f"{_s(config.scrape_interval_seconds)}; rules {workdir / 'rules.yml'})"
+        )
+    if state.alertmanager_url:
+        lines.append(f"  {'Alertmanager':<13} {state.alertmanager_url}")
+    if config.heal:
+        lines.append(
+            f"  {'heal':<13} every {_s(config.interval_seconds)}: reset a replica whose "
+            f"inventory < {config.threshold:g} for {_s(config.for_seconds)} "
+            f"(cooldown {_s(config.cooldown_seconds)})"
+        )
+    else:
+        lines.append(f"  {'heal':<13} off (--no-heal): reset by hand, see below")
+    if state.prometheus_url:
+        lines.append("The lessons' queries in Prometheus (explained in docs/lessons.md):")
+        for title, _, link in lesson_links(state.prometheus_url):
+            lines.append(f"  {title}: {link}")
+    first = state.replicas[0].url
+    lines.append(f"Load:  promdemo load {first}   (or: curl -X POST {first}/order)")
+    lines.append(
+        f"Reset by hand:  curl -X POST -H 'Authorization: Bearer {token}' {first}/inventory/reset"
+    )
+    lines.append(READY_LINE)
+    return lines

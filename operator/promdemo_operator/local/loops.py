@@ -1,0 +1,189 @@
+"""The loops of a running `promdemo local`: heal, watch, load.
+
+Each is an `async` function that runs until it is cancelled (or, for the load,
+until its rounds are done or `stopping` is set), reads the options from
+`LocalConfig`, writes what it saw into `DemoState` and reports events through
+the output:
+
+- `heal_loop`: the operator's heal engine over the replicas, every `--interval`;
+- `monitor_loop`: scrapes each replica's /metrics for the panel, every second;
+- `load_loop`: rounds of `load.run_load`, split over the replicas as a Service would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Sequence
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from ..heal.engine import CheckResult, HealEngine, PodTarget
+from ..heal.policy import HealPolicy, PolicyConfig
+from ..load import LoadError, LoadSummary, run_load
+from .options import LocalConfig
+from .state import DemoState, Replica
+from .ui import Output
+
+#: How often the panel's numbers are read from the replicas.
+MONITOR_SECONDS = 1.0
+#: The metrics the panel shows, summed over their label sets.
+PANEL_METRICS = ("product_inventory", "inventory_resets_total", "http_requests_total")
+LOAD_TIMEOUT_SECONDS = 30.0
+
+
+# --------------------------------------------------------------------------- heal
+
+
+def heal_policy(config: LocalConfig) -> HealPolicy:
+    """The policy of a PromDemo's `spec.autoHeal`, from the command line's options."""
+    return HealPolicy(
+        PolicyConfig(
+            threshold=config.threshold,
+            interval=config.interval_seconds,
+            for_seconds=config.for_seconds,
+            cooldown=config.cooldown_seconds,
+        )
+    )
+
+
+async def heal_loop(state: DemoState, out: Output, *, token: str) -> None:
+    """Check every replica each `--interval` and reset the ones the policy says are due."""
+    config = state.config
+    pods = [PodTarget(r.name, r.url) for r in state.replicas]
+    loop = asyncio.get_running_loop()
+    async with HealEngine(
+        heal_policy(config), token=token, timeout=2.0, promdemo="local"
+    ) as engine:
+        while True:
+            started = loop.time()
+            report_check(state, out, await engine.check(pods))
+            # A fixed period, like Prometheus's evaluation_interval, whatever the check took.
+            await asyncio.sleep(max(0.0, config.interval_seconds - (loop.time() - started)))
+
+
+def report_check(state: DemoState, out: Output, result: CheckResult) -> None:
+    """Record one check's resets, readings and failures; print each reset."""
+    by_name = {r.name: r for r in state.replicas}
+    threshold = state.config.threshold
+    for reset in result.resets:
+        state.heal_count += 1
+        replica = by_name[reset.pod]
+        replica.state.heals += 1
+        replica.state.last_heal = time.time()
+        replica.state.saw(reset.before)
+        after = "?" if reset.after is None else f"{reset.after:g}"
+        msg = f"heal: reset {reset.pod} ({replica.instance}) inventory {reset.before:g} -> {after}"
+        if reset.latency is not None:
+            msg += f" ({reset.latency:.1f}s after it was first seen below {threshold:g})"
+        out.event(msg)
+    for pod, decision in result.decisions.items():
+        if decision.value is not None:
+            by_name[pod].state.saw(decision.value)
+    for failure in result.failures:
+        by_name[failure.pod].state.problem = f"{failure.stage} {failure.reason}"
+
+
+# --------------------------------------------------------------------------- monitor
+
+
+def panel_values(metrics_text: str) -> dict[str, float]:
+    """The panel's numbers from a replica's /metrics: sums, and orders by result."""
+    values: dict[str, float] = {}
+    for family in text_string_to_metric_families(metrics_text):
+        for s in family.samples:
+            if s.name == "orders_total":
+                key = f"orders_{s.labels.get('result')}"
+            elif s.name in PANEL_METRICS:
+                key = s.name
+            else:
+                continue
+            values[key] = values.get(key, 0.0) + s.value
+    return values
+
+
+async def monitor_loop(state: DemoState, out: Output) -> None:
+    """Read every replica's /metrics each second and refresh the output."""
+    async with httpx.AsyncClient(timeout=2.0, trust_env=False) as client:
+
+        async def scrape(r: Replica) -> None:
+            try:
+                text = (await client.get(f"{r.url}/metrics")).text
+                r.state.update(panel_values(text), time.monotonic())
+            except (httpx.HTTPError, ValueError) as e:
+                r.state.problem = f"unreachable ({type(e).__name__})"
+
+        while True:
+            await asyncio.gather(*(scrape(r) for r in state.replicas))
+            out.status(state)
+            await asyncio.sleep(MONITOR_SECONDS)
+
+
+# --------------------------------------------------------------------------- load
+
+
+def split_evenly(total: int, parts: int) -> list[int]:
+    """`total` split over `parts` as evenly as possible (the first get the remainder)."""
+    base, extra = divmod(total, parts)
+    return [base + (1 if i < extra else 0) for i in range(parts)]
+
+
+async def load_loop(state: DemoState, out: Output, *, stopping: asyncio.Event) -> None:
+    """Rounds of `--load-orders` orders, `--load-pause` apart, until stopped or done."""
+    config = state.config
+    replicas = state.replicas
+    orders = split_evenly(config.load_orders, len(replicas))
+    concurrency = split_evenly(config.load_concurrency, len(replicas))
+    # Let the panel and Prometheus see the full stock once before the first burst.
+    await asyncio.sleep(min(2.0, config.interval_seconds))
+    while config.load_rounds == 0 or state.load_round < config.load_rounds:
+        state.load_round += 1
+        n = state.load_round
+        out.event(
+            f"load round {n}: {config.load_orders} orders, "
+            f"{min(config.load_orders, config.load_concurrency)} at once, "
+            f"over {len(replicas)} replica(s)"
+        )
+        jobs = [
+            run_load(
+                r.url,
+                orders=o,
+                concurrency=max(1, min(c, o)),
+                check=False,
+                timeout_seconds=LOAD_TIMEOUT_SECONDS,
+            )
+            for r, o, c in zip(replicas, orders, concurrency, strict=True)
+            if o > 0
+        ]
+        out.event(round_line(n, await asyncio.gather(*jobs, return_exceptions=True)))
+        if config.load_rounds and state.load_round >= config.load_rounds:
+            break
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), timeout=config.load_pause_seconds)
+        if stopping.is_set():
+            break
+
+
+def round_line(n: int, results: Sequence[LoadSummary | BaseException]) -> str:
+    """One line for a finished round: the status codes summed over the replicas."""
+    statuses: dict[int, int] = {}
+    errors = 0
+    elapsed = 0.0
+    for res in results:
+        if isinstance(res, LoadError | httpx.HTTPError):
+            errors += 1
+            continue
+        if isinstance(res, BaseException):
+            raise res
+        for code, count in res.statuses.items():
+            statuses[code] = statuses.get(code, 0) + count
+        errors += res.failed_transport
+        elapsed = max(elapsed, res.elapsed_seconds)
+    codes = ", ".join(f"{code}: {count}" for code, count in sorted(statuses.items()))
+    extra = f", {errors} without answer" if errors else ""
+    return (
+        f"load round {n} done in {elapsed:.1f}s: HTTP {codes or 'none'}{extra}"
+        " (200 = sold, 409 = out of stock, 502 = dependency error)"
+    )
