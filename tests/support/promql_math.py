@@ -32,9 +32,13 @@ def extrapolation_factor(
         raise ValueError("no rate without two samples")
     (t0, v0), (t1, v1) = samples[0], samples[-1]
     result = _counter_increase(samples) if counter else v1 - v0
-    to_start = t0 - (at - range_seconds)
-    to_end = at - t1
-    sampled = t1 - t0
+    # in integer milliseconds, as Prometheus stores them: epoch seconds as floats lose
+    # the last digits of a difference
+    end_ms = _ms(at)
+    start_ms = end_ms - _ms(range_seconds)
+    to_start = (_ms(t0) - start_ms) / 1000
+    to_end = (end_ms - _ms(t1)) / 1000
+    sampled = (_ms(t1) - _ms(t0)) / 1000
     average = sampled / (len(samples) - 1)
     if counter and result > 0 and v0 >= 0:
         to_start = min(to_start, sampled * (v0 / result))
@@ -43,6 +47,10 @@ def extrapolation_factor(
     interval += to_start if to_start < threshold else average / 2
     interval += to_end if to_end < threshold else average / 2
     return interval / sampled
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
 
 
 def _counter_increase(samples: Samples) -> float:
@@ -73,6 +81,8 @@ def delta(samples: Samples, *, at: float, range_seconds: float) -> float:
 def deriv(samples: Samples) -> float:
     """The least-squares slope per second through the samples."""
     n = len(samples)
+    first = _ms(samples[0][0])
+    samples = [((_ms(t) - first) / 1000, v) for t, v in samples]  # near 0: no precision lost
     mean_t = sum(t for t, _ in samples) / n
     mean_v = sum(v for _, v in samples) / n
     covariance = sum((t - mean_t) * (v - mean_v) for t, v in samples)

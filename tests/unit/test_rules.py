@@ -88,7 +88,8 @@ def test_recording_names_say_what_was_computed() -> None:
     assert 'result="success"' in ratio.split(" / ")[0]
     assert "result=" not in ratio.split(" / ")[1]
     p95 = rules["job:http_request_latency_seconds:p95_rate5m"]["expr"]
-    assert p95.startswith("histogram_quantile(0.95, ") and "[5m]" in p95
+    assert p95.startswith("histogram_quantile(0.95, ")
+    assert "[5m]" in p95
 
 
 def test_order_service_down_is_the_companion_of_no_success_orders() -> None:
