@@ -52,9 +52,7 @@ def test_one_image_per_lesson_query_in_order() -> None:
     assert [i["lesson"] for i in images] == [q.lesson for q in LESSONS]
     assert [i["file"] for i in images] == _script().image_names()
     table = _script().TABLE_PICTURES
-    assert [i["tab"] for i in images] == [
-        "table" if q.expr in table else "graph" for q in LESSONS
-    ]
+    assert [i["tab"] for i in images] == ["table" if q.expr in table else "graph" for q in LESSONS]
 
 
 def test_each_image_is_the_png_the_manifest_lists() -> None:
