@@ -504,6 +504,17 @@ def test_lesson_query_at_now(env: Env, query: str) -> None:
     assert query in [normalize(q) for q in env.prom.executed[before:]], "the check must run it"
 
 
+@pytest.mark.integration
+def test_at_a_scrape_timestamp_the_counts_are_exact(env: Env) -> None:
+    """The page: exact at a scrape's own timestamp (d = 0, and the 0 stops the start)."""
+    env.at = float(env.one('timestamp(up{job="promdemo"})'))
+    assert env.one('increase(orders_total{result="success"}[30m])') == approx(env.facts.sold)
+    failures = env.by("sum by (reason) (increase(order_failures_total[5m]))", "reason")
+    assert failures["dependency_error"] == approx(env.facts.dependency_errors)
+    request_rate = env.by('rate(http_request_latency_seconds_bucket{le="+Inf"}[5m])', "route")
+    assert request_rate["/order"] == approx(SETUP.burst_orders / 300)
+
+
 # ----------------------------------------------------------------- rules, dashboard
 
 
