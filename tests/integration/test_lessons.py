@@ -282,6 +282,8 @@ def _bucket_rates(env: Env, q: str) -> None:
     # the page: +Inf about 1/s, le="1.0" about 0.45/s (the share that took at most 1 s)
     assert order[math.inf] == approx(SETUP.burst_orders / 300 * factor)
     in_range(env.facts.buckets[1.0] / env.facts.buckets[math.inf], "le_1_share")
+    # le="2.0": dependency and processing take at most 2 s, plus the server's milliseconds
+    assert order[2.0] >= 0.97 * order[math.inf]
     others = [float(s["value"][1]) for s in result if s["metric"]["route"] != "/order"]
     assert others
     assert all(v == 0 for v in others), "routes nobody called are 0"
