@@ -10,7 +10,10 @@ read back from the ALERTS series that Prometheus's rule engine writes:
 
 The first run expects nothing, so promtool prints what it got; a second run
 expects exactly those numbers and must pass, so every number in the table is
-one that promtool agreed to.
+one that promtool agreed to. All of it is done twice: as written (Prometheus 2's
+closed range selectors) and with every range selector 1 ms shorter (Prometheus
+3's left-open ones, see scripts/left_open.py); the table is written only when
+both agree.
 
     python scripts/alert_timing_table.py            # print the table
     python scripts/alert_timing_table.py --write    # update docs/alert-timing.md
@@ -22,6 +25,7 @@ what this script produces now.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -29,6 +33,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import yaml
 
@@ -36,6 +41,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "alert-timing.md"
 BEGIN = "<!-- BEGIN alert-timing-table (scripts/alert_timing_table.py --write) -->"
 END = "<!-- END alert-timing-table -->"
+
+MODES = ("as-written", "left-open")
 
 INTERVALS = ["15s", "30s", "1m", "2m", "5m"]
 FORS = ["0s", "30s", "1m", "5m", "10m"]
@@ -128,7 +135,22 @@ def _tests(interval: str, expected: dict[tuple[str, str], float] | None) -> dict
     }
 
 
-def _promtool(promtool: str, workdir: Path, test: dict) -> subprocess.CompletedProcess[str]:
+def _left_open() -> ModuleType:
+    """scripts/left_open.py, next to this script (scripts/ is not a package)."""
+    path = Path(__file__).resolve().parent / "left_open.py"
+    spec = importlib.util.spec_from_file_location("left_open", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _promtool(
+    promtool: str, workdir: Path, test: dict, mode: str = "as-written"
+) -> subprocess.CompletedProcess[str]:
+    if mode == "left-open":
+        test = _left_open().left_open_test(test)
     (workdir / "test.yml").write_text(yaml.safe_dump(test, sort_keys=False))
     return subprocess.run(
         [promtool, "test", "rules", "test.yml"],
@@ -139,12 +161,15 @@ def _promtool(promtool: str, workdir: Path, test: dict) -> subprocess.CompletedP
     )
 
 
-def measure_interval(promtool: str, interval: str) -> list[Timing]:
+def measure_interval(promtool: str, interval: str, mode: str = "as-written") -> list[Timing]:
     """Timings of every `for` and phase at one evaluation interval (two promtool runs)."""
+    rules = _rules()
+    if mode == "left-open":
+        rules = _left_open().left_open_rules(rules)
     with tempfile.TemporaryDirectory(prefix="alert-timing-") as tmp:
         workdir = Path(tmp)
-        (workdir / "rules.yml").write_text(yaml.safe_dump(_rules(), sort_keys=False))
-        first = _promtool(promtool, workdir, _tests(interval, None))
+        (workdir / "rules.yml").write_text(yaml.safe_dump(rules, sort_keys=False))
+        first = _promtool(promtool, workdir, _tests(interval, None), mode)
         got: dict[tuple[str, str], float] = {}
         for labels, value in _GOT.findall(first.stdout + first.stderr):
             pairs = dict(_LABEL.findall(labels))
@@ -152,7 +177,7 @@ def measure_interval(promtool: str, interval: str) -> list[Timing]:
         if first.returncode == 0 or not got:
             raise RuntimeError(f"promtool reported no alerts at {interval}:\n{first.stdout}")
         # confirm: promtool must agree with exactly these numbers
-        second = _promtool(promtool, workdir, _tests(interval, got))
+        second = _promtool(promtool, workdir, _tests(interval, got), mode)
         if second.returncode != 0:
             raise RuntimeError(f"promtool disagrees at {interval}:\n{second.stdout}")
     timings = []
@@ -174,8 +199,19 @@ def measure_interval(promtool: str, interval: str) -> list[Timing]:
     return timings
 
 
-def measure(promtool: str) -> list[Timing]:
-    return [t for interval in INTERVALS for t in measure_interval(promtool, interval)]
+def measure(promtool: str, mode: str = "as-written") -> list[Timing]:
+    return [t for interval in INTERVALS for t in measure_interval(promtool, interval, mode)]
+
+
+def measure_both(promtool: str) -> str:
+    """The table, measured as written and left-open; ValueError when the two differ."""
+    tables = {mode: table(measure(promtool, mode)) for mode in MODES}
+    if tables["as-written"] != tables["left-open"]:
+        raise ValueError(
+            "Prometheus 2 and 3 semantics give different tables:\n"
+            + "\n".join(f"{mode}:\n{text}" for mode, text in tables.items())
+        )
+    return tables["as-written"]
 
 
 def table(timings: list[Timing]) -> str:
@@ -217,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help=f"update {DOC.relative_to(ROOT)}")
     parser.add_argument("--promtool", default=shutil.which("promtool") or "promtool")
     args = parser.parse_args(argv)
-    result = table(measure(args.promtool))
+    result = measure_both(args.promtool)
     if args.write:
         DOC.write_text(render_doc(DOC.read_text(), result))
     else:

@@ -7,20 +7,36 @@
 - manifests/grafana/configmap.yaml: the same JSON in a ConfigMap labelled
   `grafana_dashboard: "1"`, which kube-prometheus-stack's Grafana sidecar loads.
 
-The panels are the lessons of docs/lessons.md plus the alerts' state (ALERTS).
-Every query uses `$job` (a dashboard variable); tests/integration/test_lessons.py
-runs each against a real Prometheus, and tests/unit/test_rules_dashboard.py checks
-that both files equal what this script writes.
+The panels are the lessons of docs/lessons.md plus the alerts' state (ALERTS);
+where a recording rule of promdemo_operator.rules holds the number, the panel
+reads it (by the name rules.py exports). Every query selects
+`{job="$job", namespace=~"$namespace"}` (dashboard variables; "All" namespaces is
+`.*`, which also matches the namespace-less series of `promdemo local`).
+tests/integration/test_lessons.py runs each against a real Prometheus, and
+tests/unit/test_rules_dashboard.py checks that both files equal what this script
+writes. How to import it: docs/dashboard.md.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+# the checkout's rules.py, also when promdemo is not installed
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "operator"))
+from promdemo_operator.rules import (
+    RECORD_MEAN_LATENCY,
+    RECORD_P50,
+    RECORD_P95,
+    RECORD_PEAK_IN_PROGRESS,
+    RECORD_REQUEST_RATE,
+    RECORD_SUCCESS_RATIO,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = ROOT / "operator" / "promdemo_operator" / "data" / "dashboard.json"
@@ -28,126 +44,135 @@ CONFIGMAP = ROOT / "manifests" / "grafana" / "configmap.yaml"
 CONFIGMAP_KEY = "promdemo.json"
 DS = {"type": "prometheus", "uid": "${datasource}"}
 
-# (title, unit, [(expr, legend)], width, panel type)
-PANELS: list[tuple[str, str, list[tuple[str, str]], int, str]] = [
-    (
-        "Request rate by route (req/s)",
+#: Every series of one PromDemo: `namespace` is "All" (`.*`, which also matches series
+#: without a namespace label, as in `promdemo local`) or one namespace.
+SEL = 'job="$job", namespace=~"$namespace"'
+RECORD_NOTE = (
+    "Read from the recording rule {name} (the PrometheusRule promdemo creates); empty"
+    " when spec.monitoring.prometheusRule is off."
+)
+
+
+@dataclass(frozen=True)
+class Panel:
+    title: str
+    unit: str
+    targets: list[tuple[str, str]]  # (expr, legend)
+    width: int
+    kind: str = "timeseries"
+    description: str = ""
+
+
+PANELS: list[Panel] = [
+    Panel(
+        "Request rate (req/s)",
         "reqps",
-        [('sum by (route) (rate(http_requests_total{job="$job"}[5m]))', "{{route}}")],
+        [
+            (f"{RECORD_REQUEST_RATE}{{{SEL}}}", "all routes (recorded)"),
+            (f"sum by (route) (rate(http_requests_total{{{SEL}}}[5m]))", "{{route}}"),
+        ],
         12,
-        "timeseries",
+        description=RECORD_NOTE.format(name=RECORD_REQUEST_RATE) + " By route: computed here.",
     ),
-    (
+    Panel(
         "Latency histogram: rate of each bucket",
         "reqps",
-        [
-            (
-                'sum by (le) (rate(http_request_latency_seconds_bucket{job="$job"}[5m]))',
-                "le={{le}}",
-            )
-        ],
+        [(f"sum by (le) (rate(http_request_latency_seconds_bucket{{{SEL}}}[5m]))", "le={{le}}")],
         12,
-        "timeseries",
+        description="Lesson 1: cumulative buckets, so the rates never decrease with le.",
     ),
-    (
+    Panel(
         "Latency p95 and p50 (histogram_quantile)",
         "s",
-        [
-            (
-                "histogram_quantile(0.95, sum by (le) "
-                '(rate(http_request_latency_seconds_bucket{job="$job"}[5m])))',
-                "p95",
-            ),
-            (
-                "histogram_quantile(0.5, sum by (le) "
-                '(rate(http_request_latency_seconds_bucket{job="$job"}[5m])))',
-                "p50",
-            ),
-        ],
+        [(f"{RECORD_P95}{{{SEL}}}", "p95"), (f"{RECORD_P50}{{{SEL}}}", "p50")],
         12,
-        "timeseries",
+        description=RECORD_NOTE.format(name=f"{RECORD_P95} / {RECORD_P50}")
+        + " Interpolated inside the bucket that holds the quantile (lesson 3).",
     ),
-    (
+    Panel(
         "Average latency: rate(sum) / rate(count)",
         "s",
-        [
-            (
-                'sum(rate(http_request_latency_seconds_sum{job="$job"}[5m]))'
-                ' / sum(rate(http_request_latency_seconds_count{job="$job"}[5m]))',
-                "average",
-            )
-        ],
+        [(f"{RECORD_MEAN_LATENCY}{{{SEL}}}", "average")],
         12,
-        "timeseries",
+        description=RECORD_NOTE.format(name=RECORD_MEAN_LATENCY),
     ),
-    (
+    Panel(
         "Order success ratio",
         "percentunit",
-        [
-            (
-                'sum(rate(orders_total{job="$job", result="success"}[5m]))'
-                ' / sum(rate(orders_total{job="$job"}[5m]))',
-                "success ratio",
-            )
-        ],
+        [(f"{RECORD_SUCCESS_RATIO}{{{SEL}}}", "success ratio")],
         8,
-        "timeseries",
+        description=RECORD_NOTE.format(name=RECORD_SUCCESS_RATIO),
     ),
-    (
+    Panel(
         "Failed orders by reason (per s)",
-        "reqps",
-        [('sum by (reason) (rate(order_failures_total{job="$job"}[5m]))', "{{reason}}")],
+        "cps",
+        [(f"sum by (reason) (rate(order_failures_total{{{SEL}}}[5m]))", "{{reason}}")],
         8,
-        "timeseries",
     ),
-    (
+    Panel(
         "Successful orders in 30m (NoSuccessOrders fires below 100 for 5m)",
         "short",
-        [('increase(orders_total{job="$job", result="success"}[30m])', "{{instance}}")],
+        [(f'increase(orders_total{{{SEL}, result="success"}}[30m])', "{{instance}}")],
         8,
-        "timeseries",
+        description=(
+            "The article's expression, per target. It goes on reading the samples scraped"
+            " before an outage: see the OrderServiceDown alert below."
+        ),
     ),
-    (
+    Panel(
         "Peak concurrency: max_over_time(in progress[1m])",
         "short",
-        [('max_over_time(http_requests_in_progress{job="$job"}[1m])', "{{instance}} {{route}}")],
+        [(f"{RECORD_PEAK_IN_PROGRESS}{{{SEL}}}", "peak in flight (recorded)")],
         12,
-        "timeseries",
+        description=RECORD_NOTE.format(name=RECORD_PEAK_IN_PROGRESS)
+        + " A gauge is only seen at scrapes: short peaks between two scrapes are missed.",
     ),
-    (
+    Panel(
         "Inventory per pod (InventoryNegative below 0)",
         "short",
-        [('product_inventory{job="$job"}', "{{instance}}")],
+        [(f"product_inventory{{{SEL}}}", "{{instance}}")],
         12,
-        "timeseries",
     ),
-    (
-        "Dependency: p95 call time and errors",
+    Panel(
+        "Dependency call time p95 (estimate within (1, 2] s)",
         "s",
         [
             (
                 "histogram_quantile(0.95, sum by (le) "
-                '(rate(dependency_call_seconds_bucket{job="$job"}[5m])))',
-                "p95 call time (s)",
-            ),
-            ('sum(rate(dependency_errors_total{job="$job"}[5m]))', "errors per s"),
+                f"(rate(dependency_call_seconds_bucket{{{SEL}}}[5m])))",
+                "p95 call time",
+            )
         ],
         12,
-        "timeseries",
+        description=(
+            "dependency_call_seconds has buckets 0.05, 0.1, 0.3, 0.5, 1, 2: no bound between 1"
+            " and 2 s, where the p95 of the simulated dependency falls (uniform 0.05-1.5 s:"
+            " true p95 1.43 s). histogram_quantile interpolates linearly over (1, 2] and reads"
+            " about 1.86 s. No query can recover what the buckets did not record: read the"
+            " value as 'between 1 and 2 s'."
+        ),
     ),
-    (
+    Panel(
+        "Dependency errors per second",
+        "cps",
+        [(f"sum(rate(dependency_errors_total{{{SEL}}}[5m]))", "errors per s")],
+        12,
+    ),
+    Panel(
         "Inventory resets in 5m (healing)",
         "short",
-        [('sum by (instance) (increase(inventory_resets_total{job="$job"}[5m]))', "{{instance}}")],
+        [(f"sum by (instance) (increase(inventory_resets_total{{{SEL}}}[5m]))", "{{instance}}")],
         12,
-        "timeseries",
     ),
-    (
+    Panel(
         "Alerts: pending and firing (ALERTS)",
         "short",
-        [('sum by (alertname, alertstate) (ALERTS{job="$job"})', "{{alertname}} {{alertstate}}")],
+        [(f"sum by (alertname, alertstate) (ALERTS{{{SEL}}})", "{{alertname}} {{alertstate}}")],
         24,
-        "state-timeline",
+        kind="state-timeline",
+        description=(
+            "OrderServiceDown is NoSuccessOrders' companion: it fires when the scrapes fail."
+        ),
     ),
 ]
 
@@ -156,17 +181,19 @@ def dashboard() -> dict[str, Any]:
     panels = []
     x = y = 0
     row_height = 8
-    for panel_id, (title, unit, targets, width, kind) in enumerate(PANELS, start=1):
+    for panel_id, panel in enumerate(PANELS, start=1):
+        width = panel.width
         if x + width > 24:
             x, y = 0, y + row_height
         panels.append(
             {
                 "id": panel_id,
-                "type": kind,
-                "title": title,
+                "type": panel.kind,
+                "title": panel.title,
+                "description": panel.description,
                 "datasource": DS,
                 "gridPos": {"x": x, "y": y, "w": width, "h": row_height},
-                "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+                "fieldConfig": {"defaults": {"unit": panel.unit}, "overrides": []},
                 "options": {"legend": {"displayMode": "list", "placement": "bottom"}},
                 "targets": [
                     {
@@ -175,7 +202,7 @@ def dashboard() -> dict[str, Any]:
                         "expr": expr,
                         "legendFormat": legend,
                     }
-                    for i, (expr, legend) in enumerate(targets)
+                    for i, (expr, legend) in enumerate(panel.targets)
                 ],
             }
         )
@@ -202,12 +229,34 @@ def dashboard() -> dict[str, Any]:
                     "hide": 0,
                 },
                 {
+                    # the operator's rules aggregate by job and namespace: two PromDemos
+                    # of the same name in two namespaces are two services
+                    "name": "namespace",
+                    "label": "Namespace",
+                    "type": "query",
+                    "datasource": DS,
+                    "query": {
+                        "query": "label_values(product_inventory, namespace)",
+                        "refId": "namespace",
+                    },
+                    "definition": "label_values(product_inventory, namespace)",
+                    "refresh": 2,
+                    "includeAll": True,
+                    # matches series without a namespace label too (promdemo local)
+                    "allValue": ".*",
+                    "current": {"text": "All", "value": "$__all"},
+                    "hide": 0,
+                },
+                {
                     "name": "job",
                     "label": "Job",
                     "type": "query",
                     "datasource": DS,
-                    "query": {"query": "label_values(product_inventory, job)", "refId": "job"},
-                    "definition": "label_values(product_inventory, job)",
+                    "query": {
+                        "query": 'label_values(product_inventory{namespace=~"$namespace"}, job)',
+                        "refId": "job",
+                    },
+                    "definition": 'label_values(product_inventory{namespace=~"$namespace"}, job)',
                     "refresh": 2,
                     "current": {},
                     "hide": 0,

@@ -33,7 +33,13 @@ from typing import Any
 
 import httpx
 
-from promdemo_operator.rules import ALERTING_GROUP, RECORDING_GROUP
+from promdemo_operator.rules import (
+    ALERTING_GROUP,
+    RECORD_P95,
+    RECORD_REQUEST_RATE,
+    RECORD_SUCCESS_RATIO,
+    RECORDING_GROUP,
+)
 
 __all__ = [
     "LESSONS_QUERY",
@@ -57,9 +63,9 @@ __all__ = [
 
 #: The recording rules (rules.py) that hold the lesson numbers.
 RECORDED = {
-    "p95_seconds": "job:http_request_latency_seconds:p95_5m",
-    "success_ratio": "job:orders:success_ratio_5m",
-    "request_rate": "job:http_requests:rate5m",
+    "p95_seconds": RECORD_P95,
+    "success_ratio": RECORD_SUCCESS_RATIO,
+    "request_rate": RECORD_REQUEST_RATE,
 }
 #: One instant query for the numbers of every PromDemo a Prometheus holds.
 LESSONS_QUERY = '{__name__=~"' + "|".join(re.escape(n) for n in RECORDED.values()) + '"}'

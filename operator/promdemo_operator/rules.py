@@ -24,12 +24,18 @@ Labels the alerts carry (what a receiver can rely on):
   `orders_total{result="success"}`, so it carries `job`, `instance`, `result`
   (and `namespace`/`pod`/... under prometheus-operator);
 - `HighLatencyP95`, `LowSuccessRate`, `DependencyErrors` are per service:
-  aggregated `by` the selector's keys (always including `job`).
+  aggregated `by` the selector's keys (always including `job`);
+- `OrderServiceDown` is NoSuccessOrders' companion: `up == 0` per target (with
+  its labels), or `absent(up{...})` with the selector's labels when Prometheus
+  has no target at all. NoSuccessOrders alone misreads an outage: its
+  `increase()` keeps the samples scraped before it, then, once they leave the
+  window, returns nothing, so the alert *resolves* while the service is still
+  down. The companion uses NoSuccessOrders' `for`.
 
-Recording rules are named `level:metric:operations` (kube-prometheus-stack's
-convention), aggregated by the same keys: `job:http_requests:rate5m`,
-`job:http_request_latency_seconds:p95_5m`, `...:p50_5m`, `...:avg_5m`,
-`job:orders:success_ratio_5m`, `job:http_requests_in_progress:max_over_time1m`.
+Recording rules follow prometheus.io's `level:metric:operations` convention
+(operations newest first; `_total` dropped after `rate()`; a ratio is
+`a_per_b:ratio_…`; `_sum`/`_count` divided is `:mean…`), aggregated by the
+same keys: the `RECORD_*` names below.
 """
 
 from __future__ import annotations
@@ -44,6 +50,22 @@ RUNBOOK_BASE = "https://github.com/promdemo/promdemo/blob/main/docs/lessons.md"
 
 RECORDING_GROUP = "promdemo.recording"
 ALERTING_GROUP = "promdemo.alerts"
+
+#: The recording rules' names (prometheus.io's convention), read by promapi and the dashboard.
+RECORD_REQUEST_RATE = "job:http_requests:rate5m"
+RECORD_P95 = "job:http_request_latency_seconds:p95_rate5m"
+RECORD_P50 = "job:http_request_latency_seconds:p50_rate5m"
+RECORD_MEAN_LATENCY = "job:http_request_latency_seconds:mean5m"
+RECORD_SUCCESS_RATIO = "job:orders_success_per_orders:ratio_rate5m"
+RECORD_PEAK_IN_PROGRESS = "job:http_requests_in_progress:max_over_time1m"
+RECORDS = (
+    RECORD_REQUEST_RATE,
+    RECORD_P95,
+    RECORD_P50,
+    RECORD_MEAN_LATENCY,
+    RECORD_SUCCESS_RATIO,
+    RECORD_PEAK_IN_PROGRESS,
+)
 
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
@@ -79,33 +101,33 @@ def recording_rules(selector: Mapping[str, str]) -> list[dict[str, Any]]:
     buckets = f"sum {by_le} (rate(http_request_latency_seconds_bucket{sel}[5m]))"
     return [
         {
-            "record": "job:http_requests:rate5m",
+            "record": RECORD_REQUEST_RATE,
             "expr": f"sum {by} (rate(http_requests_total{sel}[5m]))",
         },
         {
-            "record": "job:http_request_latency_seconds:p95_5m",
+            "record": RECORD_P95,
             "expr": f"histogram_quantile(0.95, {buckets})",
         },
         {
-            "record": "job:http_request_latency_seconds:p50_5m",
+            "record": RECORD_P50,
             "expr": f"histogram_quantile(0.5, {buckets})",
         },
         {
-            "record": "job:http_request_latency_seconds:avg_5m",
+            "record": RECORD_MEAN_LATENCY,
             "expr": (
                 f"sum {by} (rate(http_request_latency_seconds_sum{sel}[5m]))"
                 f" / sum {by} (rate(http_request_latency_seconds_count{sel}[5m]))"
             ),
         },
         {
-            "record": "job:orders:success_ratio_5m",
+            "record": RECORD_SUCCESS_RATIO,
             "expr": (
                 f"sum {by} (rate(orders_total{_matchers(selector, result='success')}[5m]))"
                 f" / sum {by} (rate(orders_total{sel}[5m]))"
             ),
         },
         {
-            "record": "job:http_requests_in_progress:max_over_time1m",
+            "record": RECORD_PEAK_IN_PROGRESS,
             "expr": f"max {by} (max_over_time(http_requests_in_progress{sel}[1m]))",
         },
     ]
@@ -141,7 +163,8 @@ def alerting_rules(
     selector: Mapping[str, str],
     alert_labels: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """InventoryNegative, NoSuccessOrders, HighLatencyP95, LowSuccessRate, DependencyErrors."""
+    """InventoryNegative, NoSuccessOrders and its companion OrderServiceDown, HighLatencyP95,
+    LowSuccessRate, DependencyErrors."""
     extra = dict(alert_labels or {})
     sel = _matchers(selector)
     success = _matchers(selector, result="success")
@@ -188,6 +211,25 @@ def alerting_rules(
                 '{{ $labels.instance }} counted {{ $value | printf "%.0f" }} successful'
                 f" orders over the last {nso_window} (at least {nso_min} expected), and it"
                 " stayed so at every evaluation for the alert's `for`."
+            ),
+            alert_labels=extra,
+        ),
+        _alert(
+            "OrderServiceDown",
+            f"up{sel} == 0 or absent(up{sel})",
+            nso.for_duration,
+            severity="critical",
+            summary=(
+                "Prometheus cannot scrape {{ if $labels.instance }}{{ $labels.instance }}"
+                "{{ else }}any target of {{ $labels.job }}{{ end }}: NoSuccessOrders is blind."
+            ),
+            description=(
+                "{{ if $labels.instance }}The scrape of {{ $labels.instance }} fails"
+                "{{ else }}Prometheus has no target for {{ $labels.job }}{{ end }}, and it"
+                " stayed so at every evaluation for the alert's `for`. Without fresh"
+                f" orders_total samples, NoSuccessOrders only sees what {nso_window} of"
+                " history still holds and resolves once that history has left its window,"
+                " although the service is still down."
             ),
             alert_labels=extra,
         ),

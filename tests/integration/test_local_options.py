@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from promdemo_operator.commands import local as command
+from promdemo_operator.lessons import LESSONS, SETUP, prometheus_major
 from promdemo_operator.local import links, loops, options
 from promdemo_operator.local.options import LocalConfig, UsageError
 
@@ -115,21 +116,44 @@ def test_split_evenly(total: int, parts: int, expected: list[int]) -> None:
     assert sum(loops.split_evenly(total, parts)) == total
 
 
-def test_lesson_links_open_the_query_in_the_table_tab() -> None:
+def test_plain_links_open_one_query_per_lesson_in_the_graph_tab() -> None:
     found = links.lesson_links("http://127.0.0.1:9090")
-    assert len(found) == len(links.LESSONS)
+    assert [title.split(".")[0] for title, _, _ in found] == [str(n) for n in range(1, 14)]
     for _, expr, link in found:
         parts = urlsplit(link)
         assert parts.path == "/graph"
         query = parse_qs(parts.query)
         assert query["g0.expr"] == [expr]
-        assert query["g0.tab"] == ["0"]
+        assert query["g0.tab"] == ["0"]  # the Graph tab: watch the load come and go
     exprs = [expr for _, expr, _ in found]
-    assert (
-        "histogram_quantile(0.95, sum by (le) (rate(http_request_latency_seconds_bucket[5m])))"
-        in exprs
-    )
     assert "max_over_time(http_requests_in_progress[1m])" in exprs
+
+
+def test_lessons_links_open_every_query_of_the_page_in_the_table_tab() -> None:
+    found = links.lesson_links("http://127.0.0.1:9090", every_query=True)
+    assert [expr for _, expr, _ in found] == [q.expr for q in LESSONS]
+    for _, expr, link in found:
+        query = parse_qs(urlsplit(link).query)
+        assert query["g0.expr"] == [expr]
+        assert query["g0.tab"] == ["1"]  # the table: the number the page tells to expect
+
+
+def test_prometheus_3_links_open_its_query_page() -> None:
+    """Prometheus 3 serves /query (its /graph redirects there) and names the tabs."""
+    for every, tab in ((True, "table"), (False, "graph")):
+        for _, expr, link in links.lesson_links("http://p:9090", major=3, every_query=every):
+            parts = urlsplit(link)
+            assert parts.path == "/query"
+            assert parse_qs(parts.query)["g0.tab"] == [tab]
+            assert parse_qs(parts.query)["g0.expr"] == [expr]
+
+
+@pytest.mark.parametrize(
+    ("version", "major"),
+    [("2.42.0+ds-5+deb12u1", 2), ("3.1.0", 3), ("v3.0.0-rc.1", 3), ("", 2), ("dev", 2)],
+)
+def test_prometheus_major_version(version: str, major: int) -> None:
+    assert prometheus_major(version) == major
 
 
 def test_every_numbered_link_is_the_query_of_that_lesson() -> None:
@@ -139,7 +163,47 @@ def test_every_numbered_link_is_the_query_of_that_lesson() -> None:
 
     lessons = Path(__file__).resolve().parents[2] / "docs" / "lessons.md"
     blocks = doc_blocks(lessons)
-    numbered = [(title, expr) for title, expr in links.LESSONS if title[0].isdigit()]
-    assert [int(title.split(".")[0]) for title, _ in numbered] == list(range(1, 11))
-    for title, expr in numbered:
+    text = lessons.read_text(encoding="utf-8")
+    for title, expr, _ in links.lesson_links("http://p", every_query=True):
+        number = int(title.split(".")[0])
         assert " ".join(expr.split()) in blocks, title
+        section = text.split(f"\n## {number}. ", 1)[1].split("\n## ", 1)[0]
+        assert expr in section, f"{expr} is not in lesson {number}'s section"
+
+
+# --------------------------------------------------------------------------- --lessons
+
+
+def test_lessons_defaults_are_the_pages_setup() -> None:
+    cfg = _config("--lessons")
+    assert cfg.lessons
+    assert cfg.replicas == SETUP.replicas == 1
+    assert cfg.scrape_interval_seconds == SETUP.scrape_seconds == 1.0
+    assert (cfg.heal, cfg.with_load, cfg.prometheus) == (True, False, True)
+    cfg.validate()
+    # a scrape interval of one's own is allowed: the page states the bound in its terms
+    assert _config("--lessons", "--scrape-interval", "5s").scrape_interval_seconds == 5.0
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--lessons", "--replicas", "2"], "one replica"),
+        (["--lessons", "--with-load"], "its own single burst"),
+        (["--lessons", "--no-prometheus"], "needs Prometheus"),
+    ],
+)
+def test_lessons_refuses_what_would_change_the_pages_numbers(argv: list[str], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        _config(*argv).validate()
+
+
+def test_lessons_without_prometheus_installed_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(command.Tools, "find", classmethod(lambda cls: cls(None, None)))
+    assert command.run(_parse("--lessons")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "--lessons needs Prometheus" in err[0]
+    assert "apt-get install prometheus" in err[0]

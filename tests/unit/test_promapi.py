@@ -154,7 +154,7 @@ def test_a_rule_evaluation_error_is_reported() -> None:
     status = rules_status(answer, DEMO)
     assert status.loaded
     assert status.last_error == (
-        "job:http_request_latency_seconds:p95_5m: many-to-many matching not allowed"
+        "job:http_request_latency_seconds:p95_rate5m: many-to-many matching not allowed"
     )
     assert rules_status(answer, OTHER).last_error is None
 

@@ -17,16 +17,17 @@ OPERATOR_SELECTOR = {"namespace": "shop", "job": "shop"}
 ALERTS = [
     "InventoryNegative",
     "NoSuccessOrders",
+    "OrderServiceDown",
     "HighLatencyP95",
     "LowSuccessRate",
     "DependencyErrors",
 ]
 RECORDS = [
     "job:http_requests:rate5m",
-    "job:http_request_latency_seconds:p95_5m",
-    "job:http_request_latency_seconds:p50_5m",
-    "job:http_request_latency_seconds:avg_5m",
-    "job:orders:success_ratio_5m",
+    "job:http_request_latency_seconds:p95_rate5m",
+    "job:http_request_latency_seconds:p50_rate5m",
+    "job:http_request_latency_seconds:mean5m",
+    "job:orders_success_per_orders:ratio_rate5m",
     "job:http_requests_in_progress:max_over_time1m",
 ]
 
@@ -72,6 +73,35 @@ def test_names_and_groups() -> None:
     assert [r for r in rules if r in ALERTS] == ALERTS
     for name in RECORDS:
         assert re.fullmatch(r"[a-z_]+:[a-z_]+:[a-z0-9_]+", name)
+        level, metric, _ = name.split(":")
+        assert level == "job"
+        assert not metric.endswith("_total"), "rate() drops _total from the metric name"
+
+
+def test_recording_names_say_what_was_computed() -> None:
+    """`:mean5m` is rate(_sum)/rate(_count); `_per_…:ratio_rate5m` divides two rates."""
+    rules = _rules(rule_groups(alerts(), selector={"job": "promdemo"}))
+    mean = rules["job:http_request_latency_seconds:mean5m"]["expr"]
+    assert "_sum" in mean.split(" / ")[0]
+    assert "_count" in mean.split(" / ")[1]
+    ratio = rules["job:orders_success_per_orders:ratio_rate5m"]["expr"]
+    assert 'result="success"' in ratio.split(" / ")[0]
+    assert "result=" not in ratio.split(" / ")[1]
+    p95 = rules["job:http_request_latency_seconds:p95_rate5m"]["expr"]
+    assert p95.startswith("histogram_quantile(0.95, ")
+    assert "[5m]" in p95
+
+
+def test_order_service_down_is_the_companion_of_no_success_orders() -> None:
+    """Down targets (up == 0) and no target at all (absent), with NoSuccessOrders' `for`."""
+    spec = alerts({"alerts": {"noSuccessOrders": {"for": "7m"}}})
+    rules = _rules(rule_groups(spec, selector=OPERATOR_SELECTOR))
+    rule = rules["OrderServiceDown"]
+    assert rule["expr"] == (
+        'up{job="shop", namespace="shop"} == 0 or absent(up{job="shop", namespace="shop"})'
+    )
+    assert rule["for"] == rules["NoSuccessOrders"]["for"] == "7m"
+    assert rule["labels"]["severity"] == "critical"
 
 
 def test_the_articles_alert_verbatim() -> None:

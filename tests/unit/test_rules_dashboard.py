@@ -10,6 +10,8 @@ from types import ModuleType
 
 import yaml
 
+from promdemo_operator.rules import RECORDS
+
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "operator" / "promdemo_operator" / "data" / "dashboard.json"
 CONFIGMAP = ROOT / "manifests" / "grafana" / "configmap.yaml"
@@ -54,19 +56,64 @@ def test_dashboard_is_shipped_as_package_data() -> None:
     assert json.loads(shipped) == json.loads(DASHBOARD.read_text())
 
 
+def _targets(dashboard: dict) -> list[tuple[dict, str]]:
+    return [(p, t["expr"]) for p in dashboard["panels"] for t in p["targets"]]
+
+
 def test_panels_cover_the_lessons_and_the_alerts() -> None:
     dashboard = json.loads(DASHBOARD.read_text())
-    exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+    exprs = " ".join(expr for _, expr in _targets(dashboard))
     for needle in (
-        "histogram_quantile(0.95",
-        "http_request_latency_seconds_sum",
+        "rate(http_request_latency_seconds_bucket",
         'result="success"',
-        "max_over_time(http_requests_in_progress",
         "product_inventory",
         "ALERTS",
         "increase(orders_total",
+        "dependency_call_seconds_bucket",
+        "dependency_errors_total",
     ):
         assert needle in exprs
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids))
-    assert all('job="$job"' in t["expr"] for p in dashboard["panels"] for t in p["targets"])
+
+
+def test_panels_read_the_recording_rules() -> None:
+    """Where rules.py records a lesson's number, the dashboard reads the record."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    exprs = " ".join(expr for _, expr in _targets(dashboard))
+    for record in RECORDS:
+        assert record in exprs, f"{record} is recorded but no panel reads it"
+    # ... and does not compute it again
+    assert "http_request_latency_seconds_sum" not in exprs
+    assert "histogram_quantile(0.95, sum by (le) (rate(http_request_latency" not in exprs
+
+
+def test_every_query_selects_job_and_namespace() -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    for _, expr in _targets(dashboard):
+        assert 'job="$job", namespace=~"$namespace"' in expr, expr
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    namespace = variables["namespace"]
+    # "All" must also match promdemo local's series, which have no namespace label
+    assert namespace["includeAll"] is True
+    assert namespace["allValue"] == ".*"
+    assert "$namespace" in variables["job"]["definition"]
+
+
+def test_a_panel_has_one_unit_for_all_its_series() -> None:
+    """Seconds panels hold only seconds: no errors/s drawn on an axis labelled s."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    for panel, expr in _targets(dashboard):
+        seconds = "histogram_quantile" in expr or "_seconds:" in expr
+        if panel["fieldConfig"]["defaults"]["unit"] == "s":
+            assert seconds, f"{panel['title']}: {expr} is not in seconds"
+        elif seconds:
+            raise AssertionError(f"{panel['title']}: seconds shown with another unit")
+
+
+def test_the_dependency_p95_says_its_bucket_bound() -> None:
+    """The buckets have no bound between 1 and 2 s: the panel says so (true p95 1.43 s)."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    (panel,) = [p for p in dashboard["panels"] if "dependency_call" in p["targets"][0]["expr"]]
+    assert "(1, 2]" in panel["title"]
+    assert "1.43" in panel["description"]

@@ -15,8 +15,9 @@ import sys
 from pathlib import Path
 
 from .. import cliargs
+from ..lessons import SETUP
 from ..local.demo import run_demo
-from ..local.monitoring import Tools
+from ..local.monitoring import INSTALL_HINT, Tools
 from ..local.options import MAX_REPLICAS, LocalConfig, UsageError, busy_port
 from ..local.ui import LiveOutput, Output, PlainOutput
 
@@ -35,11 +36,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = DESCRIPTION
     add = parser.add_argument
     add(
+        "--lessons",
+        action="store_true",
+        help="docs/lessons.md's setup: one replica scraped every "
+        f"{SETUP.scrape_interval}, one burst of {SETUP.burst_orders} orders after "
+        f"{SETUP.quiet_seconds:g}s, heal off until you type `heal`, the lessons' links",
+    )
+    add(
         "--replicas",
         metavar="N",
         type=cliargs.int_range(1, MAX_REPLICAS),
-        default=d.replicas,
-        help=f"order-service processes ({d.replicas})",
+        default=None,  # LocalConfig's, or 1 with --lessons
+        help=f"order-service processes ({d.replicas}; 1 with --lessons)",
     )
     add(
         "--port",
@@ -138,8 +146,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--scrape-interval",
         metavar="DURATION",
         type=cliargs.positive_duration,
-        default=d.scrape_interval_seconds,
-        help=f"Prometheus scrape and evaluation interval ({d.scrape_interval_seconds:g}s)",
+        default=None,  # LocalConfig's, or the lessons' with --lessons
+        help=f"Prometheus scrape and evaluation interval ({d.scrape_interval_seconds:g}s; "
+        f"{SETUP.scrape_interval} with --lessons)",
     )
     add("--no-prometheus", action="store_true", help="do not start Prometheus/Alertmanager")
     add(
@@ -153,8 +162,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> LocalConfig:
+    lessons = bool(getattr(args, "lessons", False))
+    replicas = args.replicas
+    if replicas is None:
+        replicas = SETUP.replicas if lessons else DEFAULTS.replicas
+    scrape = args.scrape_interval
+    if scrape is None:
+        scrape = SETUP.scrape_seconds if lessons else DEFAULTS.scrape_interval_seconds
     return LocalConfig(
-        replicas=args.replicas,
+        lessons=lessons,
+        replicas=replicas,
         port=args.port,
         prometheus_port=args.prometheus_port,
         alertmanager_port=args.alertmanager_port,
@@ -170,7 +187,7 @@ def config_from_args(args: argparse.Namespace) -> LocalConfig:
         cooldown_seconds=args.cooldown,
         threshold=args.threshold,
         heal=not args.no_heal,
-        scrape_interval_seconds=args.scrape_interval,
+        scrape_interval_seconds=scrape,
         prometheus=not args.no_prometheus,
         workdir=args.workdir,
     )
@@ -184,6 +201,10 @@ def run(args: argparse.Namespace) -> int:
     except UsageError as e:
         return cliargs.usage_error(PROG, str(e))
     tools = Tools.find() if config.prometheus else Tools.none()
+    if config.lessons and tools.prometheus is None:
+        return cliargs.usage_error(
+            PROG, f"--lessons needs Prometheus, which is not installed: {INSTALL_HINT}"
+        )
     busy = busy_port(
         config, prometheus=tools.prometheus is not None, alertmanager=tools.alertmanager is not None
     )

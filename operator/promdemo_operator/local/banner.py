@@ -20,7 +20,10 @@ READY_LINE = "promdemo local is ready; Ctrl-C stops everything."
 def banner_lines(state: DemoState, *, token: str, workdir: Path) -> list[str]:
     """The banner of a demo whose replicas (and Prometheus, if any) are ready."""
     config = state.config
-    lines = [f"promdemo local: {config.replicas} replica(s) on {HOST}"]
+    if config.lessons:
+        lines = [f"promdemo local --lessons: the setup of docs/lessons.md, on {HOST}"]
+    else:
+        lines = [f"promdemo local: {config.replicas} replica(s) on {HOST}"]
     for r in state.replicas:
         lines.append(f"  {r.name:<13} {r.url}   (POST /order, GET /inventory, /metrics)")
     if state.prometheus_url:
@@ -30,7 +33,12 @@ def banner_lines(state: DemoState, *, token: str, workdir: Path) -> list[str]:
         )
     if state.alertmanager_url:
         lines.append(f"  {'Alertmanager':<13} {state.alertmanager_url}")
-    if config.heal:
+    if config.heal and config.lessons:
+        lines.append(
+            f"  {'heal':<13} paused: type heal and press Enter to turn it on (then every "
+            f"{_s(config.interval_seconds)}, inventory < {config.threshold:g})"
+        )
+    elif config.heal:
         lines.append(
             f"  {'heal':<13} every {_s(config.interval_seconds)}: reset a replica whose "
             f"inventory < {config.threshold:g} for {_s(config.for_seconds)} "
@@ -39,11 +47,21 @@ def banner_lines(state: DemoState, *, token: str, workdir: Path) -> list[str]:
     else:
         lines.append(f"  {'heal':<13} off (--no-heal): reset by hand, see below")
     if state.prometheus_url:
-        lines.append("The lessons' queries in Prometheus (explained in docs/lessons.md):")
-        for title, _, link in lesson_links(state.prometheus_url):
+        where = "table" if config.lessons else "graph"
+        lines.append(
+            f"The lessons' queries in Prometheus's {where} tab (explained in docs/lessons.md):"
+        )
+        for title, _, link in lesson_links(
+            state.prometheus_url, major=state.prometheus_major, every_query=config.lessons
+        ):
             lines.append(f"  {title}: {link}")
     first = state.replicas[0].url
-    lines.append(f"Load:  promdemo load {first}   (or: curl -X POST {first}/order)")
+    if config.lessons:
+        lines.append(
+            f"The burst goes out by itself. A second one (lesson 3):  promdemo load {first}"
+        )
+    else:
+        lines.append(f"Load:  promdemo load {first}   (or: curl -X POST {first}/order)")
     lines.append(
         f"Reset by hand:  curl -X POST -H 'Authorization: Bearer {token}' {first}/inventory/reset"
     )

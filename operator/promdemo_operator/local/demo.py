@@ -21,13 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from ..duration import format_seconds
-from . import loops
+from . import lessons_mode, loops
 from .banner import banner_lines
 from .monitoring import (
     ALERTMANAGER_BINARY,
     INSTALL_HINT,
     AlertReceiver,
     Tools,
+    prometheus_major_version,
     start_alertmanager,
     start_prometheus,
 )
@@ -127,6 +128,7 @@ class LocalDemo:
                 stopping=self.stopping,
             )
             self.state.prometheus_url = f"http://{HOST}:{port}"
+            self.state.prometheus_major = await prometheus_major_version(self.state.prometheus_url)
         except StartError as e:
             self.out.warn(f"{e}; continuing without Prometheus")
             stop_all([e.child], timeout=5, hurry_on_signal=False)
@@ -164,8 +166,21 @@ class LocalDemo:
     def make_loops(self) -> dict[str, Coroutine[Any, Any, None]]:
         """The loops to run once everything is up, by name (a failing one is named)."""
         running = {"monitor": loops.monitor_loop(self.state, self.out)}
+        heal_enabled: asyncio.Event | None = None
+        if self.config.lessons:
+            # the page's numbers need the oversold inventory: heal waits for the learner
+            heal_enabled = asyncio.Event()
+            self.state.heal_paused = self.config.heal
+            running["lessons"] = lessons_mode.lessons_loop(
+                self.state, self.out, stopping=self.stopping
+            )
+            running["commands"] = lessons_mode.command_loop(
+                self.state, self.out, heal_enabled=heal_enabled
+            )
         if self.config.heal:
-            running["heal"] = loops.heal_loop(self.state, self.out, token=self.token)
+            running["heal"] = loops.heal_loop(
+                self.state, self.out, token=self.token, enabled=heal_enabled
+            )
         if self.config.with_load:
             running["load"] = loops.load_loop(self.state, self.out, stopping=self.stopping)
         return running

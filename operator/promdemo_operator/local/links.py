@@ -1,48 +1,43 @@
 """The Prometheus links `promdemo local` prints: the lessons' queries, one click each.
 
-`LESSONS` holds the queries numbered as in docs/lessons.md (a test checks that
-each numbered query is in the page); `graph_link` builds a Prometheus UI link
-that opens a query.
+The queries are `lessons.LESSONS`, numbered as in docs/lessons.md (the page's
+```promql blocks are exactly those, a test compares them); the links come from
+`lessons.query_url`, which knows the query page of Prometheus 2 (/graph) and 3
+(/query). A plain run prints one query per lesson in the Graph tab (watch the
+load come and go); `--lessons` prints every query of the page in the table tab
+(the numbers the page tells you to expect).
 """
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
-#: The lessons' queries, numbered as in docs/lessons.md, shown as Prometheus UI links.
-LESSONS: tuple[tuple[str, str], ...] = (
-    ("1. rate of each histogram bucket", "rate(http_request_latency_seconds_bucket[5m])"),
-    ("2. request rate", 'rate(http_request_latency_seconds_bucket{le="+Inf"}[5m])'),
-    (
-        "3. p95 latency",
-        "histogram_quantile(0.95, sum by (le) (rate(http_request_latency_seconds_bucket[5m])))",
-    ),
-    (
-        "4. median latency",
-        "histogram_quantile(0.5, sum by (le) (rate(http_request_latency_seconds_bucket[5m])))",
-    ),
-    (
-        "5. average latency",
-        "rate(http_request_latency_seconds_sum[5m]) / rate(http_request_latency_seconds_count[5m])",
-    ),
-    (
-        "6. order success ratio",
-        'sum(rate(orders_total{result="success"}[5m])) / sum(rate(orders_total[5m]))',
-    ),
-    ("7. why orders failed", "sum by (reason) (increase(order_failures_total[5m]))"),
-    ("8. peak concurrency", "max_over_time(http_requests_in_progress[1m])"),
-    ("9. the oversell: replicas below zero", "product_inventory < 0"),
-    ("10. successful orders in 30m", 'increase(orders_total{result="success"}[30m])'),
-    ("inventory per replica", "product_inventory"),
-    ("heals so far", "inventory_resets_total"),
-)
+from ..lessons import LESSONS, LessonQuery, query_url
 
 
-def graph_link(prometheus_url: str, expr: str) -> str:
-    """A Prometheus UI link that opens `expr` (in the Graph tab: `g0.tab=0`)."""
-    return f"{prometheus_url}/graph?g0.expr={quote(expr, safe='')}&g0.tab=0"
+def first_of_each_lesson() -> list[LessonQuery]:
+    """One query per lesson number: what a plain run links to."""
+    seen: set[int] = set()
+    chosen = []
+    for q in LESSONS:
+        if q.lesson not in seen:
+            seen.add(q.lesson)
+            chosen.append(q)
+    return chosen
 
 
-def lesson_links(prometheus_url: str) -> list[tuple[str, str, str]]:
-    """(title, query, link) for every lesson query."""
-    return [(title, expr, graph_link(prometheus_url, expr)) for title, expr in LESSONS]
+def lesson_links(
+    prometheus_url: str, *, major: int = 2, every_query: bool = False
+) -> list[tuple[str, str, str]]:
+    """(title, query, link) per lesson, or for every query of the page with `every_query`.
+
+    Plain runs open the Graph tab (`g0.tab=0`), `--lessons` the table (`g0.tab=1`).
+    """
+    queries = list(LESSONS) if every_query else first_of_each_lesson()
+    tab = "table" if every_query else "graph"
+    return [
+        (
+            f"{q.lesson}. {q.title}",
+            q.expr,
+            query_url(prometheus_url, q.expr, major=major, tab=tab),
+        )
+        for q in queries
+    ]

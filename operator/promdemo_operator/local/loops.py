@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from ..duration import format_seconds as _s
 from ..heal.engine import CheckResult, HealEngine, PodTarget
 from ..heal.policy import HealPolicy, PolicyConfig
 from ..load import LoadError, LoadSummary, run_load
@@ -49,9 +50,22 @@ def heal_policy(config: LocalConfig) -> HealPolicy:
     )
 
 
-async def heal_loop(state: DemoState, out: Output, *, token: str) -> None:
-    """Check every replica each `--interval` and reset the ones the policy says are due."""
+async def heal_loop(
+    state: DemoState, out: Output, *, token: str, enabled: asyncio.Event | None = None
+) -> None:
+    """Check every replica each `--interval` and reset the ones the policy says are due.
+
+    With `enabled` (`--lessons`), nothing happens until that event is set.
+    """
     config = state.config
+    if enabled is not None:
+        await enabled.wait()
+        state.heal_paused = False
+        out.event(
+            f"heal: on: every {_s(config.interval_seconds)}, reset a replica whose inventory "
+            f"< {config.threshold:g} for {_s(config.for_seconds)} "
+            "(lesson 13: Prometheus shows the reset at its next scrape)"
+        )
     pods = [PodTarget(r.name, r.url) for r in state.replicas]
     loop = asyncio.get_running_loop()
     async with HealEngine(

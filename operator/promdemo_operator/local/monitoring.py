@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 from aiohttp import web
 
 from ..duration import format_seconds
+from ..lessons import prometheus_major
 from ..promconfig import alertmanager_config, prometheus_config
 from ..rules import rules_file
 from ..spec import parse_spec
@@ -170,3 +172,16 @@ async def start_prometheus(
         stopping=stopping,
     )
     return child
+
+
+async def prometheus_major_version(url: str) -> int:
+    """2 or 3, from the running Prometheus's /api/v1/status/buildinfo (2 when it cannot tell).
+
+    The UI's query page moved from /graph to /query in Prometheus 3.
+    """
+    try:
+        async with httpx.AsyncClient(timeout=2.0, trust_env=False) as client:
+            body = (await client.get(f"{url}/api/v1/status/buildinfo")).json()
+        return prometheus_major(str(body["data"]["version"]))
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return 2

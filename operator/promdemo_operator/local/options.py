@@ -44,6 +44,9 @@ class LocalConfig:
     scrape_interval_seconds: float = 5.0
     prometheus: bool = True
     workdir: Path | None = None  # None: a temporary directory, removed at exit
+    #: docs/lessons.md's setup (lessons.SETUP): one replica, heal paused until the
+    #: learner types `heal`, one burst after a quiet start, the lessons' links
+    lessons: bool = False
 
     @property
     def app_ports(self) -> list[int]:
@@ -69,6 +72,14 @@ class LocalConfig:
                 )
         if self.prometheus and self.prometheus_port == self.alertmanager_port:
             raise UsageError("--prometheus-port and --alertmanager-port must differ")
+        if self.lessons:
+            # the page's numbers assume exactly this: refuse what would change them
+            if self.replicas != 1:
+                raise UsageError("--lessons runs one replica (the page's numbers assume it)")
+            if self.with_load:
+                raise UsageError("--lessons sends its own single burst: drop --with-load")
+            if not self.prometheus:
+                raise UsageError("--lessons needs Prometheus: drop --no-prometheus")
 
 
 def planned_ports(

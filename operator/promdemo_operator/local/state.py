@@ -84,9 +84,13 @@ class DemoState:
     config: LocalConfig
     replicas: list[Replica] = field(default_factory=list)
     prometheus_url: str | None = None
+    #: the major version of that Prometheus: its UI's query page is /graph (2) or /query (3)
+    prometheus_major: int = 2
     alertmanager_url: str | None = None
     heal_count: int = 0
     load_round: int = 0
+    #: --lessons: the heal loop waits until the learner turns it on
+    heal_paused: bool = False
 
     def replica_at(self, instance: str | None) -> Replica | None:
         return next((r for r in self.replicas if r.instance == instance), None)

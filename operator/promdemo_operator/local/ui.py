@@ -148,7 +148,11 @@ class LiveOutput(Output):
         if view.alertmanager_url:
             lines.append(f"Alertmanager {view.alertmanager_url}")
         heal = f"heals {view.heal_count}" if view.config.heal else "heal off"
+        if view.heal_paused:
+            heal = "heal paused (type heal + Enter)"
         load = f"load round {view.load_round}" if view.config.with_load else "no load"
+        if view.config.lessons:
+            load = "burst sent" if view.load_round else "burst to come"
         lines.append(f"{heal} · {load} · Ctrl-C stops everything")
         return Panel(
             Group(table, Text(""), Text("  ".join(lines), style="dim")),
