@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
@@ -177,8 +178,10 @@ def connect(kubeconfig: str | None = None, context: str | None = None) -> Connec
                 "no kubeconfig (--kubeconfig, $KUBECONFIG, ~/.kube/config) and not in a cluster"
             ) from exc
         raise CredentialsError(f"{files}: {exc}") from exc
-    except (OSError, ValueError) as exc:  # an unreadable file, YAML that is no kubeconfig
-        raise CredentialsError(f"{files or 'in-cluster'}: {type(exc).__name__}: {exc}") from exc
+    # An unreadable file, text that is no YAML, YAML that is no kubeconfig.
+    except (OSError, ValueError, TypeError, AttributeError, KeyError, yaml.YAMLError) as exc:
+        text = " ".join(str(exc).split())  # one line, whatever the parser's message
+        raise CredentialsError(f"{files or 'in-cluster'}: {type(exc).__name__}: {text}") from exc
     return Connection(configuration.host.rstrip("/"), namespace, configuration)
 
 
