@@ -159,8 +159,8 @@ def test_kube_prometheus_stack_defaults_break_at_selected_with_the_label_to_add(
         f"Prometheus {KPS} selects ServiceMonitors and PrometheusRules labelled release=prometheus"
     )
     assert broken.fix == (
-        "add spec.monitoring.labels: {release: prometheus}: `kubectl -n demo patch promdemo shop"
-        ' --type merge -p \'{"spec":{"monitoring":{"labels":{"release":"prometheus"}}}}\'`'
+        "add spec.monitoring.labels: {release: prometheus} (`kubectl -n demo patch promdemo shop"
+        ' --type merge -p \'{"spec":{"monitoring":{"labels":{"release":"prometheus"}}}}\'`)'
     )
     assert states(chain)["targets"] == states(chain)["rules"] == SKIPPED
     # Nobody selects it: no Prometheus is asked.

@@ -411,7 +411,7 @@ def _selected(
     if fix is not None and best is not None and best.effort_with_labels == 1:
         plan = best.labels
         if plan.add and not plan.remove and not plan.blockers:
-            fix += f": `{_patch_command(namespace, name, plan.add)}`"
+            fix += f" (`{_patch_command(namespace, name, plan.add)}`)"
     return Link("selected", BROKEN, detail + note, fix)
 
 
