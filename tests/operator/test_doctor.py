@@ -224,21 +224,24 @@ def test_doctor_without_the_monitoring_crds_says_so_first(
     kmock_cluster_factory: Callable[..., KmockCluster],
 ) -> None:
     cluster = kmock_cluster_factory(monitoring=False)
-    pd = cluster.create(
-        {
-            "apiVersion": "promdemo.dev/v1alpha1",
-            "kind": "PromDemo",
-            "metadata": {"name": NAME, "namespace": NS},
-            "spec": {},
-        }
-    )
-    for child in render_body(pd, token="t"):
-        if child["kind"] in ("Deployment", "Service", "Secret"):
-            cluster.create(child)
-    status = {"replicas": 1, "readyReplicas": 1}
-    cluster.patch(DEPLOYMENTS, NS, NAME, {"status": status}, subresource="status")
+    for name in (NAME, "cart", "web"):
+        pd = cluster.create(
+            {
+                "apiVersion": "promdemo.dev/v1alpha1",
+                "kind": "PromDemo",
+                "metadata": {"name": name, "namespace": NS},
+                "spec": {},
+            }
+        )
+        for child in render_body(pd, token="t"):
+            if child["kind"] in ("Deployment", "Service", "Secret"):
+                cluster.create(child)
+        status = {"replicas": 1, "readyReplicas": 1}
+        cluster.patch(DEPLOYMENTS, NS, name, {"status": status}, subresource="status")
 
+    before = len(cluster.api_calls())
     result = doctor(cluster, "-n", NS, NAME)
+    one = len(calls_of_doctor(cluster, before))
     assert result.returncode == 1, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "PromDemo demo/shop: broken at crds"
@@ -249,6 +252,15 @@ def test_doctor_without_the_monitoring_crds_says_so_first(
     assert "children  ok       Deployment, Service, Secret shop-reset-token" in result.stdout
     assert lines[-1].startswith("  fix: install prometheus-operator with its CRDs")
 
-    missing = doctor(cluster, "-n", NS, "cart")
+    # Every namespace, three PromDemos: the same number of requests as for one.
+    before = len(cluster.api_calls())
+    every = doctor(cluster, "-A")
+    assert every.returncode == 1
+    heads = [line for line in every.stdout.splitlines() if line.startswith("PromDemo ")]
+    assert heads == [f"PromDemo demo/{n}: broken at crds" for n in ("cart", "shop", "web")]
+    assert every.stdout.splitlines()[-1] == "3 PromDemos: 0 healthy, 3 broken"
+    assert len(calls_of_doctor(cluster, before)) == one
+
+    missing = doctor(cluster, "-n", NS, "nothing")
     assert missing.returncode == 1
-    assert missing.stdout == "PromDemo cart not found in namespace demo\n"
+    assert missing.stdout == "PromDemo nothing not found in namespace demo\n"

@@ -184,7 +184,11 @@ def test_the_live_servicemonitor_labels_count_not_the_spec() -> None:
     for kind in ("ServiceMonitor", "PrometheusRule"):
         del objects[(kind, "demo", "shop")]["metadata"]["labels"]["release"]
     [chain] = run(facts(pd, objects=objects, prometheuses=[fixture("kube-prometheus-stack.yaml")]))
-    broken_at(chain, "selected")
+    broken = broken_at(chain, "selected")
+    assert (broken.fix or "").startswith(
+        "spec.monitoring.labels already has {release: prometheus} but the ServiceMonitor and"
+        " PrometheusRule do not carry it yet: the operator applies it at its next reconcile"
+    )
 
 
 def test_without_the_monitoring_crds_the_crds_link_breaks_first() -> None:

@@ -52,6 +52,7 @@ from promdemo_operator.selection import (
     PrometheusSelectors,
     SelectionReport,
     check,
+    format_labels,
 )
 from promdemo_operator.spec import PromDemoSpec, SpecError, parse_spec
 
@@ -377,6 +378,7 @@ def _patch_command(namespace: str, name: str, labels: Mapping[str, str]) -> str:
 def _selected(
     facts: ClusterFacts,
     pd: Mapping[str, Any],
+    spec: PromDemoSpec | None,
     wanted: list[str],
     report: SelectionReport | None,
 ) -> Link:
@@ -411,7 +413,17 @@ def _selected(
     if fix is not None and best is not None and best.effort_with_labels == 1:
         plan = best.labels
         if plan.add and not plan.remove and not plan.blockers:
-            fix += f" (`{_patch_command(namespace, name, plan.add)}`)"
+            have = spec.monitoring.labels if spec is not None else {}
+            if all(have.get(k) == v for k, v in plan.add.items()):
+                # The spec asks for the labels; the live objects do not carry them yet.
+                fix = (
+                    f"spec.monitoring.labels already has {format_labels(plan.add)} but the"
+                    " ServiceMonitor and PrometheusRule do not carry it yet: the operator"
+                    " applies it at its next reconcile; if it does not, its log says why"
+                    f" (`kubectl -n {OPERATOR_NAMESPACE} logs deploy/{OPERATOR_DEPLOYMENT}`)"
+                )
+            else:
+                fix += f" (`{_patch_command(namespace, name, plan.add)}`)"
     return Link("selected", BROKEN, detail + note, fix)
 
 
@@ -610,7 +622,7 @@ def _chain(
         _children(facts, pd, spec_error, wanted),
     ]
     pods, desired = _pods(facts, pd)
-    links += [pods, _selected(facts, pd, wanted, report)]
+    links += [pods, _selected(facts, pd, spec, wanted, report)]
     asked = _asked(report, answers, direct)
     selector = promdemo_selector(namespace, name)
     no_prometheus = "no Prometheus selects the PromDemo" if report is not None else "not selected"
