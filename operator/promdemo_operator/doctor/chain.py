@@ -593,7 +593,7 @@ def _heal(pd: Mapping[str, Any], spec: PromDemoSpec | None) -> Link:
     if last:
         before, after = last.get("before"), last.get("after")
         text += f"; last: pod {last.get('pod')}"
-        if before is not None and after is not None:
+        if isinstance(before, int | float) and isinstance(after, int | float):
             text += f", inventory {before:g} → {after:g}"
         if last.get("time"):
             text += f", at {last['time']}"
@@ -625,7 +625,11 @@ def _chain(
     links += [pods, _selected(facts, pd, spec, wanted, report)]
     asked = _asked(report, answers, direct)
     selector = promdemo_selector(namespace, name)
-    no_prometheus = "no Prometheus selects the PromDemo" if report is not None else "not selected"
+    no_prometheus = (
+        "no Prometheus selects the PromDemo"
+        if report is not None
+        else "which Prometheus to ask is unknown"
+    )
     if SERVICE_MONITOR not in wanted:
         links.append(Link("targets", SKIPPED, "spec.monitoring.serviceMonitor is off"))
     elif desired == 0:
