@@ -17,6 +17,7 @@ import pytest
 from promdemo_operator.cli import main
 from promdemo_operator.commands.doctor import render_plain, render_rich
 from promdemo_operator.doctor.chain import BROKEN, NOTE, OK, SKIPPED, Chain, Link
+from promdemo_operator.doctor.cluster import proxy_path
 from tests.support.ports import free_port
 
 
@@ -148,3 +149,26 @@ def test_a_terminal_gets_a_table_with_marks_and_the_fix() -> None:
     assert "fix (selected):" in text
     assert "add it" in text
     assert "release=kps" in text
+
+
+@pytest.mark.parametrize(
+    ("spec", "path"),
+    [
+        ({}, "/api/v1/namespaces/monitoring/services/prometheus-operated:web/proxy"),
+        (
+            {"portName": "http-web", "routePrefix": "/prom/"},
+            "/api/v1/namespaces/monitoring/services/prometheus-operated:http-web/proxy/prom",
+        ),
+        (
+            {"web": {"tlsConfig": {"keySecret": {}}}},
+            "/api/v1/namespaces/monitoring/services/https:prometheus-operated:web/proxy",
+        ),
+        (
+            {"serviceName": "k8s-governing"},
+            "/api/v1/namespaces/monitoring/services/k8s-governing:web/proxy",
+        ),
+    ],
+)
+def test_a_prometheus_is_reached_where_prometheus_operator_serves_it(spec: dict, path: str) -> None:
+    prometheus = {"metadata": {"name": "k8s", "namespace": "monitoring"}, "spec": spec}
+    assert proxy_path(prometheus) == path

@@ -57,6 +57,7 @@ __all__ = [
     "ask_prometheus",
     "ask_url",
     "connect",
+    "proxy_path",
     "read_facts",
 ]
 
@@ -385,6 +386,25 @@ def _shared(prometheus: Mapping[str, Any], every: Iterable[Mapping[str, Any]]) -
     )
 
 
+def proxy_path(prometheus: Mapping[str, Any], port: str | None = None) -> str:
+    """The API server path under which Prometheus object `prometheus` answers its HTTP API.
+
+    `/api/v1/namespaces/NS/services/[https:]SERVICE:PORT/proxy[ROUTE_PREFIX]`: the
+    Service is prometheus-operator's governing one (`spec.serviceName`, else
+    `prometheus-operated`), the port `spec.portName` (`web` by default) unless
+    `port` names the custom Service's; https when `spec.web.tlsConfig` is set; the
+    path starts with `spec.routePrefix`. Append `/api/v1/targets` and so on.
+    """
+    meta = prometheus.get("metadata") or {}
+    spec = prometheus.get("spec") or {}
+    service = str(spec.get("serviceName") or GOVERNING_SERVICE)
+    port = port or str(spec.get("portName") or DEFAULT_PORT_NAME)
+    scheme = "https" if (spec.get("web") or {}).get("tlsConfig") else ""
+    ident = f"{scheme}:{service}:{port}" if scheme else f"{service}:{port}"
+    prefix = str(spec.get("routePrefix") or "/").rstrip("/")
+    return f"/api/v1/namespaces/{meta.get('namespace')}/services/{ident}/proxy{prefix}"
+
+
 async def ask_prometheus(
     client: httpx.AsyncClient,
     prometheus: Mapping[str, Any],
@@ -394,20 +414,19 @@ async def ask_prometheus(
 ) -> PrometheusAnswer:
     """GET /api/v1/targets and /api/v1/rules of one Prometheus object, through the proxy.
 
-    The Service is prometheus-operator's governing one (`spec.serviceName`, or
-    `prometheus-operated` with port `spec.portName`, `web` by default); the scheme
-    is https when `spec.web.tlsConfig` is set; the path starts with `spec.routePrefix`.
+    `every` is every Prometheus object: those sharing its governing Service make
+    the answer ambiguous, which the answer's notes say (as they say a sharded one).
     """
     meta = prometheus.get("metadata") or {}
     spec = prometheus.get("spec") or {}
     namespace, name = str(meta.get("namespace")), str(meta.get("name"))
-    port_name = str(spec.get("portName") or DEFAULT_PORT_NAME)
     notes: list[str] = []
+    port = None
+    service = str(spec.get("serviceName") or GOVERNING_SERVICE)
     if spec.get("serviceName"):
-        service = str(spec["serviceName"])
+        port_name = str(spec.get("portName") or DEFAULT_PORT_NAME)
         port = await _service_port(client, namespace, service, port_name)
     else:
-        service, port = GOVERNING_SERVICE, port_name
         shared = _shared(prometheus, every)
         if shared > 1:
             notes.append(
@@ -417,13 +436,8 @@ async def ask_prometheus(
     shards = spec.get("shards")
     if isinstance(shards, int) and shards > 1:
         notes.append(f"{shards} shards: one shard answered, with its part of the targets")
-    scheme = "https" if (spec.get("web") or {}).get("tlsConfig") else ""
-    ident = f"{scheme}:{service}:{port}" if scheme else f"{service}:{port}"
-    prefix = str(spec.get("routePrefix") or "/").rstrip("/")
-    host = str(client.base_url).rstrip("/")
-    base = f"{host}/api/v1/namespaces/{namespace}/services/{ident}/proxy"
-    api = PrometheusAPI(base + prefix, client=client, timeout=timeout)
-    answer = await _ask(api, f"{namespace}/{name}")
+    base = str(client.base_url).rstrip("/") + proxy_path(prometheus, port)
+    answer = await _ask(PrometheusAPI(base, client=client, timeout=timeout), f"{namespace}/{name}")
     return PrometheusAnswer(
         prometheus=answer.prometheus,
         targets=answer.targets,
