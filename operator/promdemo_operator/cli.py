@@ -5,6 +5,7 @@
     promdemo load URL [--orders N] ...                     send the demo's order burst
     promdemo local [--with-load] ...                       the whole demo on one machine
     promdemo check-selection -f FILE --prometheus FILE     would that Prometheus select it?
+    promdemo doctor [-n NS | -A] [NAME]                    each PromDemo's chain, and the fix
 
 Each subcommand module exposes `add_arguments(parser)` and `run(args) -> int`
 and is imported only when that subcommand is used: a module that is missing or
@@ -45,6 +46,10 @@ COMMANDS: dict[str, _Command] = {
     "check-selection": _Command(
         "commands.check_selection",
         "check offline that a Prometheus selects a PromDemo's ServiceMonitor and rules",
+    ),
+    "doctor": _Command(
+        "commands.doctor",
+        "check each PromDemo in the cluster, from its pods to its alerts, and print the fix",
     ),
 }
 

@@ -420,7 +420,10 @@ class PrometheusAPI:
         except (UnicodeDecodeError, json.JSONDecodeError):
             body = None
         if status != 200 or not isinstance(body, Mapping):
-            error = body.get("error") if isinstance(body, Mapping) else None
+            error = None
+            if isinstance(body, Mapping):
+                # Prometheus says `error`; an API server's service proxy answers a Status.
+                error = body.get("error") or body.get("message")
             raise PromAPIError(f"{path}: HTTP {status}" + (f": {error}" if error else ""))
         _data(body, path)  # raises on status: error
         return body

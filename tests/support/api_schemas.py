@@ -9,7 +9,8 @@
 - Core kinds (Deployment, Service, Secret, Pod, Event, Namespace, ...): the strict
   JSON schemas bundled with `kubernetes-validate`, for KUBERNETES_VERSION.
 - ServiceMonitor and PrometheusRule: schemas/monitoring.coreos.com_v1.yaml, a
-  strict subset of prometheus-operator v0.75.2's CRDs.
+  strict subset of prometheus-operator v0.75.2's CRDs; Prometheus (`prometheus_kinds`):
+  the fields promdemo reads, the rest of its spec unchecked.
 - Every object's metadata: ObjectMeta's schema, plus the checks kube-apiserver
   makes of names, labels, annotations and owner references.
 
@@ -453,6 +454,31 @@ def monitoring_kinds() -> list[Kind]:
             )
         )
     return out
+
+
+def prometheus_kinds() -> list[Kind]:
+    """Prometheus (monitoring.coreos.com/v1), with the schema of the fields promdemo reads.
+
+    Served besides `monitoring_kinds()` by a KmockCluster(prometheus=True), as when
+    prometheus-operator's CRDs are installed; with its `status` subresource (not its
+    `scale`, which is spec.shards upstream: the emulator's scale is spec.replicas).
+    """
+    schema = _monitoring_schemas()["Prometheus"]
+    return [
+        Kind(
+            group="monitoring.coreos.com",
+            version="v1",
+            plural="prometheuses",
+            kind="Prometheus",
+            namespaced=True,
+            singular="prometheus",
+            shortnames=("prom",),
+            categories=("prometheus-operator",),
+            subresources=("status",),
+            openapi=schema,
+            validator=_validator(schema),
+        )
+    ]
 
 
 def check(

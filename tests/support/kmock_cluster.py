@@ -6,12 +6,18 @@ background thread and writes a kubeconfig that points at it with a bearer token
 resources, every CRD of crds/ (schemas and defaults read from the files at start),
 and, unless told otherwise, monitoring.coreos.com/v1 servicemonitors and
 prometheusrules; it creates the namespaces a test names (`demo` by default) plus
-the ones every cluster has. Tests talk to it over HTTP like any client (`create`,
+the ones every cluster has; with `prometheus=True`, monitoring.coreos.com/v1
+prometheuses too. Tests talk to it over HTTP like any client (`create`,
 `get`, `patch`, `delete`, `list`, which raise `ApiStatusError` on a refusal), read
 the emulator's records (`history`, `stored`, `api_calls`, `refusals`), and start
 the REAL operator process (`start_operator`: `promdemo operator --all-namespaces`
 with KUBECONFIG) through `tests.support.processes.ManagedProcess`; `close()` stops
 every operator first, then the server.
+
+The API server's service proxy reaches real processes: `route_service(ns, name, port,
+"http://127.0.0.1:PORT")` makes the Service's port answer from that process (the
+Service object must exist, as in a cluster), and `service_proxy_path(ns, name, port)`
+is the path a client calls (see kmock_emulator.py for the answers without a route).
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ PODS = "v1/pods"
 NAMESPACES = "v1/namespaces"
 SERVICEMONITORS = "monitoring.coreos.com/v1/servicemonitors"
 PROMETHEUSRULES = "monitoring.coreos.com/v1/prometheusrules"
+PROMETHEUSES = "monitoring.coreos.com/v1/prometheuses"
 CRDS = "apiextensions.k8s.io/v1/customresourcedefinitions"
 
 #: kind → resource, for `KmockCluster.create(obj)`.
@@ -69,6 +76,7 @@ RESOURCE_OF_KIND = {
     "Event": EVENTS,
     "ServiceMonitor": SERVICEMONITORS,
     "PrometheusRule": PROMETHEUSRULES,
+    "Prometheus": PROMETHEUSES,
     "Namespace": NAMESPACES,
     "CustomResourceDefinition": CRDS,
 }
@@ -120,6 +128,20 @@ def resource_path(
     if subresource:
         path += f"/{subresource}"
     return path
+
+
+def service_proxy_path(
+    namespace: str, name: str, port: str | int | None = None, *, scheme: str | None = None
+) -> str:
+    """The API server's proxy path of Service `namespace/name` (`[scheme:]name[:port]`).
+
+    Append the process's own path: `service_proxy_path("monitoring", "prometheus-operated",
+    "web") + "/api/v1/targets"`.
+    """
+    ident = name if port is None else f"{name}:{port}"
+    if scheme:
+        ident = f"{scheme}:{name}:{'' if port is None else port}"
+    return f"/api/v1/namespaces/{namespace}/services/{ident}/proxy"
 
 
 def _bundled_resources() -> bytes:
@@ -196,10 +218,13 @@ class KmockCluster:
         monitoring: bool = True,
         namespaces: Iterable[str] = ("demo",),
         token: str | None = None,
+        prometheus: bool = False,
     ) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.monitoring = monitoring
+        #: Serve monitoring.coreos.com/v1 prometheuses too (with the monitoring kinds).
+        self.prometheus = prometheus
         self.namespaces = tuple(namespaces)
         #: The bearer token of the kubeconfig; the emulator refuses requests without it.
         self.token = token or secrets.token_urlsafe(24)
@@ -246,7 +271,7 @@ class KmockCluster:
             for kind in api_schemas.crd_kinds():
                 k.serve(kind)
             if self.monitoring:
-                for kind in api_schemas.monitoring_kinds():
+                for kind in self._monitoring_kinds():
                     k.serve(kind)
             self.emulator = k
             self.url = str(server.url).rstrip("/")
@@ -327,9 +352,15 @@ class KmockCluster:
 
         return self.call(read)
 
+    def _monitoring_kinds(self) -> list[api_schemas.Kind]:
+        kinds = api_schemas.monitoring_kinds()
+        if self.prometheus:
+            kinds += api_schemas.prometheus_kinds()
+        return kinds
+
     def install_monitoring_crds(self) -> None:
         """Serve monitoring.coreos.com/v1, as if the Prometheus Operator CRDs were applied."""
-        kinds = api_schemas.monitoring_kinds()
+        kinds = self._monitoring_kinds()
 
         def declare(k: StrictEmulator) -> None:
             for kind in kinds:
@@ -339,6 +370,54 @@ class KmockCluster:
         self.monitoring = True
         for kind in kinds:
             self.create(_monitoring_crd(kind))
+
+    # -- the service proxy's endpoints ----------------------------------------------------
+
+    def route_service(self, namespace: str, name: str, port: str | int, url: str) -> None:
+        """Answer the service proxy of `namespace/name`'s `port` (name or number) from `url`.
+
+        `url` is a real process (`http://127.0.0.1:PORT`): the Service's endpoint.
+        """
+        self.call(lambda k: k.route_service(namespace, name, port, url))
+
+    def unroute_service(self, namespace: str, name: str, port: str | int | None = None) -> None:
+        """Take a route away (every port's when `port` is None): no endpoint any more."""
+        self.call(lambda k: k.unroute_service(namespace, name, port))
+
+    def add_prometheus(self, prometheus: Mapping[str, Any], url: str | None = None) -> dict:
+        """Create a Prometheus object and what prometheus-operator makes for it to be reached.
+
+        prometheus-operator (pkg/prometheus/server/operator.go, pkg/prometheus/common.go
+        `BuildStatefulSetService`) gives every Prometheus without `spec.serviceName` the
+        governing Service `prometheus-operated` of its namespace (headless, port
+        `spec.portName` or `web` = 9090, selecting every Prometheus pod there). With
+        `url`, that port's proxy answers from the process at `url`. Needs `prometheus=True`.
+        """
+        created = self.create(prometheus)
+        meta = created["metadata"]
+        spec = created.get("spec") or {}
+        port_name = spec.get("portName") or "web"
+        service = spec.get("serviceName") or "prometheus-operated"
+        if not spec.get("serviceName") and self.get(SERVICES, meta["namespace"], service) is None:
+            self.create(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "metadata": {
+                        "name": service,
+                        "namespace": meta["namespace"],
+                        "labels": {"operated-prometheus": "true"},
+                    },
+                    "spec": {
+                        "clusterIP": "None",
+                        "ports": [{"name": port_name, "port": 9090, "targetPort": port_name}],
+                        "selector": {"app.kubernetes.io/name": "prometheus"},
+                    },
+                }
+            )
+        if url is not None:
+            self.route_service(meta["namespace"], service, port_name, url)
+        return created
 
     def ensure_namespace(self, name: str) -> None:
         """Create namespace `name` unless it exists."""
@@ -522,6 +601,7 @@ __all__ = [
     "NAMESPACES",
     "PODS",
     "PROMDEMOS",
+    "PROMETHEUSES",
     "PROMETHEUSRULES",
     "SECRETS",
     "SERVICEMONITORS",
@@ -537,4 +617,5 @@ __all__ = [
     "kmock_cluster_factory",
     "operator_log_tail",
     "resource_path",
+    "service_proxy_path",
 ]

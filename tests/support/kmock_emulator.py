@@ -30,6 +30,19 @@ Every authenticated object-API request is recorded as an `ApiCall` (for the RBAC
 coverage test; a patch that changed metadata.ownerReferences says so), and every
 refusal (but a GET of a missing object) as a `Refusal`.
 
+The service proxy, `/api/v1/namespaces/NS/services/[SCHEME:]NAME[:PORT]/proxy/PATH`,
+forwards to a real process: `route_service(ns, name, port, "http://127.0.0.1:PORT")`
+plays the Service's endpoints. It answers as kube-apiserver's service REST storage
+(pkg/registry/core/service/storage/storage.go `ResourceLocation`) does: 400 for an
+id that is not `name`, `name:port` or `http(s):name:port`; a port number is looked up
+in the Service's ports (404 without the Service, 503 "no service port N found");
+without the Service a named port is 404 `endpoints "NAME" not found`; 503 "no
+endpoints available" when nothing is routed or no route has that port; 503 "error
+trying to reach service" when the process does not answer. The scheme is the id's
+(`http` by default), the path and query string are forwarded as sent, the answer
+comes back as the process gave it, and the request is recorded as an `ApiCall`
+on `services/proxy` (GET: verb get, POST: create ...), as RBAC sees it.
+
 Still not emulated: controllers (a Deployment gets no pods and no status unless a
 test writes it), core defaulting, PUT, fieldSelector, `timeoutSeconds` on watches,
 strategic-merge semantics (treated as merge patch), authorization (RBAC).
@@ -43,8 +56,10 @@ import datetime
 import hmac
 import itertools
 import json
+import re
 import secrets
 import string
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
@@ -64,6 +79,23 @@ HARNESS_USER_AGENT = "promdemo-tests-kmock-cluster"
 
 ALL_VERBS = {"create", "get", "list", "watch", "patch", "update", "delete", "deletecollection"}
 NAMESPACES = "v1/namespaces"
+SERVICES = "v1/services"
+
+#: RBAC verbs of proxy requests (apiserver's RequestInfoFactory: HEAD is a get).
+PROXY_VERBS = {
+    "GET": "get",
+    "HEAD": "get",
+    "POST": "create",
+    "PUT": "update",
+    "PATCH": "patch",
+    "DELETE": "delete",
+}
+#: Where the proxied path starts in a service-proxy URL (the raw, still-encoded path).
+_SERVICE_PROXY_PATH = re.compile(r"^/api/v1/namespaces/[^/]+/services/[^/]+/proxy(?P<rest>/.*)?$")
+#: A proxied request gets this long to be answered (kube-apiserver sets no shorter bound).
+PROXY_TIMEOUT_SECONDS = 60.0
+#: Request headers passed on to the process (never the client's Authorization).
+_FORWARDED_HEADERS = ("accept", "accept-encoding", "content-type", "user-agent")
 
 
 # --------------------------------------------------------------------------- kmock fixes
@@ -213,6 +245,22 @@ def match_selector(selector: str, labels: Mapping[str, str]) -> bool:
     return True
 
 
+def split_scheme_name_port(ident: str) -> tuple[str, str, str] | None:
+    """`[scheme:]name[:port]` as apimachinery's SplitSchemeNamePort reads it; None if invalid."""
+    parts = ident.split(":")
+    if len(parts) == 1:
+        scheme, name, port = "", parts[0], ""
+    elif len(parts) == 2:
+        scheme, (name, port) = "", parts
+    elif len(parts) == 3:
+        scheme, name, port = parts
+    else:
+        return None
+    if not name or scheme not in ("", "http", "https"):
+        return None
+    return scheme, name, port
+
+
 def merge_patch(target: Any, patch: Any) -> Any:
     """RFC 7386 JSON merge patch (null deletes; lists and scalars replace)."""
     if not isinstance(patch, Mapping):
@@ -239,6 +287,20 @@ def _api_version(resource: Any) -> str:
     return f"{resource.group}/{resource.version}" if resource.group else resource.version
 
 
+def _is_service_proxy(request: kmock.Request) -> bool:
+    """A request on the `proxy` subresource of a core Service in a namespace."""
+    resource = request.resource
+    sub = request.subresource or ""
+    return (
+        resource is not None
+        and not resource.group
+        and resource.plural == "services"
+        and bool(request.namespace)
+        and bool(request.name)
+        and (sub == "proxy" or sub.startswith("proxy/"))
+    )
+
+
 # --------------------------------------------------------------------------- the emulator
 
 
@@ -255,6 +317,8 @@ class StrictEmulator(kmock.KubernetesEmulator):
     _rv_counter: Iterator[int] = attrs.field(factory=lambda: itertools.count(1000), init=False)
     #: Ids of the requests being served whose patch changed metadata.ownerReferences.
     _owner_changes: set[int] = attrs.field(factory=set, init=False)
+    #: The service proxy's endpoints: (namespace, service) → {port name or number: host:port}.
+    service_routes: dict[tuple[str, str], dict[str, str]] = attrs.field(factory=dict, init=False)
 
     # -- what is served ----------------------------------------------------------------
 
@@ -282,6 +346,31 @@ class StrictEmulator(kmock.KubernetesEmulator):
     def _next_rv(self) -> str:
         return str(next(self._rv_counter))
 
+    # -- the service proxy's endpoints ----------------------------------------------------
+
+    def route_service(self, namespace: str, name: str, port: str | int, url: str) -> None:
+        """Proxy requests to Service `namespace/name`'s `port` (its name or number) to `url`.
+
+        `url` is where the process listens (`http://127.0.0.1:9090`; only its host and
+        port count: the scheme is the proxy request's, as for a real endpoint).
+        """
+        netloc = urllib.parse.urlsplit(url if "//" in url else f"//{url}").netloc
+        if not netloc:
+            raise ValueError(f"route_service: {url!r} names no host:port")
+        self.service_routes.setdefault((namespace, name), {})[str(port)] = netloc
+
+    def unroute_service(self, namespace: str, name: str, port: str | int | None = None) -> None:
+        """Remove one port's route (or every route of the Service): as if its pods went away."""
+        routes = self.service_routes.get((namespace, name))
+        if routes is None:
+            return
+        if port is None:
+            routes.clear()
+        else:
+            routes.pop(str(port), None)
+        if not routes:
+            del self.service_routes[(namespace, name)]
+
     # -- the entry point ---------------------------------------------------------------
 
     async def _handle(self, request: kmock.Request) -> Any:
@@ -292,6 +381,8 @@ class StrictEmulator(kmock.KubernetesEmulator):
             if resource is None or not resource.plural:
                 # Discovery (/api, /apis, /version): kmock's scaffold answers it.
                 return await super(kmock.KubernetesEmulator, self)._handle(request)
+            if _is_service_proxy(request):
+                return await self._proxy_service(request, client)
             sub = f"/{request.subresource}" if request.subresource else ""
             call = ApiCall(
                 verb=verb_of(str(request.method.value), request.name, request.params),
@@ -373,6 +464,101 @@ class StrictEmulator(kmock.KubernetesEmulator):
             if gc_key is not None:
                 async with self._lock:
                     await self._finally_delete(gc_key)
+
+    # -- the service proxy ---------------------------------------------------------------
+
+    async def _proxy_service(self, request: kmock.Request, client: str) -> aiohttp.web.Response:
+        """Forward a service-proxy request as kube-apiserver would (see the module's doc)."""
+        namespace = request.namespace or ""
+        ident = urllib.parse.unquote(request.name or "")
+        method = str(request.method.value).upper()
+        self.api_calls.append(
+            ApiCall(
+                verb=PROXY_VERBS.get(method, method.lower()),
+                group="",
+                resource="services/proxy",
+                namespace=namespace,
+                name=ident,
+                client=client,
+            )
+        )
+        target = await self._service_endpoint(namespace, ident)
+        match = _SERVICE_PROXY_PATH.match(request.url.raw_path)
+        path = (match.group("rest") if match else None) or "/"
+        query = request.url.raw_query_string
+        url = f"{target}{path}" + (f"?{query}" if query else "")
+        headers = {k: v for k, v in request.headers.items() if k.lower() in _FORWARDED_HEADERS}
+        timeout = aiohttp.ClientTimeout(total=PROXY_TIMEOUT_SECONDS)
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=timeout, auto_decompress=False) as session,
+                session.request(
+                    method,
+                    url,  # already encoded: requoting leaves it as sent
+                    data=request.body or None,
+                    headers=headers,
+                    allow_redirects=False,
+                ) as answer,
+            ):
+                body = await answer.read()
+                passed = {
+                    k: v
+                    for k, v in answer.headers.items()
+                    if k.lower() in ("content-type", "content-encoding", "location")
+                }
+                return aiohttp.web.Response(status=answer.status, body=body, headers=passed)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            reason = str(exc) or type(exc).__name__
+            raise ApiError(
+                503, "ServiceUnavailable", f"error trying to reach service: {reason}"
+            ) from exc
+
+    async def _service_endpoint(self, namespace: str, ident: str) -> str:
+        """`scheme://host:port` of the routed endpoint for `ident`, or the server's ApiError."""
+        parsed = split_scheme_name_port(ident)
+        if parsed is None:
+            raise ApiError(400, "BadRequest", f'invalid service request "{ident}"')
+        scheme, name, port = parsed
+        async with self._lock:
+            key = (kmock.resource(SERVICES), namespace, name)
+            exists = key in self._objects and not self._objects[key].deleted
+            service = copy.deepcopy(self._objects[key].raw) if exists else None
+        ports = [p for p in ((service or {}).get("spec") or {}).get("ports") or [] if p]
+        try:
+            number: int | None = int(port)
+        except ValueError:
+            number = None
+        if number is not None:
+            # A port number names the Service's port with that number.
+            if service is None:
+                raise _not_found(kmock.resource(SERVICES), name)
+            by_number = [p for p in ports if p.get("port") == number]
+            if not by_number:
+                raise ApiError(
+                    503,
+                    "ServiceUnavailable",
+                    f'no service port {number} found for service "{name}"',
+                )
+            port = by_number[0].get("name") or ""
+        if service is None:
+            # The Endpoints object is what the server reads for a named port.
+            details = {"name": name, "kind": "endpoints"}
+            raise ApiError(404, "NotFound", f'endpoints "{name}" not found', details)
+        routes = self.service_routes.get((namespace, name)) or {}
+        if not routes:
+            raise ApiError(
+                503, "ServiceUnavailable", f'no endpoints available for service "{name}"'
+            )
+        service_port = next((p for p in ports if (p.get("name") or "") == port), None)
+        netloc = None
+        if service_port is not None:
+            netloc = routes.get(port) if port else None
+            netloc = netloc or routes.get(str(service_port.get("port")))
+        if netloc is None:
+            raise ApiError(
+                503, "ServiceUnavailable", f'no endpoints available for service "{ident}"'
+            )
+        return f"{scheme or 'http'}://{netloc}"
 
     # -- reads ---------------------------------------------------------------------------
 

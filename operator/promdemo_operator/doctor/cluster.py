@@ -1,0 +1,469 @@
+"""Read what `promdemo doctor` needs from the API server, and ask each selecting Prometheus.
+
+Credentials are found as kubectl finds them: `--kubeconfig`, else `$KUBECONFIG`,
+else `~/.kube/config`, else the pod's service account (in-cluster). The
+`kubernetes` package reads them (contexts, client certificates, exec plugins,
+token refresh); one `httpx.AsyncClient` then carries them for every request, the
+object reads and the service proxy alike, so that they run concurrently.
+
+What one run reads (the user needs these verbs; docs/selection.md lists them):
+
+- `GET /apis/monitoring.coreos.com/v1` (discovery: are the CRDs installed?);
+- PromDemos: list in the namespace (or every namespace), or get one by name;
+- its children, by the label every child carries: list Deployments (whole
+  objects: replicas) and Services, Secrets, ServiceMonitors, PrometheusRules as
+  metadata only (`PartialObjectMetadataList`: no Secret data is fetched);
+- Prometheus objects: list in every namespace; namespaces: get (or list);
+- per Prometheus that selects at least one PromDemo: `GET .../services/
+  prometheus-operated:web/proxy/api/v1/targets` and `.../api/v1/rules`, whatever
+  the number of PromDemos (plus a get of its Service when `spec.serviceName` is set).
+
+A read the user may not make (403) is a fact to report, not an error: the
+children of that kind are "not checked". Only the PromDemos themselves must be
+readable (`ReadError` otherwise).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+from collections.abc import Generator, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+
+from promdemo_operator import __version__
+from promdemo_operator.doctor.chain import PROMETHEUS, ClusterFacts, PrometheusAnswer
+from promdemo_operator.promapi import PromAPIError, PrometheusAPI
+from promdemo_operator.resource import (
+    GROUP,
+    MANAGED_BY,
+    MONITORING_GROUP,
+    MONITORING_VERSION,
+    PLURAL,
+    VERSION,
+)
+
+__all__ = [
+    "Connection",
+    "CredentialsError",
+    "ReadError",
+    "ask_prometheus",
+    "ask_url",
+    "connect",
+    "proxy_path",
+    "read_facts",
+]
+
+USER_AGENT = f"promdemo-doctor/{__version__}"
+#: The service account's namespace in a pod (in-cluster credentials).
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+#: prometheus-operator's governing Service and web port of a Prometheus without
+#: spec.serviceName (pkg/prometheus/server/statefulset.go, pkg/prometheus/common.go).
+GOVERNING_SERVICE = "prometheus-operated"
+DEFAULT_PORT_NAME = "web"
+PROMETHEUS_PORT = 9090
+#: Metadata only (kube-apiserver's partial object metadata), or the whole list.
+METADATA_ONLY = "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io,application/json"
+CHILD_SELECTOR = f"app.kubernetes.io/managed-by={MANAGED_BY}"
+
+#: kind → (API path prefix, plural, metadata only?) of the children.
+CHILDREN: dict[str, tuple[str, str, bool]] = {
+    "Deployment": ("/apis/apps/v1", "deployments", False),
+    "Service": ("/api/v1", "services", True),
+    "Secret": ("/api/v1", "secrets", True),
+    "ServiceMonitor": (f"/apis/{MONITORING_GROUP}/{MONITORING_VERSION}", "servicemonitors", True),
+    "PrometheusRule": (f"/apis/{MONITORING_GROUP}/{MONITORING_VERSION}", "prometheusrules", True),
+}
+MONITORING = f"/apis/{MONITORING_GROUP}/{MONITORING_VERSION}"
+PROMDEMOS = f"/apis/{GROUP}/{VERSION}"
+
+
+class CredentialsError(Exception):
+    """No usable kubeconfig or in-cluster credentials; one line."""
+
+
+class ReadError(Exception):
+    """A read the API server refused or could not answer: its status (0: no answer)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status} {message}" if status else message)
+        self.status = status
+        self.message = message
+
+
+# --------------------------------------------------------------------------- credentials
+
+
+class _KubeAuth(httpx.Auth):
+    """The kubernetes client's credentials on each request (refreshed tokens included)."""
+
+    def __init__(self, configuration: k8s_client.Configuration) -> None:
+        self._configuration = configuration
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        # What the kubernetes client's own ApiClient sends; reading it runs the refresh
+        # hook (exec plugins, an expired token, the in-cluster token file).
+        for setting in self._configuration.auth_settings().values():
+            if setting.get("in") == "header" and setting.get("value"):
+                request.headers[setting["key"]] = setting["value"]
+        yield request
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where the API server is, how to authenticate, and the default namespace."""
+
+    host: str
+    namespace: str
+    configuration: k8s_client.Configuration
+
+    def client(self, timeout: float) -> httpx.AsyncClient:
+        cfg = self.configuration
+        verify: ssl.SSLContext | bool = False
+        if cfg.verify_ssl:
+            verify = ssl.create_default_context(cafile=cfg.ssl_ca_cert or None)
+            if cfg.cert_file:
+                verify.load_cert_chain(cfg.cert_file, cfg.key_file)
+        return httpx.AsyncClient(
+            base_url=self.host,
+            auth=_KubeAuth(cfg),
+            verify=verify,
+            proxy=cfg.proxy or None,
+            timeout=timeout,
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+        )
+
+
+def _kubeconfig_files(explicit: str | None) -> str | None:
+    if explicit:
+        return explicit
+    from_env = os.environ.get("KUBECONFIG", "")
+    if any(Path(p).is_file() for p in from_env.split(os.pathsep) if p):
+        return from_env
+    home = Path.home() / ".kube" / "config"
+    return str(home) if home.is_file() else None
+
+
+def connect(kubeconfig: str | None = None, context: str | None = None) -> Connection:
+    """The connection kubectl would use; CredentialsError (one line) when there is none."""
+    configuration = k8s_client.Configuration()
+    files = _kubeconfig_files(kubeconfig)
+    try:
+        if files is not None:
+            k8s_config.load_kube_config(
+                config_file=files,
+                context=context,
+                client_configuration=configuration,
+                persist_config=False,
+            )
+            contexts, active = k8s_config.list_kube_config_contexts(config_file=files)
+            chosen = next((c for c in contexts if c.get("name") == context), active)
+            namespace = ((chosen or {}).get("context") or {}).get("namespace") or "default"
+        else:
+            if context:
+                raise CredentialsError(f"--context {context}: no kubeconfig to find it in")
+            k8s_config.load_incluster_config(client_configuration=configuration)
+            namespace = SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or "default"
+    except CredentialsError:
+        raise
+    except k8s_config.ConfigException as exc:
+        if files is None:
+            raise CredentialsError(
+                "no kubeconfig (--kubeconfig, $KUBECONFIG, ~/.kube/config) and not in a cluster"
+            ) from exc
+        raise CredentialsError(f"{files}: {exc}") from exc
+    # An unreadable file, text that is no YAML, YAML that is no kubeconfig.
+    except (OSError, ValueError, TypeError, AttributeError, KeyError, yaml.YAMLError) as exc:
+        text = " ".join(str(exc).split())  # one line, whatever the parser's message
+        raise CredentialsError(f"{files or 'in-cluster'}: {type(exc).__name__}: {text}") from exc
+    return Connection(configuration.host.rstrip("/"), namespace, configuration)
+
+
+# --------------------------------------------------------------------------- reads
+
+
+def _status_message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()[:300] or response.reason_phrase
+    if isinstance(body, Mapping) and body.get("message"):
+        return str(body["message"])
+    return response.reason_phrase
+
+
+async def _get(
+    client: httpx.AsyncClient,
+    path: str,
+    params: Mapping[str, str] | None = None,
+    *,
+    accept: str | None = None,
+) -> dict[str, Any]:
+    headers = {"Accept": accept} if accept else None
+    try:
+        response = await client.get(path, params=params, headers=headers)
+    except httpx.HTTPError as exc:
+        raise ReadError(0, f"{type(exc).__name__}: {exc}") from exc
+    if response.status_code >= 400:
+        raise ReadError(response.status_code, _status_message(response))
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise ReadError(response.status_code, "the answer is not JSON") from exc
+    if not isinstance(body, dict):
+        raise ReadError(response.status_code, "the answer is not a JSON object")
+    return body
+
+
+def _scoped(prefix: str, plural: str, namespace: str | None) -> str:
+    return f"{prefix}/namespaces/{namespace}/{plural}" if namespace else f"{prefix}/{plural}"
+
+
+def _why(error: ReadError) -> str:
+    return {401: "unauthorized", 403: "forbidden"}.get(error.status, str(error))
+
+
+async def _monitoring_kinds(client: httpx.AsyncClient) -> frozenset[str]:
+    try:
+        body = await _get(client, MONITORING)
+    except ReadError as exc:
+        if exc.status == 404:
+            return frozenset()
+        raise
+    return frozenset(
+        str(r.get("kind"))
+        for r in body.get("resources") or []
+        if isinstance(r, Mapping) and "/" not in str(r.get("name", ""))
+    )
+
+
+async def _promdemos(
+    client: httpx.AsyncClient, namespace: str | None, name: str | None
+) -> list[dict[str, Any]]:
+    if name is not None:
+        try:
+            return [await _get(client, f"{_scoped(PROMDEMOS, PLURAL, namespace)}/{name}")]
+        except ReadError as exc:
+            if exc.status == 404:
+                return []
+            raise
+    return list((await _get(client, _scoped(PROMDEMOS, PLURAL, namespace))).get("items") or [])
+
+
+async def _children(
+    client: httpx.AsyncClient, namespace: str | None, served: frozenset[str]
+) -> tuple[dict[tuple[str, str, str], dict[str, Any]], dict[str, str]]:
+    kinds = [k for k in CHILDREN if k in ("Deployment", "Service", "Secret") or k in served]
+
+    async def one(kind: str) -> list[dict[str, Any]]:
+        prefix, plural, metadata_only = CHILDREN[kind]
+        body = await _get(
+            client,
+            _scoped(prefix, plural, namespace),
+            {"labelSelector": CHILD_SELECTOR},
+            accept=METADATA_ONLY if metadata_only else None,
+        )
+        return list(body.get("items") or [])
+
+    results = await asyncio.gather(*(one(k) for k in kinds), return_exceptions=True)
+    objects: dict[tuple[str, str, str], dict[str, Any]] = {}
+    unreadable: dict[str, str] = {}
+    for kind, result in zip(kinds, results, strict=True):
+        if isinstance(result, ReadError):
+            unreadable[kind] = _why(result)
+            continue
+        if isinstance(result, BaseException):
+            raise result
+        for item in result:
+            meta = item.get("metadata") or {}
+            objects[(kind, str(meta.get("namespace")), str(meta.get("name")))] = item
+    return objects, unreadable
+
+
+async def _prometheuses(
+    client: httpx.AsyncClient, served: frozenset[str]
+) -> tuple[list[dict[str, Any]] | None, str | None]:
+    if PROMETHEUS not in served:
+        return [], None
+    try:
+        body = await _get(client, f"{MONITORING}/prometheuses")
+    except ReadError as exc:
+        return None, _why(exc)
+    return list(body.get("items") or []), None
+
+
+async def _namespace_labels(
+    client: httpx.AsyncClient, names: Iterable[str], every: bool
+) -> tuple[dict[str, dict[str, str]], str | None]:
+    """Labels of the namespaces `names` (one list when `every`, else one get each)."""
+    names = sorted(set(names))
+    try:
+        if every:
+            items = (await _get(client, "/api/v1/namespaces")).get("items") or []
+        else:
+            items = await asyncio.gather(*(_get(client, f"/api/v1/namespaces/{n}") for n in names))
+    except ReadError as exc:
+        return {}, _why(exc)
+    labels = {}
+    for item in items:
+        meta = item.get("metadata") or {}
+        labels[str(meta.get("name"))] = {
+            str(k): str(v) for k, v in (meta.get("labels") or {}).items()
+        }
+    return labels, None
+
+
+async def read_facts(
+    client: httpx.AsyncClient, namespace: str | None, name: str | None
+) -> ClusterFacts:
+    """Every object the chains need; `namespace` None reads every namespace.
+
+    ReadError when the PromDemos cannot be read (or discovery fails but for 404).
+    """
+    served, promdemos = await asyncio.gather(
+        _monitoring_kinds(client), _promdemos(client, namespace, name)
+    )
+    children, (prometheuses, prom_why), (labels, ns_why) = await asyncio.gather(
+        _children(client, namespace, served),
+        _prometheuses(client, served),
+        _namespace_labels(
+            client,
+            [str((pd.get("metadata") or {}).get("namespace")) for pd in promdemos],
+            every=namespace is None,
+        ),
+    )
+    objects, unreadable = children
+    if prom_why is not None:
+        unreadable[PROMETHEUS] = prom_why
+    if ns_why is not None:
+        unreadable["Namespace"] = ns_why
+    return ClusterFacts(
+        promdemos=promdemos,
+        objects=objects,
+        monitoring_kinds=served,
+        prometheuses=prometheuses,
+        namespace_labels=labels,
+        unreadable=unreadable,
+    )
+
+
+# --------------------------------------------------------------------------- Prometheus
+
+
+async def _service_port(
+    client: httpx.AsyncClient, namespace: str, service: str, port_name: str
+) -> str:
+    """The port of a custom governing Service that leads to Prometheus's `port_name`."""
+    try:
+        body = await _get(client, f"/api/v1/namespaces/{namespace}/services/{service}")
+    except ReadError:
+        return port_name  # the proxy call will say what is wrong
+    ports = [p for p in (body.get("spec") or {}).get("ports") or [] if isinstance(p, Mapping)]
+    for port in ports:
+        if port.get("targetPort") == port_name or port.get("name") == port_name:
+            return str(port.get("name") or port.get("port"))
+    for port in ports:
+        if port.get("port") == PROMETHEUS_PORT or port.get("targetPort") == PROMETHEUS_PORT:
+            return str(port.get("name") or port.get("port"))
+    return port_name
+
+
+def _shared(prometheus: Mapping[str, Any], every: Iterable[Mapping[str, Any]]) -> int:
+    """How many Prometheus objects answer behind the same default governing Service."""
+    namespace = (prometheus.get("metadata") or {}).get("namespace")
+    return sum(
+        1
+        for p in every
+        if (p.get("metadata") or {}).get("namespace") == namespace
+        and not (p.get("spec") or {}).get("serviceName")
+    )
+
+
+def proxy_path(prometheus: Mapping[str, Any], port: str | None = None) -> str:
+    """The API server path under which Prometheus object `prometheus` answers its HTTP API.
+
+    `/api/v1/namespaces/NS/services/[https:]SERVICE:PORT/proxy[ROUTE_PREFIX]`: the
+    Service is prometheus-operator's governing one (`spec.serviceName`, else
+    `prometheus-operated`), the port `spec.portName` (`web` by default) unless
+    `port` names the custom Service's; https when `spec.web.tlsConfig` is set; the
+    path starts with `spec.routePrefix`. Append `/api/v1/targets` and so on.
+    """
+    meta = prometheus.get("metadata") or {}
+    spec = prometheus.get("spec") or {}
+    service = str(spec.get("serviceName") or GOVERNING_SERVICE)
+    port = port or str(spec.get("portName") or DEFAULT_PORT_NAME)
+    scheme = "https" if (spec.get("web") or {}).get("tlsConfig") else ""
+    ident = f"{scheme}:{service}:{port}" if scheme else f"{service}:{port}"
+    prefix = str(spec.get("routePrefix") or "/").rstrip("/")
+    return f"/api/v1/namespaces/{meta.get('namespace')}/services/{ident}/proxy{prefix}"
+
+
+async def ask_prometheus(
+    client: httpx.AsyncClient,
+    prometheus: Mapping[str, Any],
+    every: Iterable[Mapping[str, Any]],
+    *,
+    timeout: float,
+) -> PrometheusAnswer:
+    """GET /api/v1/targets and /api/v1/rules of one Prometheus object, through the proxy.
+
+    `every` is every Prometheus object: those sharing its governing Service make
+    the answer ambiguous, which the answer's notes say (as they say a sharded one).
+    """
+    meta = prometheus.get("metadata") or {}
+    spec = prometheus.get("spec") or {}
+    namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+    notes: list[str] = []
+    port = None
+    service = str(spec.get("serviceName") or GOVERNING_SERVICE)
+    if spec.get("serviceName"):
+        port_name = str(spec.get("portName") or DEFAULT_PORT_NAME)
+        port = await _service_port(client, namespace, service, port_name)
+    else:
+        shared = _shared(prometheus, every)
+        if shared > 1:
+            notes.append(
+                f"asked through {service}, which serves all {shared} Prometheus of namespace"
+                f" {namespace}: the answer may be another's; use --prometheus-url to choose"
+            )
+    shards = spec.get("shards")
+    if isinstance(shards, int) and shards > 1:
+        notes.append(f"{shards} shards: one shard answered, with its part of the targets")
+    base = str(client.base_url).rstrip("/") + proxy_path(prometheus, port)
+    answer = await _ask(PrometheusAPI(base, client=client, timeout=timeout), f"{namespace}/{name}")
+    return PrometheusAnswer(
+        prometheus=answer.prometheus,
+        targets=answer.targets,
+        rules=answer.rules,
+        errors=answer.errors,
+        namespace=namespace,
+        service=service,
+        notes=tuple(notes),
+    )
+
+
+async def ask_url(url: str, *, timeout: float) -> PrometheusAnswer:
+    """GET /api/v1/targets and /api/v1/rules of the Prometheus at `url` (no Kubernetes token)."""
+    async with PrometheusAPI(url, timeout=timeout) as api:
+        return await _ask(api, url.rstrip("/"))
+
+
+async def _ask(api: PrometheusAPI, who: str) -> PrometheusAnswer:
+    targets, rules = await asyncio.gather(api.targets(), api.rules(), return_exceptions=True)
+    parts: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for part, result in (("targets", targets), ("rules", rules)):
+        if isinstance(result, PromAPIError):
+            errors[part] = str(result)
+        elif isinstance(result, BaseException):
+            raise result
+        else:
+            parts[part] = result
+    return PrometheusAnswer(prometheus=who, errors=errors, **parts)
