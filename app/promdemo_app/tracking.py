@@ -2,9 +2,9 @@
 
 One wrapper around the Flask app instead of three Flask hooks per request.
 The route label comes from the path: every route of the service is a fixed
-path, and Flask matches those exactly (no merged or added slashes), so the
-same dict lookup gives the same answer (tests/unit/test_app_metrics.py checks
-it against Flask). Unknown paths share the label `unmatched`; probes and
+path, which Flask matches exactly once leading slashes are collapsed (no other
+slashes merged or added), so a dict lookup gives the same answer
+(tests/unit/test_app_metrics.py checks it against Flask's routing). Unknown paths share the label `unmatched`; probes and
 scrapes are counted in flight but not measured. The status comes from
 `start_response`; a request whose app raised counts as a 500.
 """
@@ -38,7 +38,14 @@ class Tracker:
         self.routes = dict(routes)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        route = self.routes.get(environ.get("PATH_INFO", ""), UNMATCHED)
+        path = environ.get("PATH_INFO", "")
+        if not path:
+            # "GET http://shop HTTP/1.1": an empty path is "/" (RFC 9110 4.2.3);
+            # left empty, Flask would redirect to "/" (a 308).
+            environ["PATH_INFO"] = path = "/"
+        # Werkzeug matches with the leading slashes collapsed ("//order" is
+        # "/order"); so does this.
+        route = self.routes.get("/" + path.lstrip("/"), UNMATCHED)
         if not self.recorder.enabled:
             route = None
         lifecycle = self.lifecycle
