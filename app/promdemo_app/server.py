@@ -120,8 +120,7 @@ class Server:
             port=settings.port,
             threads=settings.threads,
             backlog=BACKLOG,
-            connection_limit=self.limits.connections,
-            channel_timeout=int(self.limits.idle_timeout),
+            # (The connection limit and timeouts are the Listener's: `self.limits`.)
             # select() cannot watch file descriptors above 1023.
             asyncore_use_poll=True,
             ident="promdemo",

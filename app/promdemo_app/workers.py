@@ -2,12 +2,12 @@
 
 Waitress's own `ThreadedTaskDispatcher` starts every thread up front and wakes
 the one that has waited longest, so under steady load all 300 threads take
-turns. glibc keeps a per-thread cache of freed memory (tcache), so each of them
-ends up holding a few hundred KiB that the heap has to replace: RSS grew by
-~70 MB with order bodies of varying size (bench/bench_app_memory.py).
-`WorkerPool` hands a request to the most recently idle thread instead, starts
-threads only when none is idle, and lets a thread idle for `idle_seconds` exit
-(returning its cache); so the memory follows the concurrency actually used.
+turns, and each one's malloc cache (glibc's tcache) fills with blocks the heap
+then has to replace: part of the memory growth docs/app.md ("Memory")
+explains. `WorkerPool` hands a request to the most recently idle thread
+instead, starts threads only when none is idle, and lets a thread idle for
+`idle_seconds` exit (returning its cache), so the threads in use, and their
+memory, follow the concurrency actually seen.
 
 It also replaces waitress's one WARNING per queued request with one line per
 interval (`report()`), and `Dispatcher` puts probes and scrapes on a pool of
