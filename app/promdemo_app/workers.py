@@ -79,6 +79,12 @@ class WorkerPool:
             return self._threads
 
     @property
+    def idle(self) -> int:
+        """Threads waiting for a request."""
+        with self._lock:
+            return len(self._idle)
+
+    @property
     def queued(self) -> int:
         with self._lock:
             return len(self._queue)
