@@ -1,6 +1,6 @@
 """What the metrics cost: orders/s and CPU per order with PROMDEMO_METRICS=on vs off.
 
-    python bench/bench_app.py [--seconds 30] [--rounds 10] [--concurrency 50] [--json]
+    python bench/bench_app.py [--seconds 40] [--rounds 20] [--concurrency 50] [--control] [--json]
 
 1. The real server (`python -m promdemo_app`, waitress, one process) twice, on
    free loopback ports, both without simulated sleeps and selling atomically
@@ -16,8 +16,9 @@
    no sockets, no threads, no client). That difference over the server's CPU
    per order (metrics off) is the cost estimated for the whole server.
 
-`--json` adds one JSON object as the last line. A measurement, never a test:
-nothing is asserted.
+`--control` runs both servers with metrics off: the "cost" it shows is the
+noise floor of the machine at that moment. `--json` adds one JSON object as
+the last line. A measurement, never a test: nothing is asserted.
 """
 
 from __future__ import annotations
@@ -79,8 +80,10 @@ async def drive(port: int, seconds: float, concurrency: int) -> tuple[dict[int, 
 
 def measure_servers(args: argparse.Namespace) -> dict[str, Server]:
     env = {"PROMDEMO_THREADS": str(args.threads)}
+    # --control: both servers without metrics, so the "cost" is the noise floor.
+    first = "off" if args.control else "on"
     servers = {
-        "on": Server(AppServer(PROMDEMO_METRICS="on", **env)),
+        "on": Server(AppServer(PROMDEMO_METRICS=first, **env)),
         "off": Server(AppServer(PROMDEMO_METRICS="off", **env)),
     }
     try:
@@ -161,11 +164,16 @@ def spread(values: list[float]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=30.0, help="per server (default 30)")
-    parser.add_argument("--rounds", type=int, default=10, help="alternations (default 10)")
+    parser.add_argument("--seconds", type=float, default=40.0, help="per server (default 40)")
+    parser.add_argument("--rounds", type=int, default=20, help="alternations (default 20)")
     parser.add_argument("--concurrency", type=int, default=50, help="clients (default 50)")
     parser.add_argument("--threads", type=int, default=300, help="PROMDEMO_THREADS (300)")
     parser.add_argument("--app-repeats", type=int, default=15, help="in-process repeats (15)")
+    parser.add_argument(
+        "--control",
+        action="store_true",
+        help="both servers with metrics off: the cost shown is this machine's noise",
+    )
     parser.add_argument("--json", action="store_true", help="end with one JSON line")
     args = parser.parse_args(argv)
 
@@ -178,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     cpu_costs = [a.cpu_us / b.cpu_us - 1 for a, b in pairs]
     app_cost = alone["on"] / alone["off"] - 1
 
+    if args.control:
+        print("CONTROL RUN: both servers have metrics off; any cost below is noise")
     print(
         f"POST /order, no simulated sleeps, {args.concurrency} keep-alive clients, "
         f"{args.seconds:g}s per server in {args.rounds} alternating rounds, "
@@ -206,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.json:
         figures = {
+            "control": args.control,
             "concurrency": args.concurrency,
             "seconds_per_server": args.seconds,
             "rounds": args.rounds,
