@@ -78,6 +78,23 @@ class AppServer:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+    def cpu_split(self) -> tuple[float, float]:
+        """CPU seconds so far of the event loop's thread (the main one) and of all others."""
+        tick = os.sysconf("SC_CLK_TCK")
+        main = others = 0.0
+        for tid in os.listdir(f"/proc/{self.proc.pid}/task"):
+            try:
+                with open(f"/proc/{self.proc.pid}/task/{tid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except FileNotFoundError:
+                continue  # a thread that just exited
+            seconds = (int(fields[11]) + int(fields[12])) / tick
+            if int(tid) == self.proc.pid:
+                main += seconds
+            else:
+                others += seconds
+        return main, others
+
     def rss_mib(self) -> float:
         return self._status("VmRSS") / 1024
 
