@@ -69,7 +69,7 @@ class Limits:
     drain_grace: float = 5.0
 
 
-def _channel_classes(
+def _channel_class(
     lifecycle: Lifecycle, limits: Limits, released: deque[Any]
 ) -> type[HTTPChannel]:
     """A Channel class bound to this server's lifecycle, limits and release queue."""
@@ -242,7 +242,7 @@ class Listener(TcpWSGIServer):
         self, *args: Any, limits: Limits, lifecycle: Lifecycle, released: deque[Any], **kw: Any
     ) -> None:
         self.limits = limits
-        self.channel_class = _channel_classes(lifecycle, limits, released)
+        self.channel_class = _channel_class(lifecycle, limits, released)
         self.full = False
         super().__init__(*args, **kw)
 

@@ -36,15 +36,12 @@ from promdemo_app.metrics import (
     Metrics,
     NullRecorder,
     Recorder,
-    method_label,
 )
 from promdemo_app.orders import InvalidOrder, Outcome, Shop, parse_order_body
 from promdemo_app.reset import DISABLED_REASON, ResetPolicy, reset_policy, token_matches
 from promdemo_app.settings import Settings
 from promdemo_app.simulation import Simulation, SimulationConfig
 from promdemo_app.tracking import Tracker
-
-__all__ = ["METHOD_LABELS", "ROUTES", "create_app", "http_series", "method_label"]
 
 log = logging.getLogger("promdemo_app")
 
@@ -161,7 +158,8 @@ def create_app(
     state = ServiceState(settings, inventory, shop, recorder, registry, lifecycle)
 
     app = Flask("promdemo_app", static_folder=None)
-    # "//order" would otherwise be a 308 redirect: a status no series exists for.
+    # "/inventory//reset" would otherwise be a 308 redirect: a status no series
+    # exists for. (Leading slashes are always collapsed: "//order" is "/order".)
     app.url_map.merge_slashes = False
     # Route by path only. The service is reached by pod IP, Service name or
     # port-forward alike; left to the Host header, routing answers 400 to a
