@@ -69,9 +69,7 @@ class Limits:
     drain_grace: float = 5.0
 
 
-def _channel_class(
-    lifecycle: Lifecycle, limits: Limits, released: deque[Any]
-) -> type[HTTPChannel]:
+def _channel_class(lifecycle: Lifecycle, limits: Limits, released: deque[Any]) -> type[HTTPChannel]:
     """A Channel class bound to this server's lifecycle, limits and release queue."""
 
     class Parser(HTTPRequestParser):
