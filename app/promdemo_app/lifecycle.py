@@ -1,31 +1,27 @@
-"""Readiness and in-flight requests, shared by the web app and the server.
+"""Readiness and requests in flight, shared by the web app, its metrics and the server.
 
 The server flips `draining` when SIGTERM arrives; `/readyz` reads it and turns
 503 at once, so Kubernetes stops sending traffic while in-flight orders finish.
-`in_flight` counts requests the WSGI app has not finished answering; the server
-waits for it to reach zero before it exits.
+`enter()`/`leave()` (called by tracking.py, once per request) count requests
+the app is answering, in total (the server waits for zero, and for every
+answer to be sent, before it exits) and per measured route (the
+`http_requests_in_progress` gauge reads them when scraped).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
-
-from werkzeug.wsgi import ClosingIterator
-
-if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 
 class Lifecycle:
-    """Whether the process still takes traffic, and how many requests are in flight."""
+    """Whether the process still takes traffic, and which requests are in flight."""
 
     def __init__(self) -> None:
         # A plain bool: it is set from a signal handler, where taking a lock
         # that the interrupted main thread may hold would deadlock.
         self.draining = False
         self._in_flight = 0
+        self._by_route: dict[str, int] = {}
         self._lock = threading.Lock()
 
     @property
@@ -37,28 +33,23 @@ class Lifecycle:
 
     @property
     def in_flight(self) -> int:
-        with self._lock:
-            return self._in_flight
+        """Requests the app is answering, probes included."""
+        return self._in_flight
 
-    def _enter(self) -> None:
+    def in_progress(self, route: str) -> int:
+        """Requests in flight on one measured route."""
+        return self._by_route.get(route, 0)
+
+    def enter(self, route: str | None) -> None:
+        """A request starts; `route` is its label, None when it is not measured."""
         with self._lock:
             self._in_flight += 1
+            if route is not None:
+                self._by_route[route] = self._by_route.get(route, 0) + 1
 
-    def _leave(self) -> None:
+    def leave(self, route: str | None) -> None:
+        """The app has answered the request (or failed to)."""
         with self._lock:
             self._in_flight -= 1
-
-    def track(self, app: WSGIApplication) -> WSGIApplication:
-        """Wrap a WSGI app so that `in_flight` covers each request until its body is sent."""
-
-        def tracked(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-            self._enter()
-            try:
-                body = app(environ, start_response)
-            except BaseException:
-                self._leave()
-                raise
-            # The server calls close() once the whole body was handed over.
-            return ClosingIterator(body, self._leave)
-
-        return tracked
+            if route is not None:
+                self._by_route[route] -= 1

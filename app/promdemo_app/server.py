@@ -2,11 +2,11 @@
 
 One process, many threads: the inventory lives in the process (per pod), so
 several worker processes would mean several inventories behind one pod.
-`PROMDEMO_THREADS` (300) threads hold the seed's 300 concurrent orders, each
-sleeping in the simulated dependency; the connection limit and the listen
-backlog are well above that, so a burst is queued, never refused. Probes and
-scrapes run on a few threads of their own, so a full house of slow orders does
-not make kubelet or Prometheus time out.
+Up to `PROMDEMO_THREADS` (300) threads hold the seed's 300 concurrent orders,
+each sleeping in the simulated dependency; probes and scrapes run on threads of
+their own (workers.py). What a connection may cost is bounded in
+connections.py: at the connection limit the connections idle longest make
+room, so kubelet's probes and Prometheus's scrapes are accepted during a flood.
 
 Waitress has no graceful stop, so this module runs waitress's event loop
 itself and, on SIGTERM or SIGINT:
@@ -16,8 +16,9 @@ itself and, on SIGTERM or SIGINT:
    the listening sockets are closed: new connections are refused, none that
    was accepted is dropped;
 3. every request already received is answered, with `Connection: close`;
-   keep-alive connections sitting idle between requests are closed, and a new
-   connection gets a few seconds to send its first request;
+   keep-alive connections idle between requests are closed at once; a
+   connection still sending its request (or not started) is closed once it
+   has been silent for a second, and at the latest 5 s into the drain;
 4. the process exits 0 once no request is in flight and every answer was
    written, or 1 if that did not happen within `PROMDEMO_SHUTDOWN_TIMEOUT`.
    A second signal stops at once (exit 1).
@@ -29,23 +30,24 @@ exercise every step above against the real server.
 
 from __future__ import annotations
 
-import json
 import logging
 import resource
 import select
 import signal
 import time
+from collections import deque
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from waitress import create_server, wasyncore
-from waitress.channel import HTTPChannel
-from waitress.server import BaseWSGIServer
-from waitress.task import ErrorTask, ThreadedTaskDispatcher, WSGITask
+from waitress import wasyncore
+from waitress.adjustments import Adjustments
 
+from promdemo_app.connections import Limits, Listener
 from promdemo_app.lifecycle import Lifecycle
+from promdemo_app.reset import describe_reset_policy
 from promdemo_app.settings import Settings
 from promdemo_app.web import create_app
+from promdemo_app.workers import REPORT_INTERVAL_SECONDS, Dispatcher
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -57,69 +59,14 @@ MIN_CONNECTION_LIMIT = 2000
 # How long one turn of the event loop may block: bounds how late the drain
 # starts after the signal (the handler cannot wake the loop safely).
 LOOP_TIMEOUT_SECONDS = 0.25
-# While draining, a connection that has not sent anything yet gets this long
-# to send its first request before it is closed.
-FIRST_REQUEST_GRACE_SECONDS = 5.0
-# Extra room over PROMDEMO_MAX_BODY_BYTES before waitress itself refuses a body,
-# so that the app (and its metrics) answers the usual 413.
-BODY_SLACK_BYTES = 1024 * 1024
-
-
-# Probes and scrapes get threads of their own: with every worker busy on a slow
-# order (the seed's 300 concurrent orders on 300 threads), kubelet's probes and
-# Prometheus's scrape would otherwise wait behind them and time out.
-PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
-PROBE_THREADS = 4
-
-
-class ProbeFirstDispatcher(ThreadedTaskDispatcher):
-    """Runs requests for PROBE_PATHS on a small pool of their own, the rest on this one."""
-
-    def __init__(self, probe_threads: int = PROBE_THREADS) -> None:
-        super().__init__()
-        self.probes = ThreadedTaskDispatcher()
-        self.probes.set_thread_count(probe_threads)
-
-    def add_task(self, task: HTTPChannel) -> None:  # type: ignore[override]
-        # Called with the channel's requests_lock held, its next request parsed.
-        requests = getattr(task, "requests", None)
-        if requests and requests[0].path in PROBE_PATHS:
-            self.probes.add_task(task)
-        else:
-            super().add_task(task)
-
-    def shutdown(self, cancel_pending: bool = True, timeout: float = 5) -> bool:
-        self.probes.shutdown(cancel_pending, timeout)
-        return super().shutdown(cancel_pending, timeout)
-
-
-class JsonErrorTask(ErrorTask):
-    """Waitress's own errors (bad HTTP, oversized body or headers) as JSON, not text."""
-
-    def execute(self) -> None:
-        error = self.request.error
-        body = json.dumps({"error": f"{error.reason.lower()}: {error.body}"}).encode()
-        self.status = f"{error.code} {error.reason}"
-        self.response_headers.append(("Content-Type", "application/json"))
-        self.set_close_on_finish()
-        self.content_length = len(body)
-        self.write(body)
-
-
-def _channel_class(lifecycle: Lifecycle) -> type[HTTPChannel]:
-    class DrainingTask(WSGITask):
-        def build_response_header(self) -> bytes:
-            # While draining, every answer ends its connection: the client
-            # reconnects, to a pod that is still ready.
-            if lifecycle.draining:
-                self.set_close_on_finish()
-            return super().build_response_header()
-
-    class Channel(HTTPChannel):
-        task_class = DrainingTask
-        error_task_class = JsonErrorTask
-
-    return Channel
+# How often the connection timeouts are applied.
+MAINTENANCE_INTERVAL_SECONDS = 1.0
+# Request line and headers together; larger is answered 431.
+MAX_HEADER_BYTES = 64 * 1024
+# Waitress refuses bodies over this many times PROMDEMO_MAX_BODY_BYTES itself
+# (413, before reading them); bodies in between are read and refused by the
+# app, so that the 413 shows in its metrics.
+BODY_READ_FACTOR = 2
 
 
 def _ensure_fd_limit(needed: int) -> int:
@@ -135,47 +82,68 @@ def _ensure_fd_limit(needed: int) -> int:
     return soft if soft != resource.RLIM_INFINITY else needed
 
 
+def connection_limit(threads: int) -> int:
+    """Connections per listening address: max(2000, 2 x threads), within the open-files limit."""
+    wanted = max(MIN_CONNECTION_LIMIT, 2 * threads)
+    # Each connection is a file descriptor; keep room for the rest of the process.
+    fd_limit = _ensure_fd_limit(wanted + 256)
+    limit = max(100, min(wanted, fd_limit - 256))
+    if limit < wanted:
+        log.warning("open-files limit %d caps connections at %d", fd_limit, limit)
+    return limit
+
+
 class Server:
     """Waitress serving `app`, with the graceful stop described in the module docstring."""
 
-    def __init__(self, app: WSGIApplication, settings: Settings, lifecycle: Lifecycle) -> None:
+    def __init__(
+        self,
+        app: WSGIApplication,
+        settings: Settings,
+        lifecycle: Lifecycle,
+        limits: Limits | None = None,
+    ) -> None:
         self.settings = settings
         self.lifecycle = lifecycle
+        self.limits = limits or Limits(connections=connection_limit(settings.threads))
         self._force_stop = False
         self._drain_started: float | None = None
         self._drain_started_wall = 0.0
+        self._next_maintenance = 0.0
+        self._next_report = time.monotonic() + REPORT_INTERVAL_SECONDS
+        # Request bodies to free on this thread (connections.Parser).
+        self._released: deque[Any] = deque()
 
-        wanted = max(MIN_CONNECTION_LIMIT, 2 * settings.threads)
-        # Each connection is a file descriptor; keep room for the rest of the process.
-        fd_limit = _ensure_fd_limit(wanted + 256)
-        connection_limit = max(100, min(wanted, fd_limit - 256))
-        if connection_limit < wanted:
-            log.warning("open-files limit %d caps connections at %d", fd_limit, connection_limit)
-        body_limit = settings.max_body_bytes + BODY_SLACK_BYTES
-
-        self._map: dict[int, wasyncore.dispatcher] = {}
-        self._dispatcher = ProbeFirstDispatcher()
-        self._dispatcher.set_thread_count(settings.threads)
-        create_server(
-            lifecycle.track(app),
-            map=self._map,
-            _dispatcher=self._dispatcher,
+        body_limit = settings.max_body_bytes * BODY_READ_FACTOR
+        adj = Adjustments(
             host=settings.host,
             port=settings.port,
             threads=settings.threads,
-            connection_limit=connection_limit,
             backlog=BACKLOG,
+            # (The connection limit and timeouts are the Listener's: `self.limits`.)
             # select() cannot watch file descriptors above 1023.
             asyncore_use_poll=True,
             ident="promdemo",
+            max_request_header_size=MAX_HEADER_BYTES,
             max_request_body_size=body_limit,
             # Never spool a body to a temporary file: the root filesystem is read-only.
             inbuf_overflow=body_limit + 1,
         )
-        self.listeners = [d for d in self._map.values() if isinstance(d, BaseWSGIServer)]
-        channel_class = _channel_class(lifecycle)
-        for listener in self.listeners:
-            listener.channel_class = channel_class
+        self._map: dict[int, wasyncore.dispatcher] = {}
+        self._dispatcher = Dispatcher(settings.threads)
+        self.listeners = [
+            Listener(
+                app,
+                map=self._map,
+                dispatcher=self._dispatcher,
+                adj=adj,
+                sockinfo=sockinfo,
+                limits=self.limits,
+                lifecycle=lifecycle,
+                released=self._released,
+            )
+            for sockinfo in adj.listen
+        ]
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
@@ -188,10 +156,16 @@ class Server:
         }
         for host, port in self.addresses:
             shown = f"[{host}]" if ":" in host else host
-            log.info("listening on http://%s:%d (%d threads)", shown, port, self.settings.threads)
+            log.info(
+                "listening on http://%s:%d (up to %d threads, %d connections)",
+                shown,
+                port,
+                self.settings.threads,
+                self.limits.connections,
+            )
         try:
             while True:
-                wasyncore.loop(timeout=LOOP_TIMEOUT_SECONDS, map=self._map, use_poll=True, count=1)
+                self.step()
                 if self._force_stop:
                     log.warning("second signal: stopping without waiting for requests")
                     return self._finish(1)
@@ -202,6 +176,22 @@ class Server:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+    def step(self, timeout: float = LOOP_TIMEOUT_SECONDS) -> None:
+        """One turn of the event loop, then the timeouts and the queue report when due."""
+        wasyncore.loop(timeout=timeout, map=self._map, use_poll=True, count=1)
+        released = self._released
+        while released:
+            released.popleft().getbuf().close()
+        now = time.monotonic()
+        if now >= self._next_maintenance:
+            self._next_maintenance = now + MAINTENANCE_INTERVAL_SECONDS
+            wall = time.time()
+            for listener in self.listeners:
+                listener.maintain(wall)
+        if now >= self._next_report:
+            self._next_report = now + REPORT_INTERVAL_SECONDS
+            self._dispatcher.report()
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         # Runs in the main thread between two bytecodes of the event loop, so it
@@ -224,7 +214,10 @@ class Server:
                 self.lifecycle.in_flight,
                 self.settings.shutdown_timeout_seconds,
             )
-        self._close_idle_channels()
+        wall = time.time()
+        for listener in self.listeners:
+            for channel in listener.channels:
+                channel.check_drain(wall, self._drain_started_wall)
         open_channels = sum(len(s.active_channels) for s in self.listeners)
         in_flight = self.lifecycle.in_flight
         if not open_channels and not in_flight:
@@ -247,7 +240,7 @@ class Server:
             # with connections in its queue would reset them.
             poller = select.poll()
             poller.register(listener.socket.fileno(), select.POLLIN)
-            for _ in range(BACKLOG):
+            for _ in range(BACKLOG // 16):
                 if not poller.poll(0):
                     break
                 listener.handle_accept()
@@ -256,38 +249,22 @@ class Server:
             # trigger that worker threads use to wake this loop.
             wasyncore.dispatcher.close(listener)
 
-    def _close_idle_channels(self) -> None:
-        now = time.time()  # waitress stamps channels with time.time()
-        for listener in self.listeners:
-            for channel in list(listener.active_channels.values()):
-                # The lock orders this with received(), which reads will_close.
-                with channel.requests_lock:
-                    busy = (
-                        channel.requests
-                        or channel.request is not None
-                        or channel.total_outbufs_len
-                        or channel.will_close
-                        or channel.close_when_flushed
-                    )
-                    if busy:
-                        continue
-                    never_used = channel.last_activity == channel.creation_time
-                    waited = now - max(channel.creation_time, self._drain_started_wall)
-                    if never_used and waited < FIRST_REQUEST_GRACE_SECONDS:
-                        continue
-                    # Idle keep-alive, or silent too long: the loop closes it.
-                    channel.will_close = True
-
     def _finish(self, code: int) -> int:
+        self.close(timeout=1.0 if code == 0 else 0.0)
+        return code
+
+    def close(self, timeout: float = 1.0) -> None:
+        """Stop the threads and close every socket (no drain: see run())."""
         # Threads still busy (only after a timeout or a second signal) are
         # daemon threads: they end with the process.
-        self._dispatcher.shutdown(cancel_pending=True, timeout=1.0 if code == 0 else 0.0)
+        self._dispatcher.shutdown(cancel_pending=True, timeout=timeout)
         wasyncore.close_all(self._map)
-        return code
 
 
 def serve(settings: Settings) -> int:
     """Build the app and serve it until SIGTERM; returns the exit code."""
     lifecycle = Lifecycle()
     app = create_app(settings, lifecycle=lifecycle)
-    return Server(app, settings, lifecycle).run()
+    server = Server(app, settings, lifecycle)
+    log.info("%s", describe_reset_policy(settings))
+    return server.run()

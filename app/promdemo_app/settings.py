@@ -44,6 +44,8 @@ class Settings:
     processing_max_seconds: float = 0.5
     # Never printed: the dataclass repr ends up in logs and test output.
     reset_token: str | None = field(default=None, repr=False)
+    # Without a token, allow anyone to reset even on a non-loopback address.
+    reset_open: bool = False
     metrics: bool = True
     threads: int = 300
     shutdown_timeout_seconds: float = 25.0
@@ -170,6 +172,7 @@ def load_settings(
         "PROMDEMO_OVERSELL": ("oversell", ("true", "false")),
         "PROMDEMO_SIMULATION": ("simulation", ("on", "off")),
         "PROMDEMO_METRICS": ("metrics", ("on", "off")),
+        "PROMDEMO_RESET_OPEN": ("reset_open", ("true", "false")),
     }
     for name, (attr, words) in switches.items():
         if (raw := given(name)) is not None:
@@ -197,6 +200,11 @@ def load_settings(
         values["log_level"] = level
 
     values["reset_token"] = _reset_token(env)
+    if values["reset_token"] is not None and values.get("reset_open"):
+        raise SettingsError(
+            "PROMDEMO_RESET_OPEN=true and a reset token are both set: "
+            "unset one of them (the token would make the reset closed)"
+        )
     settings = Settings(**values)  # type: ignore[arg-type]
 
     for stage in ("dependency", "processing"):

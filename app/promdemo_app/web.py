@@ -4,20 +4,19 @@ No app exists at import time: each call makes its own inventory and, unless one
 is given, its own metrics registry, so tests never share state.
 
 Every answer is JSON, errors included (`{"error": "..."}`), never an HTML page
-or a traceback. The `http_*` metrics label requests with the route template;
-unknown paths share the label `unmatched`, so no client can grow the number of
-series; probes and scrapes are not measured.
+or a traceback. The `http_*` metrics (tracking.py) label requests with the
+route template; unknown paths share the label `unmatched`, and every series
+exists from start-up, so no client can grow the number of series; probes and
+scrapes are not measured.
 """
 
 from __future__ import annotations
 
-import hmac
 import itertools
 import logging
-import time
 from dataclasses import dataclass
 
-from flask import Flask, Response, current_app, jsonify, request
+from flask import Flask, Response, jsonify, request
 from prometheus_client import (
     GC_COLLECTOR,
     PLATFORM_COLLECTOR,
@@ -30,18 +29,22 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from promdemo_app import __version__
 from promdemo_app.inventory import Inventory
 from promdemo_app.lifecycle import Lifecycle
-from promdemo_app.metrics import Metrics, NullRecorder, Recorder
+from promdemo_app.metrics import (
+    METHOD_LABELS,
+    OTHER_METHOD,
+    UNMATCHED,
+    Metrics,
+    NullRecorder,
+    Recorder,
+)
 from promdemo_app.orders import InvalidOrder, Outcome, Shop, parse_order_body
+from promdemo_app.reset import DISABLED_REASON, ResetPolicy, reset_policy, token_matches
 from promdemo_app.settings import Settings
 from promdemo_app.simulation import Simulation, SimulationConfig
+from promdemo_app.tracking import Tracker
 
 log = logging.getLogger("promdemo_app")
 
-UNMATCHED = "unmatched"
-# Methods are a label too: anything else a client invents counts as "other".
-METHOD_LABELS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
-OTHER_METHOD = "other"
-_MEASURE_KEY = "promdemo.measure"
 # The classic text format, spelled out: prometheus_client's CONTENT_TYPE_LATEST
 # moved to "version=1.0.0", which the Prometheus 2.x this project targets
 # (Debian bookworm's 2.42) predates.
@@ -74,17 +77,13 @@ ROUTES = {
     "inventory_reset": Route(
         "/inventory/reset",
         ("POST",),
-        (200, 401),
+        (200, 401, 403),
         about="back to the initial inventory (Authorization: Bearer <token> when set)",
     ),
     "healthz": Route("/healthz", ("GET",), (200,), measured=False, about="liveness"),
     "readyz": Route("/readyz", ("GET",), (200, 503), measured=False, about="readiness"),
     "metrics": Route("/metrics", ("GET",), (200, 404), measured=False, about="Prometheus metrics"),
 }
-
-
-def method_label(method: str) -> str:
-    return method if method in METHOD_LABELS else OTHER_METHOD
 
 
 def measured_routes() -> list[str]:
@@ -145,6 +144,7 @@ def create_app(
             routes=measured_routes(),
             http_series=http_series(),
             initial_inventory=settings.initial_inventory,
+            in_progress=lifecycle.in_progress,
         )
     else:
         recorder = NullRecorder()
@@ -158,17 +158,25 @@ def create_app(
     state = ServiceState(settings, inventory, shop, recorder, registry, lifecycle)
 
     app = Flask("promdemo_app", static_folder=None)
-    # "//order" would otherwise be a 308 redirect: a status no series exists for.
+    # "/inventory//reset" would otherwise be a 308 redirect: a status no series
+    # exists for. (Leading slashes are always collapsed: "//order" is "/order".)
     app.url_map.merge_slashes = False
+    # Route by path only. The service is reached by pod IP, Service name or
+    # port-forward alike; left to the Host header, routing answers 400 to a
+    # host name werkzeug cannot IDNA-encode (a 64-character label), on every
+    # route, which is a status the metrics have no series for.
+    app.config["SERVER_NAME"] = "promdemo"
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     # No automatic OPTIONS answers: one less status per route to pre-create.
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     app.extensions["promdemo"] = state
     order_ids = itertools.count(1)
 
-    if recorder.enabled:
-        _instrument(app, recorder)
+    # One middleware per request: in flight for the drain, and the http_* metrics.
+    paths = {r.rule: (r.rule if r.measured else None) for r in ROUTES.values()}
+    app.wsgi_app = Tracker(app.wsgi_app, lifecycle, recorder, paths)  # type: ignore[method-assign]
     _register_errors(app, settings)
+    policy = reset_policy(settings)
 
     @app.get("/")
     def index() -> Response:
@@ -196,7 +204,10 @@ def create_app(
 
     @app.post("/inventory/reset")
     def reset_inventory() -> Response | tuple[Response, int]:
-        if not _authorized(settings.reset_token):
+        if policy is ResetPolicy.DISABLED:
+            return _error(403, "reset is disabled: " + DISABLED_REASON.format(host=settings.host))
+        token = settings.reset_token
+        if token is not None and not token_matches(request.headers, token):
             response, status = _error(
                 401, "a valid 'Authorization: Bearer <token>' (or X-Promdemo-Reset-Token) is needed"
             )
@@ -204,7 +215,7 @@ def create_app(
             return response, status
         before, after = inventory.reset()
         recorder.inventory_reset()
-        log.info("inventory reset from %d to %d", before, after)
+        log.info("inventory reset from %d to %d by %s", before, after, request.remote_addr)
         return jsonify(inventory=after)
 
     @app.get("/healthz")
@@ -224,72 +235,6 @@ def create_app(
         return Response(generate_latest(registry), content_type=METRICS_CONTENT_TYPE)
 
     return app
-
-
-# The Kubernetes API server strips `Authorization` when it forwards a request
-# through the pod proxy (kubernetes/kubernetes#38775), so an operator running
-# outside the cluster sends the same token in this header instead.
-RESET_TOKEN_HEADER = "X-Promdemo-Reset-Token"  # noqa: S105 - a header name, not a secret
-
-
-def _authorized(token: str | None) -> bool:
-    if token is None:
-        return True
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer":
-        given = request.headers.get(RESET_TOKEN_HEADER, "")
-        if not given:
-            return False
-    # Constant time, so the answer's timing does not reveal how much matched.
-    return hmac.compare_digest(given.strip().encode(), token.encode())
-
-
-def _route_label() -> str:
-    """The route template of this request; `unmatched` when no route has its path."""
-    if request.url_rule is not None:
-        return request.url_rule.rule
-    error = request.routing_exception
-    if isinstance(error, MethodNotAllowed) and error.valid_methods:
-        # The path matched a rule, the method did not: find that rule's template.
-        adapter = current_app.create_url_adapter(request)
-        if adapter is not None:
-            try:
-                rule, _ = adapter.match(method=error.valid_methods[0], return_rule=True)
-            except HTTPException:
-                return UNMATCHED
-            return rule.rule
-    return UNMATCHED
-
-
-def _instrument(app: Flask, recorder: Recorder) -> None:
-    unmeasured = {r.rule for r in ROUTES.values() if not r.measured}
-
-    @app.before_request
-    def start_measuring() -> None:
-        route = _route_label()
-        if route in unmeasured:
-            return
-        recorder.request_started(route)
-        # One slot in the WSGI environ: cheaper than three lookups through `g`.
-        request.environ[_MEASURE_KEY] = [route, time.perf_counter(), "500"]
-
-    @app.after_request
-    def note_status(response: Response) -> Response:
-        measure = request.environ.get(_MEASURE_KEY)
-        if measure is not None:
-            measure[2] = str(response.status_code)
-        return response
-
-    # teardown runs even when a later hook failed, so in_progress never leaks;
-    # a request that never reached after_request counts as a 500.
-    @app.teardown_request
-    def stop_measuring(_error: BaseException | None) -> None:
-        measure = request.environ.pop(_MEASURE_KEY, None)
-        if measure is None:
-            return
-        route, started, status = measure
-        seconds = time.perf_counter() - started
-        recorder.request_finished(method_label(request.method), route, status, seconds)
 
 
 def _register_errors(app: Flask, settings: Settings) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import threading
 import time
 from collections import Counter
@@ -13,6 +14,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.processes import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -130,3 +133,30 @@ def test_reset_brings_an_oversold_pod_back(start_app) -> None:
     metrics = scrape(url)
     assert sample(metrics, "product_inventory") == 5
     assert sample(metrics, "inventory_resets_total") == 1
+
+
+def test_a_burst_logs_the_queue_once_not_once_per_request(start_app) -> None:
+    # 300 orders on 20 threads: most of them wait for a thread.
+    proc, url = start_app(
+        env={
+            "PROMDEMO_THREADS": "20",
+            "PROMDEMO_DEPENDENCY_MIN_SECONDS": "0.2",
+            "PROMDEMO_DEPENDENCY_MAX_SECONDS": "0.3",
+            "PROMDEMO_PROCESSING_MIN_SECONDS": "0",
+            "PROMDEMO_PROCESSING_MAX_SECONDS": "0",
+            "PROMDEMO_INITIAL_INVENTORY": "1000",
+        }
+    )
+    results = burst(url)
+    assert len(results) == CONCURRENT
+
+    def queue_lines() -> list[str]:
+        return [line for line in proc.log().splitlines() if "waited for one of" in line]
+
+    # Reported at the next interval (10 s), once.
+    wait_until(lambda: queue_lines() != [], timeout=60, what="the queue report")
+    lines = queue_lines()
+    assert len(lines) <= 2, lines
+    waited = sum(int(re.search(r"(\d+) request\(s\) waited", line)[1]) for line in lines)
+    assert waited >= CONCURRENT // 2, lines
+    assert "Task queue depth" not in proc.log()

@@ -153,3 +153,33 @@ def test_orders_still_running_at_the_shutdown_timeout_exit_1(start_app) -> None:
         with pytest.raises((OSError, http.client.HTTPException)):
             stuck.result(timeout=60)
     assert "shutdown timeout" in proc.log()
+
+
+def test_a_half_sent_request_is_closed_while_an_order_in_flight_finishes(start_app) -> None:
+    proc, url = start_app(
+        env={
+            "PROMDEMO_DEPENDENCY_MIN_SECONDS": "3",
+            "PROMDEMO_DEPENDENCY_MAX_SECONDS": "3",
+            "PROMDEMO_DEPENDENCY_FAILURE_RATE": "0",
+            "PROMDEMO_SHUTDOWN_TIMEOUT": "120",
+        }
+    )
+    parts = urlsplit(url)
+    with (
+        ThreadPoolExecutor(max_workers=1) as pool,
+        socket.create_connection((parts.hostname, parts.port), timeout=60) as partial,
+    ):
+        order = pool.submit(request, url, "POST", "/order", 120)
+        wait_until(lambda: in_progress(url) == 1, timeout=30, what="the order in flight")
+        # Headers and 3 of the 100 body bytes announced, then nothing more.
+        partial.sendall(b"POST /order HTTP/1.1\r\nHost: shop\r\nContent-Length: 100\r\n\r\nabc")
+        started = time.monotonic()
+        proc.signal(signal.SIGTERM)
+        # Closed by the server well before the 120 s shutdown timeout...
+        assert partial.recv(1) == b""
+        print(f"\nthe half-sent request was closed {time.monotonic() - started:.1f}s after SIGTERM")
+        # ...while the order received before the signal is answered.
+        status, body = order.result(timeout=120)
+        assert status == 200
+        assert body["status"] == "success"
+    assert proc.wait(timeout=60) == 0

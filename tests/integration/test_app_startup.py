@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 
+import httpx
 import pytest
 
 from tests.support.ports import free_port
@@ -32,6 +33,7 @@ def run_app(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
         ("PROMDEMO_OVERSELL", "maybe"),
         ("PROMDEMO_DEPENDENCY_FAILURE_RATE", "2"),
         ("PROMDEMO_RESET_TOKEN_FILE", "/nonexistent/token"),
+        ("PROMDEMO_RESET_OPEN", "sometimes"),
     ],
 )
 def test_bad_setting_exits_nonzero_with_one_line(name: str, value: str) -> None:
@@ -65,3 +67,36 @@ def test_a_taken_port_exits_1_with_one_line(start_app) -> None:
     errors = [line for line in result.stderr.splitlines() if "promdemo-app:" in line]
     assert errors == [f"promdemo-app: cannot listen on 127.0.0.1:{port}: Address already in use"]
     assert "Traceback" not in result.stderr
+
+
+def test_an_open_reset_with_a_token_is_refused_with_one_line() -> None:
+    result = run_app(
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(free_port()),
+        env={"PROMDEMO_RESET_OPEN": "true", "PROMDEMO_RESET_TOKEN": "s3cret"},
+    )
+    assert result.returncode == 2
+    assert len(result.stderr.splitlines()) == 1
+    assert "PROMDEMO_RESET_OPEN=true and a reset token are both set" in result.stderr
+    assert "s3cret" not in result.stderr
+
+
+def reset_lines(log: str) -> list[str]:
+    return [line for line in log.splitlines() if "inventory reset:" in line]
+
+
+def test_start_up_says_who_may_reset(start_app) -> None:
+    # Loopback without a token (a laptop demo): open, and said so.
+    open_proc, open_url = start_app()
+    assert len(reset_lines(open_proc.log())) == 1
+    assert "open without a token" in reset_lines(open_proc.log())[0]
+    assert httpx.post(f"{open_url}/inventory/reset", timeout=30).status_code == 200
+
+    # With a token, as `promdemo local` and the operator run it.
+    token_proc, token_url = start_app(env={"PROMDEMO_RESET_TOKEN": "s3cret-token"})
+    assert len(reset_lines(token_proc.log())) == 1
+    assert "needs the reset token" in reset_lines(token_proc.log())[0]
+    assert httpx.post(f"{token_url}/inventory/reset", timeout=30).status_code == 401
+    assert "s3cret-token" not in token_proc.log()

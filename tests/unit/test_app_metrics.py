@@ -98,6 +98,7 @@ def test_pre_created_series_cover_what_each_route_answers() -> None:
     assert ("POST", "/order", "409") in series
     assert ("POST", "/order", "502") in series
     assert ("POST", "/inventory/reset", "401") in series
+    assert ("POST", "/inventory/reset", "403") in series
     assert ("GET", "/order", "405") in series
     assert ("other", "unmatched", "404") in series
     # Probes and scrapes are not measured at all.
@@ -173,3 +174,54 @@ def test_metrics_off_records_nothing_and_says_so() -> None:
     assert response.status_code == 404
     assert "PROMDEMO_METRICS=off" in response.get_json()["error"]
     assert families(app) == {}
+
+
+def test_the_number_of_http_series_is_fixed_and_documented() -> None:
+    # docs/app.md ("Metrics") gives this count and how it is made up.
+    assert len(http_series()) == 52
+    app = make_app()
+    assert len(families(app)["http_requests"].samples) == 2 * 52  # _total and _created
+
+
+def requests_counted(app: Flask) -> dict[tuple[str, str, str], float]:
+    return {
+        (s.labels["method"], s.labels["route"], s.labels["status"]): s.value
+        for s in families(app)["http_requests"].samples
+        if s.name.endswith("_total")
+    }
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/order",
+        "/order/",
+        "//order",
+        "/ORDER",
+        "/order%2F",
+        "/inventory",
+        "/inventory/",
+        "/inventory//reset",
+        "/inventory/reset",
+        "/inventory/reset/",
+        "/healthz/",
+        "/metrics/",
+        "/x/../order",
+        "",
+    ],
+)
+@pytest.mark.parametrize("method", ["GET", "POST", "HEAD", "PURGE"])
+def test_the_route_label_is_the_route_flask_served(path: str, method: str) -> None:
+    app = make_app()
+    before = requests_counted(app)
+    response = app.test_client().open("/", method=method, environ_overrides={"PATH_INFO": path})
+    after = requests_counted(app)
+    changed = {key: after[key] - before[key] for key in after if after[key] != before[key]}
+    # Flask answers 404 exactly when no route has this path (`unmatched`); else
+    # the route is the path with its leading slashes collapsed, as werkzeug matches.
+    route = "unmatched" if response.status_code == 404 else "/" + path.lstrip("/")
+    assert route in ROUTES
+    assert changed == {
+        (method if method != "PURGE" else "other", route, str(response.status_code)): 1
+    }

@@ -20,6 +20,7 @@ def test_defaults_match_the_architecture_table() -> None:
     assert s.dependency_failure_rate == 0.1
     assert (s.processing_min_seconds, s.processing_max_seconds) == (0.1, 0.5)
     assert s.reset_token is None
+    assert s.reset_open is False
     assert s.metrics is True
     assert s.threads == 300
     assert s.shutdown_timeout_seconds == 25
@@ -95,6 +96,7 @@ def test_empty_variables_mean_the_default() -> None:
         ("PROMDEMO_OVERSELL", "maybe", "true or false"),
         ("PROMDEMO_SIMULATION", "sometimes", "on or off"),
         ("PROMDEMO_METRICS", "2", "on or off"),
+        ("PROMDEMO_RESET_OPEN", "anyone", "true or false"),
         ("PROMDEMO_DEPENDENCY_MIN_SECONDS", "-0.1", "a number of seconds from 0 to 60"),
         ("PROMDEMO_DEPENDENCY_MAX_SECONDS", "61", "a number of seconds from 0 to 60"),
         ("PROMDEMO_PROCESSING_MIN_SECONDS", "nan", "a number of seconds from 0 to 60"),
@@ -168,3 +170,13 @@ def test_token_and_token_file_together_are_refused(tmp_path: Path) -> None:
     path.write_text("a")
     with pytest.raises(SettingsError, match="both set"):
         load_settings({"PROMDEMO_RESET_TOKEN": "b", "PROMDEMO_RESET_TOKEN_FILE": str(path)})
+
+
+def test_reset_open_is_read() -> None:
+    assert load_settings({"PROMDEMO_RESET_OPEN": "true"}).reset_open is True
+    assert load_settings({"PROMDEMO_RESET_OPEN": "false"}).reset_open is False
+
+
+def test_reset_open_with_a_token_is_refused() -> None:
+    with pytest.raises(SettingsError, match=r"^PROMDEMO_RESET_OPEN=true and a reset token"):
+        load_settings({"PROMDEMO_RESET_OPEN": "yes", "PROMDEMO_RESET_TOKEN": "s3cret"})

@@ -174,11 +174,33 @@ def test_inventory_follows_orders(client: FlaskClient) -> None:
     assert client.get("/inventory").get_json() == {"inventory": 99, "initial": 100}
 
 
-def test_reset_without_a_token_configured(app: Flask, client: FlaskClient) -> None:
+def test_reset_without_a_token_is_open_on_a_loopback_address() -> None:
+    app = make_app(host="127.0.0.1")
+    client = app.test_client()
     client.post("/order")
     assert client.post("/inventory/reset").get_json() == {"inventory": 100}
     assert value(app, "inventory_resets_total") == 1
     assert value(app, "product_inventory") == 100
+
+
+def test_reset_without_a_token_on_a_public_address_is_refused_403() -> None:
+    app = make_app(host="0.0.0.0")
+    client = app.test_client()
+    client.post("/order")
+    response = client.post("/inventory/reset", headers={"Authorization": "Bearer anything"})
+    error = assert_json_error(response, 403)
+    assert "PROMDEMO_RESET_TOKEN" in error
+    assert "PROMDEMO_RESET_OPEN=true" in error
+    assert value(app, "inventory_resets_total") == 0
+    assert app.extensions["promdemo"].inventory.level == 99
+    labels = {"method": "POST", "route": "/inventory/reset", "status": "403"}
+    assert value(app, "http_requests_total", labels) == 1
+
+
+def test_reset_open_by_setting_on_a_public_address() -> None:
+    app = make_app(host="0.0.0.0", reset_open=True)
+    assert app.test_client().post("/inventory/reset").get_json() == {"inventory": 100}
+    assert value(app, "inventory_resets_total") == 1
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,84 @@
+"""Who may reset the inventory (`POST /inventory/reset`), decided once at start-up.
+
+- A token is set (`PROMDEMO_RESET_TOKEN` or `_FILE`): requests carrying it,
+  compared in constant time.
+- No token, listening on loopback only (127.0.0.0/8, ::1, localhost): anyone on
+  this machine; a laptop demo needs no secret.
+- No token, `PROMDEMO_RESET_OPEN=true`: anyone who can reach the port, chosen
+  explicitly.
+- Otherwise (the image's default: 0.0.0.0 and no token): nobody, answered 403.
+
+The server logs which of these is in force at start-up (`describe_reset_policy`).
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from collections.abc import Mapping
+from enum import Enum
+
+from promdemo_app.settings import Settings
+
+# The Kubernetes API server strips `Authorization` when it forwards a request
+# through the pod proxy (kubernetes/kubernetes#38775), so an operator running
+# outside the cluster sends the same token in this header instead.
+RESET_TOKEN_HEADER = "X-Promdemo-Reset-Token"  # noqa: S105 - a header name, not a secret
+
+DISABLED_REASON = (
+    "no reset token is set and the service listens on {host}; set PROMDEMO_RESET_TOKEN "
+    "(or PROMDEMO_RESET_TOKEN_FILE), or PROMDEMO_RESET_OPEN=true to allow anyone"
+)
+
+
+class ResetPolicy(Enum):
+    TOKEN = "token"  # noqa: S105 - a policy name
+    OPEN_ON_LOOPBACK = "open on loopback"
+    OPEN_BY_SETTING = "open by setting"
+    DISABLED = "disabled"
+
+
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine can reach (a name other than localhost is not)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def reset_policy(settings: Settings) -> ResetPolicy:
+    if settings.reset_token is not None:
+        return ResetPolicy.TOKEN
+    if is_loopback(settings.host):
+        return ResetPolicy.OPEN_ON_LOOPBACK
+    if settings.reset_open:
+        return ResetPolicy.OPEN_BY_SETTING
+    return ResetPolicy.DISABLED
+
+
+def describe_reset_policy(settings: Settings) -> str:
+    """The start-up log line saying who may reset."""
+    policy = reset_policy(settings)
+    if policy is ResetPolicy.TOKEN:
+        return "inventory reset: needs the reset token (Authorization: Bearer <token>)"
+    if policy is ResetPolicy.OPEN_ON_LOOPBACK:
+        return f"inventory reset: open without a token (listening on {settings.host}: loopback)"
+    if policy is ResetPolicy.OPEN_BY_SETTING:
+        return (
+            "inventory reset: OPEN to anyone who can reach this port "
+            "(PROMDEMO_RESET_OPEN=true, no token)"
+        )
+    return f"inventory reset: disabled (answers 403): {DISABLED_REASON.format(host=settings.host)}"
+
+
+def token_matches(headers: Mapping[str, str], token: str) -> bool:
+    """Whether the request's `Authorization: Bearer` (or the proxy header) carries `token`."""
+    scheme, _, given = headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        given = headers.get(RESET_TOKEN_HEADER, "")
+        if not given:
+            return False
+    # Constant time, so the answer's timing does not reveal how much matched.
+    return hmac.compare_digest(given.strip().encode(), token.encode())
