@@ -1,4 +1,5 @@
-"""What a running `promdemo local` knows: its replicas, their last readings, its counters.
+"""What a running `promdemo local` knows: its replicas, their last readings, its counters,
+and the last reading of its Prometheus (`health.LocalHealth`).
 
 The loops (`loops.py`) write it, the outputs (`ui.py`) and the banner read it;
 it is plain data, so that neither side needs the other.
