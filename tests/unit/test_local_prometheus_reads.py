@@ -139,3 +139,29 @@ def test_a_slower_evaluation_slows_the_reading_down() -> None:
     assert len(prometheus.requests) == 6
     times = prometheus.times("/api/v1/targets")
     assert times[1] - times[0] >= 2.0 * 0.99
+
+
+def test_the_first_round_of_load_waits_for_the_first_scrape_of_every_replica() -> None:
+    """`first_scrape`: True once every replica is up in Prometheus, False at its timeout."""
+
+    async def wait(targets: dict[str, Any], timeout: float) -> tuple[bool, int]:
+        prometheus = RecordingPrometheus(_body("rules"))
+        prometheus.bodies["/api/v1/targets"] = targets
+        url = await prometheus.start()
+        state = DemoState(LocalConfig())
+        state.replicas = [
+            Replica(f"replica-{i}", 28430 + i, Child("r", ["true"], Path("/dev/null")))
+            for i in (1, 2)
+        ]
+        state.prometheus_url = url
+        try:
+            scraped = await loops.first_scrape(state, timeout=timeout, period=0.1)
+        finally:
+            await prometheus.stop()
+        return scraped, len(prometheus.requests)
+
+    assert asyncio.run(wait(_body("targets"), timeout=30)) == (True, 1)
+    down = json.loads((DATA / "targets-down.json").read_text())  # replica-2 down
+    scraped, requests = asyncio.run(wait(down, timeout=0.5))
+    assert not scraped
+    assert requests >= 2  # it asked again until the timeout

@@ -27,8 +27,8 @@ from ..duration import format_seconds as _s
 from ..heal.engine import CheckResult, HealEngine, PodTarget
 from ..heal.policy import HealPolicy, PolicyConfig
 from ..load import LoadError, LoadSummary, run_load
-from ..promapi import PrometheusAPI
-from .health import PROMETHEUS_CHILD, Place, read_health
+from ..promapi import PromAPIError, PrometheusAPI, targets_status
+from .health import PROMETHEUS_CHILD, SELECTOR, Place, read_health
 from .options import LocalConfig
 from .state import DemoState, Replica
 from .ui import Output
@@ -209,20 +209,27 @@ async def prometheus_loop(
             await asyncio.sleep(every)
 
 
-async def first_scrape(state: DemoState, *, timeout: float = FIRST_SCRAPE_WAIT_SECONDS) -> bool:
+async def first_scrape(
+    state: DemoState, *, timeout: float = FIRST_SCRAPE_WAIT_SECONDS, period: float = 0.5
+) -> bool:
     """Wait until Prometheus has scraped every replica (True), or `timeout` (False).
 
     A burst sent before the first scrape is in the first sample already: `rate()`
-    never sees it, and the lesson numbers would miss it.
+    never sees it, and the lesson numbers would miss it. Asks /api/v1/targets
+    every `period` (a few calls at start only: the panel's reading is slower).
     """
+    if state.prometheus_url is None:
+        return False
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        health = state.health
-        targets = health.targets if health is not None else None
-        if targets is not None and targets.up >= len(state.replicas):
-            return True
-        await asyncio.sleep(0.2)
+    async with httpx.AsyncClient(timeout=PROMETHEUS_TIMEOUT_SECONDS, trust_env=False) as client:
+        api = PrometheusAPI(state.prometheus_url, client=client)
+        while loop.time() < deadline:
+            with contextlib.suppress(PromAPIError):
+                targets = targets_status(await api.targets(), SELECTOR)
+                if targets.total and targets.up >= len(state.replicas):
+                    return True
+            await asyncio.sleep(period)
     return False
 
 
@@ -242,8 +249,9 @@ async def load_loop(state: DemoState, out: Output, *, stopping: asyncio.Event) -
     orders = split_evenly(config.load_orders, len(replicas))
     concurrency = split_evenly(config.load_concurrency, len(replicas))
     # Let the panel and Prometheus see the full stock once before the first burst.
-    await asyncio.sleep(min(2.0, config.interval_seconds))
-    if state.prometheus_url is not None and not await first_scrape(state):
+    if state.prometheus_url is None:
+        await asyncio.sleep(min(2.0, config.interval_seconds))
+    elif not await first_scrape(state):
         out.warn("Prometheus has not scraped every replica yet; the load starts anyway")
     while config.load_rounds == 0 or state.load_round < config.load_rounds:
         state.load_round += 1
