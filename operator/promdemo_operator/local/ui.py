@@ -220,11 +220,12 @@ def _prometheus_part(view: DemoState, now: float) -> list[Any]:
     if view.prometheus_url is None:
         return [Text(not_running_line(view), style="dim")]
     health = view.health
-    every = f"read every {format_seconds(view.health_every)}" if view.health_every else ""
+    header = [f"Prometheus {view.prometheus_url}"]
+    if view.health_every:
+        header.append(f"read every {format_seconds(view.health_every)}")
     if health is None:
-        return [Text(f"Prometheus {view.prometheus_url} · {every} · first reading…", style="dim")]
-    ago = max(0, round(now - health.read_at))
-    header = Text(f"Prometheus {view.prometheus_url} · {every}, last {ago}s ago", style="dim")
+        return [Text(" · ".join([*header, "first reading…"]), style="dim")]
+    header[-1] += f", last {max(0, round(now - health.read_at))}s ago"
     table = Table(expand=False, box=None, padding=(0, 1), show_header=False)
     table.add_column("state", no_wrap=True)
     table.add_column("link", no_wrap=True, style="bold")
@@ -238,7 +239,7 @@ def _prometheus_part(view: DemoState, now: float) -> list[Any]:
             style="dim" if link.state == SKIPPED else None,
         )
     table.add_row(Text(" "), "lessons", Text(health.lessons_text + "  (recording rules, 5m)"))
-    parts: list[Any] = [header, table]
+    parts: list[Any] = [Text(" · ".join(header), style="dim"), table]
     fix = fix_line(health)
     if fix is not None:
         parts.append(Text.assemble((" fix", "bold yellow"), fix.removeprefix("fix")))
