@@ -306,7 +306,12 @@ def test_without_prometheus_says_how_to_install_and_runs(local_run, tmp_path: Pa
     assert len(lines) == 1, run.stderr
     assert "prometheus is not installed" in lines[0]
     assert "apt-get install prometheus prometheus-alertmanager" in lines[0]
-    assert "Prometheus " not in run.stdout  # no URL printed for it
+    assert not re.search(r"Prometheus\s+http", run.stdout)  # no URL printed for it
+    said = [line for line in run.stdout.splitlines() if "Prometheus" in line]
+    assert len(said) == 1, run.stdout  # the panel's part about it, once
+    assert said[0].endswith(
+        "Prometheus not running (not installed): no targets, rules or lesson numbers"
+    )
     assert_all_gone(run, [port])
 
 

@@ -9,7 +9,8 @@ orders that drive an inventory below zero.
     procs.py       child processes that cannot outlive the demo; readiness polling
     monitoring.py  Prometheus, Alertmanager and the receiver of its alerts
     state.py       what the demo knows: replicas, their last readings, counters
-    loops.py       the heal, monitor and load loops
+    loops.py       the heal, monitor, Prometheus-reading and load loops
+    health.py      what Prometheus says (targets, rules, alerts, lesson numbers) and the fix
     links.py       the lessons' queries as Prometheus links
     banner.py      the lines printed once everything is ready
     ui.py          the outputs: a live panel on a terminal, plain lines otherwise

@@ -16,6 +16,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,9 @@ class LocalDemo:
         """
         prometheus, alertmanager = self.tools.prometheus, self.tools.alertmanager
         if prometheus is None:
+            self.state.prometheus_off = (
+                "not installed" if self.config.prometheus else "--no-prometheus"
+            )
             return
         am_address = None
         if alertmanager:
@@ -118,7 +122,7 @@ class LocalDemo:
                 stop_all([e.child], timeout=5, hurry_on_signal=False)
         port = self.config.prometheus_port
         try:
-            await start_prometheus(
+            self.state.prometheus_child = await start_prometheus(
                 prometheus,
                 self.procs,
                 port=port,
@@ -128,10 +132,12 @@ class LocalDemo:
                 stopping=self.stopping,
             )
             self.state.prometheus_url = f"http://{HOST}:{port}"
+            self.state.prometheus_ready_at = time.monotonic()
             self.state.prometheus_major = await prometheus_major_version(self.state.prometheus_url)
         except StartError as e:
             self.out.warn(f"{e}; continuing without Prometheus")
             stop_all([e.child], timeout=5, hurry_on_signal=False)
+            self.state.prometheus_off = "it did not start, see above"
 
     def _on_alert(self, alert: dict[str, Any]) -> None:
         labels = alert.get("labels") or {}
@@ -166,6 +172,10 @@ class LocalDemo:
     def make_loops(self) -> dict[str, Coroutine[Any, Any, None]]:
         """The loops to run once everything is up, by name (a failing one is named)."""
         running = {"monitor": loops.monitor_loop(self.state, self.out)}
+        if self.state.prometheus_url is not None:
+            running["prometheus"] = loops.prometheus_loop(
+                self.state, self.out, workdir=self.workdir
+            )
         heal_enabled: asyncio.Event | None = None
         if self.config.lessons:
             # the page's numbers need the oversold inventory: heal waits for the learner

@@ -7,6 +7,8 @@ the output:
 
 - `heal_loop`: the operator's heal engine over the replicas, every `--interval`;
 - `monitor_loop`: scrapes each replica's /metrics for the panel, every second;
+- `prometheus_loop`: reads Prometheus's targets, rules and lesson numbers (one
+  `PrometheusAPI.snapshot()`: three requests) once per rule evaluation interval;
 - `load_loop`: rounds of `load.run_load`, split over the replicas as a Service would.
 """
 
@@ -16,6 +18,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -24,6 +27,8 @@ from ..duration import format_seconds as _s
 from ..heal.engine import CheckResult, HealEngine, PodTarget
 from ..heal.policy import HealPolicy, PolicyConfig
 from ..load import LoadError, LoadSummary, run_load
+from ..promapi import PromAPIError, PrometheusAPI, targets_status
+from .health import PROMETHEUS_CHILD, SELECTOR, Place, read_health
 from .options import LocalConfig
 from .state import DemoState, Replica
 from .ui import Output
@@ -33,6 +38,14 @@ MONITOR_SECONDS = 1.0
 #: The metrics the panel shows, summed over their label sets.
 PANEL_METRICS = ("product_inventory", "inventory_resets_total", "http_requests_total")
 LOAD_TIMEOUT_SECONDS = 30.0
+#: Prometheus is read no more often than this, however short its evaluation interval.
+PROMETHEUS_MIN_REFRESH_SECONDS = 1.0
+PROMETHEUS_TIMEOUT_SECONDS = 5.0
+#: A Prometheus this young may not list its targets yet: its discovery manager hands
+#: new targets to the scrape manager at most every 5 s.
+PROMETHEUS_START_SECONDS = 10.0
+#: The first load round waits at most this long for Prometheus's first scrape of every replica.
+FIRST_SCRAPE_WAIT_SECONDS = 30.0
 
 
 # --------------------------------------------------------------------------- heal
@@ -135,6 +148,91 @@ async def monitor_loop(state: DemoState, out: Output) -> None:
             await asyncio.sleep(MONITOR_SECONDS)
 
 
+# --------------------------------------------------------------------------- prometheus
+
+
+def refresh_seconds(config: LocalConfig, evaluation_interval: float | None = None) -> float:
+    """How often to read Prometheus: never faster than its rules are evaluated.
+
+    The recorded numbers and the alerts change once per evaluation: reading them
+    more often costs requests and shows nothing new. `evaluation_interval` is the
+    one Prometheus reports (its groups' `interval`); the configured one counts too.
+    """
+    return max(
+        PROMETHEUS_MIN_REFRESH_SECONDS,
+        config.scrape_interval_seconds,  # the evaluation interval monitoring.py configures
+        evaluation_interval or 0.0,
+    )
+
+
+def place_of(state: DemoState, workdir: Path) -> Place:
+    """Where the parts are, and which child process exited (for the fixes' wording)."""
+    children = [(r.name, r.child) for r in state.replicas]
+    if state.prometheus_child is not None:
+        children.append((PROMETHEUS_CHILD, state.prometheus_child))
+    exited = {name: code for name, child in children if (code := child.returncode) is not None}
+    ready = state.prometheus_ready_at
+    grace = PROMETHEUS_START_SECONDS + 2 * state.config.scrape_interval_seconds
+    return Place(
+        prometheus_url=state.prometheus_url or "",
+        workdir=workdir,
+        replicas={r.instance: r.name for r in state.replicas},
+        exited=exited,
+        starting=ready is not None and time.monotonic() - ready < grace,
+    )
+
+
+async def prometheus_loop(
+    state: DemoState, out: Output, *, workdir: Path, api: PrometheusAPI | None = None
+) -> None:
+    """Read Prometheus once per refresh interval: one targets, one rules, one query call.
+
+    The panel and the plain lines read `state.health`; they never ask Prometheus
+    themselves, so the cost stays three requests per interval whatever shows them.
+    """
+    if state.prometheus_url is None:
+        return
+    every = refresh_seconds(state.config)
+    async with contextlib.AsyncExitStack() as stack:
+        if api is None:
+            client = await stack.enter_async_context(
+                httpx.AsyncClient(timeout=PROMETHEUS_TIMEOUT_SECONDS, trust_env=False)
+            )
+            api = PrometheusAPI(state.prometheus_url, client=client)
+        while True:
+            state.health_every = every
+            snapshot = await api.snapshot()
+            state.health = read_health(snapshot, place_of(state, workdir))
+            out.prometheus(state)
+            every = refresh_seconds(state.config, state.health.evaluation_interval)
+            # The pause comes after the reading: two rounds are never closer than `every`.
+            await asyncio.sleep(every)
+
+
+async def first_scrape(
+    state: DemoState, *, timeout: float = FIRST_SCRAPE_WAIT_SECONDS, period: float = 0.5
+) -> bool:
+    """Wait until Prometheus has scraped every replica (True), or `timeout` (False).
+
+    A burst sent before the first scrape is in the first sample already: `rate()`
+    never sees it, and the lesson numbers would miss it. Asks /api/v1/targets
+    every `period` (a few calls at start only: the panel's reading is slower).
+    """
+    if state.prometheus_url is None:
+        return False
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    async with httpx.AsyncClient(timeout=PROMETHEUS_TIMEOUT_SECONDS, trust_env=False) as client:
+        api = PrometheusAPI(state.prometheus_url, client=client)
+        while loop.time() < deadline:
+            with contextlib.suppress(PromAPIError):
+                targets = targets_status(await api.targets(), SELECTOR)
+                if targets.total and targets.up >= len(state.replicas):
+                    return True
+            await asyncio.sleep(period)
+    return False
+
+
 # --------------------------------------------------------------------------- load
 
 
@@ -151,7 +249,10 @@ async def load_loop(state: DemoState, out: Output, *, stopping: asyncio.Event) -
     orders = split_evenly(config.load_orders, len(replicas))
     concurrency = split_evenly(config.load_concurrency, len(replicas))
     # Let the panel and Prometheus see the full stock once before the first burst.
-    await asyncio.sleep(min(2.0, config.interval_seconds))
+    if state.prometheus_url is None:
+        await asyncio.sleep(min(2.0, config.interval_seconds))
+    elif not await first_scrape(state):
+        out.warn("Prometheus has not scraped every replica yet; the load starts anyway")
     while config.load_rounds == 0 or state.load_round < config.load_rounds:
         state.load_round += 1
         n = state.load_round

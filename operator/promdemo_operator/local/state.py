@@ -1,4 +1,5 @@
-"""What a running `promdemo local` knows: its replicas, their last readings, its counters.
+"""What a running `promdemo local` knows: its replicas, their last readings, its counters,
+and the last reading of its Prometheus (`health.LocalHealth`).
 
 The loops (`loops.py`) write it, the outputs (`ui.py`) and the banner read it;
 it is plain data, so that neither side needs the other.
@@ -9,6 +10,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from .health import LocalHealth
 from .options import HOST, LocalConfig
 from .procs import Child
 
@@ -91,6 +93,15 @@ class DemoState:
     load_round: int = 0
     #: --lessons: the heal loop waits until the learner turns it on
     heal_paused: bool = False
+    #: the Prometheus process (None when it does not run), and when it was ready (monotonic)
+    prometheus_child: Child | None = None
+    prometheus_ready_at: float | None = None
+    #: why Prometheus does not run (`--no-prometheus`, not installed...), or None
+    prometheus_off: str | None = None
+    #: the last reading of Prometheus's targets, rules and lesson numbers
+    health: LocalHealth | None = None
+    #: how often Prometheus is read for `health` (seconds)
+    health_every: float | None = None
 
     def replica_at(self, instance: str | None) -> Replica | None:
         return next((r for r in self.replicas if r.instance == instance), None)
