@@ -60,9 +60,11 @@ def test_promdemo_help_from_the_clone_root(user_venv: Venv) -> None:
 
 
 def test_local_with_load_heals_from_the_clone_root(user_venv: Venv) -> None:
+    # 30 s: the first load round waits for Prometheus's first scrape of every replica
+    # (up to one 5 s scrape interval after start), then the heal follows the burst.
     port = consecutive_free_ports(2)
     result = user_venv.run(
-        "promdemo", "local", "--with-load", "--duration", "20", "--no-ui",
+        "promdemo", "local", "--with-load", "--duration", "30", "--no-ui",
         "--port", str(port),
         "--prometheus-port", str(free_port()), "--alertmanager-port", str(free_port()),
         timeout=300,
@@ -70,7 +72,7 @@ def test_local_with_load_heals_from_the_clone_root(user_venv: Venv) -> None:
     assert result.returncode == 0, _said(result)
     assert "promdemo local is ready" in result.stdout, _said(result)
     assert HEAL_LINE.search(result.stdout), _said(result)
-    assert "--duration 20s elapsed" in result.stdout
+    assert "--duration 30s elapsed" in result.stdout
     assert "Traceback" not in result.stderr, _said(result)
 
 
