@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from promdemo_operator import render
-from promdemo_operator.kube import LAST_APPLIED_ANNOTATION, is_subset
+from promdemo_operator.apply_plan import LAST_APPLIED_ANNOTATION
 from promdemo_operator.resource import secret_name
 from tests.support.kmock_cluster import (
     DEPLOYMENTS,
@@ -39,6 +39,29 @@ CHILD_RESOURCES = {
     "PrometheusRule": PROMETHEUSRULES,
 }
 MONITORING_KINDS = ("ServiceMonitor", "PrometheusRule")
+
+
+def is_subset(desired: Any, actual: Any) -> bool:
+    """True when every field of `desired` is in `actual` with the same value.
+
+    Dicts key by key (fields the server or other writers added are ignored); lists
+    item by item with the same length.
+    """
+    if isinstance(desired, dict):
+        return isinstance(actual, dict) and all(
+            k in actual and is_subset(v, actual[k]) for k, v in desired.items()
+        )
+    if isinstance(desired, list):
+        return (
+            isinstance(actual, list)
+            and len(desired) == len(actual)
+            and all(is_subset(d, a) for d, a in zip(desired, actual, strict=True))
+        )
+    if isinstance(desired, bool) or isinstance(actual, bool):
+        return desired is actual
+    if isinstance(desired, int | float) and isinstance(actual, int | float):
+        return float(desired) == float(actual)
+    return desired == actual
 
 
 def child_name(kind: str, name: str) -> str:

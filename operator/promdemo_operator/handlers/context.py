@@ -1,0 +1,106 @@
+"""What every kopf handler of the operator shares, reached through kopf's memo.
+
+`promdemo operator` (`run.py`) builds one `OperatorContext` and puts it in kopf's
+memo as `memo.context` (beside `memo.options` and `memo.kube`). kopf copies the
+memo shallowly into each resource's memo, so every handler of every object sees
+the same context:
+
+- `options`: the command line (`--resync-seconds`, `--workers`, ports, ...);
+- `kube`: the synchronous API client, and `pool`, the threads sized for its calls
+  (`--workers`; also kopf's executor): `await ctx.call(fn, ...)` runs one there;
+- `reconcilers`: the wake-up event of each PromDemo's reconcile loop, set by the
+  watches when a child changes (`poke`);
+- `heal_loops`: the running heal loops, where the Alertmanager webhook finds its
+  target;
+- `pod_http`: the HTTP clients every heal loop shares.
+
+`kopf run -m promdemo_operator.handlers` (no `run.py`) gets a context with the
+default options from the startup handler `ensure_context`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Hashable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from promdemo_operator.kube import Kube
+
+if TYPE_CHECKING:
+    from promdemo_operator.run import OperatorOptions
+
+    from .pod_http import PodHttpClients
+
+T = TypeVar("T")
+
+
+class Triggers:
+    """One asyncio.Event per key: set (`poke`) to wake the loop that registered it."""
+
+    def __init__(self) -> None:
+        self._events: dict[Hashable, asyncio.Event] = {}
+
+    def register(self, key: Hashable) -> asyncio.Event:
+        event = asyncio.Event()
+        self._events[key] = event
+        return event
+
+    def unregister(self, key: Hashable, event: asyncio.Event) -> None:
+        if self._events.get(key) is event:
+            del self._events[key]
+
+    def poke(self, key: Hashable) -> bool:
+        """Wake the loop of `key`; False when there is none (yet)."""
+        event = self._events.get(key)
+        if event is None:
+            return False
+        event.set()
+        return True
+
+    def poke_all(self) -> int:
+        for event in self._events.values():
+            event.set()
+        return len(self._events)
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+
+@dataclass
+class OperatorContext:
+    """The operator-wide state shared by the handlers (see the module docstring)."""
+
+    options: OperatorOptions
+    kube: Kube
+    pool: ThreadPoolExecutor
+    reconcilers: Triggers = field(default_factory=Triggers)
+    heal_loops: dict[tuple[str, str], Any] = field(default_factory=dict)
+    pod_http: PodHttpClients | None = None
+    #: resourceVersion of each child last seen by the watches, to tell news from a re-list.
+    seen_versions: dict[tuple[str, str, str], str] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, options: OperatorOptions, kube: Kube | None = None) -> OperatorContext:
+        """A context with a pool of `options.workers` threads (and a client sized to match)."""
+        pool = ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="promdemo-api")
+        return cls(
+            options=options,
+            kube=kube or Kube.from_default_config(pool_size=options.workers),
+            pool=pool,
+        )
+
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`fn(*args, **kwargs)` in the pool (a blocking API call), awaited."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.pool, functools.partial(fn, *args, **kwargs))
+
+
+def context_of(memo: Any) -> OperatorContext:
+    """The operator's context from a kopf memo (set by `run.py` or `ensure_context`)."""
+    ctx = memo.get("context") if hasattr(memo, "get") else getattr(memo, "context", None)
+    if ctx is None:
+        raise RuntimeError("no operator context in kopf's memo (start with `promdemo operator`)")
+    return ctx
