@@ -82,6 +82,8 @@ TRANSIENT_RETRY_SECONDS = 10.0
 PERMANENT_RETRY_SECONDS = 120.0
 #: A child still held by a deleted PromDemo of the same name: look again this soon.
 GARBAGE_COLLECTION_RETRY_SECONDS = 5.0
+#: A child in the way that is someone else's: look again this often (it may not be watched).
+NOT_OWNED_RETRY_SECONDS = 120.0
 #: kopf cancels the loop this long after asking it to stop (the loop stops at once anyway).
 CANCELLATION_TIMEOUT_SECONDS = 2.0
 
@@ -209,7 +211,12 @@ class ReconcileLoop:
         await self.report_status(raw, status, spec, applied)
         retry = None
         if any(r.action == "not_owned" for r in applied.results):
-            retry = GARBAGE_COLLECTION_RETRY_SECONDS if self._pending_gc(raw, applied) else None
+            # An object in the way may not be watched (not our label): look again later.
+            retry = (
+                GARBAGE_COLLECTION_RETRY_SECONDS
+                if self._pending_gc(raw, applied)
+                else NOT_OWNED_RETRY_SECONDS
+            )
         return Outcome("success", retry)
 
     # -- 1. the spec -----------------------------------------------------------------------
