@@ -30,8 +30,7 @@ so Alertmanager retries), the token is wrong (401: `Authorization: Bearer
 or one over the size limit (413).
 
 Bind address and port: ``--bind``/``--webhook-port`` of `promdemo operator`
-(`memo.options`), overridden by ``PROMDEMO_WEBHOOK_BIND`` / ``PROMDEMO_WEBHOOK_PORT``
-(tests use free loopback ports). Port 0 switches the receiver off.
+(`memo.options`). Port 0 switches the receiver off.
 """
 
 from __future__ import annotations
@@ -234,15 +233,10 @@ class WebhookServer:
 
 
 def _listen_address(memo: Any) -> tuple[str, int]:
-    options = getattr(memo, "options", None) if memo is not None else None
-    host = os.environ.get("PROMDEMO_WEBHOOK_BIND") or getattr(options, "bind", None) or "0.0.0.0"
-    port_text = os.environ.get("PROMDEMO_WEBHOOK_PORT")
-    if port_text:
-        port = int(port_text)
-    else:
-        port = getattr(options, "webhook_port", DEFAULT_PORT)
-        port = DEFAULT_PORT if port is None else int(port)
-    return host, port
+    options = memo.get("options") if memo is not None else None
+    host = getattr(options, "bind", None) or "0.0.0.0"
+    port = getattr(options, "webhook_port", None)
+    return host, DEFAULT_PORT if port is None else int(port)
 
 
 @kopf.on.startup()
