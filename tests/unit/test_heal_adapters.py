@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from promdemo_operator.handlers.heal import first_check_delay, heal_wanted
 from promdemo_operator.handlers.webhook import (
     AlertReceiver,
     AmbiguousAlert,
@@ -44,6 +45,23 @@ from promdemo_operator.heal.pods import (
 )
 
 SELECTOR = {"app.kubernetes.io/name": "promdemo", "app.kubernetes.io/instance": "shop"}
+
+
+def test_a_heal_loop_only_for_a_valid_name_and_spec_with_auto_heal_on() -> None:
+    on = {"autoHeal": {"enabled": True}}
+    assert heal_wanted(name="shop", spec=on)
+    assert not heal_wanted(name="shop", spec={"autoHeal": {"enabled": False}})
+    assert not heal_wanted(name="shop", spec={"autoHeal": {"enabled": True, "interval": "0s"}})
+    # A valid Kubernetes name that cannot name the children (a dot, too long): no loop.
+    assert not heal_wanted(name="shop.v2", spec=on)
+    assert not heal_wanted(name="x" * 64, spec=on)
+
+
+def test_first_checks_are_spread_over_the_interval() -> None:
+    delays = [first_check_delay("demo", f"shop-{i}", 5.0) for i in range(200)]
+    assert all(0 <= d < 5.0 for d in delays)
+    assert first_check_delay("demo", "shop-1", 5.0) == delays[1], "fixed by the name"
+    assert len({round(d, 1) for d in delays}) > 30, "not all at once"
 
 
 def test_resolve_access() -> None:

@@ -184,6 +184,10 @@ class ReconcileLoop:
         raw = plain(self.body)
         meta = raw.get("metadata") or {}
         name, namespace = meta["name"], meta.get("namespace") or ""
+        if meta.get("deletionTimestamp"):
+            # Being deleted: its children go with it (garbage collector); re-creating one
+            # that the collector just deleted would only delay that.
+            return Outcome("success")
         status = self._current_status(raw)
         try:
             spec = spec_mod.parse_spec(raw.get("spec") or {})
