@@ -10,6 +10,9 @@ the same context:
   (`--workers`; also kopf's executor): `await ctx.call(fn, ...)` runs one there;
 - `reconcilers`: the wake-up event of each PromDemo's reconcile loop, set by the
   watches when a child changes (`poke`);
+- `seen_versions`, `unseen_writes`: what the watches delivered last, and the
+  operator's own writes they have not delivered yet (so a reconcile right after
+  another does not plan against the state before it);
 - `heal_loops`: the running heal loops, where the Alertmanager webhook finds its
   target;
 - `pod_http`: the HTTP clients every heal loop shares.
@@ -81,6 +84,9 @@ class OperatorContext:
     pod_http: PodHttpClients | None = None
     #: resourceVersion of each child last seen by the watches, to tell news from a re-list.
     seen_versions: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    #: The operator's own writes the watches have not delivered yet, by (kind, namespace,
+    #: name): the version written over (None: created) and the object now (None: deleted).
+    unseen_writes: dict[tuple[str, str, str], tuple[str | None, Any]] = field(default_factory=dict)
 
     @classmethod
     def create(cls, options: OperatorOptions, kube: Kube | None = None) -> OperatorContext:

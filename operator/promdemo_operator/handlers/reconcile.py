@@ -43,7 +43,7 @@ import kopf
 
 from promdemo_operator import render
 from promdemo_operator import spec as spec_mod
-from promdemo_operator.apply_plan import owned_by
+from promdemo_operator.apply_plan import owned_by, secret_value
 from promdemo_operator.kube import UNKNOWN, ApplyResult, Kube, KubeError
 from promdemo_operator.opmetrics import metrics
 from promdemo_operator.resource import GROUP, PLURAL, VERSION, secret_name
@@ -193,7 +193,8 @@ class ReconcileLoop:
             spec = spec_mod.parse_spec(raw.get("spec") or {})
             # The watches hold every Secret of ours: no Secret there means a new PromDemo (and
             # if one was created meanwhile, its data is never rewritten: see apply_plan).
-            token = self.watched.token(namespace, name)
+            secret = self._known("Secret", namespace, name)
+            token = secret_value(secret, render.RESET_TOKEN_KEY) if secret else None
             if fresh:
                 token = await self.ctx.call(
                     self.ctx.kube.read_secret_value,
@@ -241,9 +242,34 @@ class ReconcileLoop:
     # -- 2. the children ---------------------------------------------------------------------
 
     def _known(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        child_name = secret_name(name) if kind == "Secret" else name
-        record = self.watched.child(kind, namespace, child_name)
+        """The child as the watches (or the operator's own last write) have it."""
+        key = (kind, namespace, secret_name(name) if kind == "Secret" else name)
+        written = self.ctx.unseen_writes.get(key)
+        if written is not None:
+            return written[1]
+        record = self.watched.child(*key)
         return record.object() if record is not None else None
+
+    def _remember_writes(
+        self, known: Mapping[str, Any], applied: Applied, namespace: str, name: str
+    ) -> None:
+        """Until the watches deliver them, the next reconcile plans against these writes."""
+
+        def version(obj: Any) -> str | None:
+            if not isinstance(obj, Mapping):
+                return None
+            return (obj.get("metadata") or {}).get("resourceVersion")
+
+        for result in applied.results:
+            if result.action in ("created", "patched"):
+                key = (result.kind, namespace, result.name)
+                record = self.watched.child(*key)
+                if record is not None and record.resource_version == version(result.object):
+                    continue  # already delivered
+                before = None if result.action == "created" else version(known.get(result.kind))
+                self.ctx.unseen_writes[key] = (before, result.object)
+        for kind in applied.deleted:  # (monitoring objects: named after the PromDemo)
+            self.ctx.unseen_writes[(kind, namespace, name)] = (version(known.get(kind)), None)
 
     async def apply_children(
         self,
@@ -261,10 +287,15 @@ class ReconcileLoop:
         known: dict[str, Any] = {
             kind: UNKNOWN if fresh else self._known(kind, namespace, name) for kind in kinds
         }
+        if fresh:  # read from the API: forget what the watches had not delivered
+            ours = {name, secret_name(name)}
+            for key in [k for k in self.ctx.unseen_writes if k[1] == namespace and k[2] in ours]:
+                del self.ctx.unseen_writes[key]
         applied = await self.ctx.call(
             apply_children, self.ctx.kube, children, known=known, owner_uid=uid,
             namespace=namespace, name=name,
         )  # fmt: skip
+        self._remember_writes(known, applied, namespace, name)
         m = metrics()
         m.monitoring_crds.set(1 if applied.monitoring_complete else 0)
         for result in applied.results:

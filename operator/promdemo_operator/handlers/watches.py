@@ -130,8 +130,11 @@ async def child_changed(
         return
     ctx = context_of(memo)
     meta = body.get("metadata") or {}
-    key = (resource.plural, str(meta.get("namespace")), str(meta.get("name")))
+    key = (CHILD_KINDS[resource.plural], str(meta.get("namespace")), str(meta.get("name")))
     version = str(meta.get("resourceVersion") or "")
+    written = ctx.unseen_writes.get(key)
+    if written is not None and (event.get("type") == "DELETED" or version != written[0]):
+        del ctx.unseen_writes[key]  # the watch has caught up with the operator's own write
     if event.get("type") == "DELETED":
         ctx.seen_versions.pop(key, None)
     elif ctx.seen_versions.get(key) == version:
