@@ -222,10 +222,12 @@ def scenario_create(cluster: KmockCluster, op: OperatorProcess, name: str = "sho
     assert condition(pd, "Available")["reason"] == "ReplicasNotReady"
 
     def created_events() -> bool:
-        msgs = {m for t, r, m in event_reasons(cluster, name) if t == "Normal" and r == "Created"}
-        return all(f"Created {kind} {child_name(kind, name)}" in msgs for kind in CHILD_RESOURCES)
+        msgs = " ".join(
+            m for t, r, m in event_reasons(cluster, name) if t == "Normal" and r == "Created"
+        )
+        return all(f"{kind} {child_name(kind, name)}" in msgs for kind in CHILD_RESOURCES)
 
-    wait(created_events, f"a Created event per child of {name}", op)
+    wait(created_events, f"a Created event naming each child of {name}", op)
     assert instance_objects(cluster, name) == dict.fromkeys(CHILD_RESOURCES, 1)
     return pd
 

@@ -301,11 +301,15 @@ class ReconcileLoop:
         for result in applied.results:
             m.children.labels(kind=result.kind, action=result.action).inc()
             if result.action in _ACTION_EVENTS:
-                verb = _ACTION_EVENTS[result.action]
-                self.events.normal(verb, f"{verb} {result.kind} {result.name}")
                 self.logger.info("%s %s %s", result.action, result.kind, result.name)
             elif result.action == "not_owned":
                 self._not_owned(raw, result)
+        # One Event per action and reconcile ("Created Secret shop-reset-token, Deployment
+        # shop, ..."): an Event is a request, and a new PromDemo creates five children.
+        for action, verb in _ACTION_EVENTS.items():
+            done = [f"{r.kind} {r.name}" for r in applied.results if r.action == action]
+            if done:
+                self.events.normal(verb, f"{verb} {', '.join(done)}")
         for kind in applied.deleted:
             m.children.labels(kind=kind, action="deleted").inc()
             self.events.normal(
