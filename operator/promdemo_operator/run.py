@@ -302,7 +302,7 @@ def run(args: argparse.Namespace) -> int:
     import kopf
     from prometheus_client import start_http_server
 
-    from promdemo_operator.handlers.context import OperatorContext
+    from promdemo_operator.handlers.context import OperatorContext, SharedMemo
     from promdemo_operator.opmetrics import metrics
 
     kopf.configure(debug=args.debug, verbose=args.verbose, log_format=kopf.LogFormat.PLAIN)
@@ -372,7 +372,7 @@ def run(args: argparse.Namespace) -> int:
             standalone=options.standalone,
             liveness_endpoint=liveness,
             settings=settings,
-            memo=kopf.Memo(kube=context.kube, options=options, context=context),
+            memo=SharedMemo(kube=context.kube, options=options, context=context),
         )
 
     supervisor = _Supervisor(shutdown, log)

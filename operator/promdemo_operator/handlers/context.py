@@ -1,9 +1,9 @@
 """What every kopf handler of the operator shares, reached through kopf's memo.
 
 `promdemo operator` (`run.py`) builds one `OperatorContext` and puts it in kopf's
-memo as `memo.context` (beside `memo.options` and `memo.kube`). kopf copies the
-memo shallowly into each resource's memo, so every handler of every object sees
-the same context:
+memo as `memo.context` (beside `memo.options` and `memo.kube`); the memo is a
+`SharedMemo`, the same object for every handler of every object (kopf would
+otherwise copy it per object), so every handler sees the same context:
 
 - `options`: the command line (`--resync-seconds`, `--workers`, ports, ...);
 - `kube`: the synchronous API client, and `pool`, the threads sized for its calls
@@ -29,6 +29,8 @@ from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
+
+import kopf
 
 from promdemo_operator.kube import Kube
 
@@ -79,6 +81,9 @@ class OperatorContext:
     options: OperatorOptions
     kube: Kube
     pool: ThreadPoolExecutor
+    #: Reconciles in progress at once (`--workers`): a reconcile waiting for a thread would
+    #: hold its rendered children in memory meanwhile (200 new PromDemos: 200 renders).
+    reconcile_slots: asyncio.Semaphore
     reconcilers: Triggers = field(default_factory=Triggers)
     heal_loops: dict[tuple[str, str], Any] = field(default_factory=dict)
     pod_http: PodHttpClients | None = None
@@ -96,12 +101,24 @@ class OperatorContext:
             options=options,
             kube=kube or Kube.from_default_config(pool_size=options.workers),
             pool=pool,
+            reconcile_slots=asyncio.Semaphore(options.workers),
         )
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """`fn(*args, **kwargs)` in the pool (a blocking API call), awaited."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.pool, functools.partial(fn, *args, **kwargs))
+
+
+class SharedMemo(kopf.Memo):
+    """kopf's memo, shared as is by every object's handlers instead of copied per object.
+
+    kopf copies the operator's memo into each object it sees (every PromDemo, child
+    and pod); the handlers keep nothing per object in it, so one is enough.
+    """
+
+    def __copy__(self) -> SharedMemo:
+        return self
 
 
 def context_of(memo: Any) -> OperatorContext:

@@ -150,6 +150,10 @@ class ReconcileLoop:
 
     async def reconcile(self, *, fresh: bool = False) -> Outcome:
         """One reconcile; `fresh` reads every child from the API instead of the watches."""
+        async with self.ctx.reconcile_slots:
+            return await self._reconcile(fresh=fresh)
+
+    async def _reconcile(self, *, fresh: bool) -> Outcome:
         m = metrics()
         started = time.perf_counter()
         try:
@@ -178,6 +182,8 @@ class ReconcileLoop:
         version = (raw.get("metadata") or {}).get("resourceVersion")
         if self._written and version == self._written_over:
             status.update(self._written)  # the watch has not delivered our own write yet
+        else:
+            self._written = {}  # delivered (or overtaken): the body has it
         return status
 
     async def _steps(self, *, fresh: bool) -> Outcome:
