@@ -1,11 +1,34 @@
-"""Benchmark: the real operator process against kmock, 100 PromDemos at once.
+"""Benchmark: the real operator process against kmock, N PromDemos at once.
 
-    python bench/bench_operator.py [--count 100] [--workers 16]
+    python bench/bench_operator.py                      # 25, 50, 100, 200; heal on and off
+    python bench/bench_operator.py --count 100 --json   # one run; its JSON is the last line
+    python bench/bench_operator.py --count 100 --no-auto-heal
 
-Measures the seconds from applying N PromDemos (POSTed back to back) until all
-N are reconciled — their five children exist and status.observedGeneration is
-written — and the operator process's peak RSS (VmHWM from /proc/PID/status).
-Prints the figures; asserts nothing (bench/ is measured, never gated on).
+For each run (a fresh emulated API server and operator, resync set to hours so
+that everything measured is event-driven):
+
+- **reconciled_seconds**: from the first POST of N PromDemos (back to back) until
+  all N are reconciled: their five children exist and status.observedGeneration
+  is written; **after_last_post_seconds**: the part of it after the last POST was
+  answered (on a busy machine the POSTs themselves, served by kmock, take long);
+- **operator_cpu_seconds**: the operator process's CPU time (user + system) over
+  that span, the steadier figure on a busy machine;
+- **peak_rss_mib**: the operator's peak RSS (VmHWM); **rss_mib_per_promdemo**:
+  (RSS at rest − RSS before the first of the N) / N: the cost of one more
+  PromDemo. `WARM_UP` PromDemos in another namespace are reconciled first to pay
+  for what is paid once: imports, the heal loops' HTTP client, the API thread
+  pool grown to `--workers` threads, caches;
+- **api_requests_per_second_per_promdemo_at_rest**: the operator's requests
+  counted at the emulated API over `--rest-seconds` (60) once everything settled,
+  per second and per PromDemo; watch streams are not counted (they are open
+  connections, not requests);
+- **drift_repair_p95_seconds**: `--drift-trials` (10) times, at a random moment,
+  delete one child (each kind in turn) of a random PromDemo and time until a new
+  one exists; p95 of those times (nearest rank: the slowest of 10).
+
+Prints a table (asserts nothing: bench/ is measured, never gated on); with
+`--json` also one JSON object per run, the last line being the run (one count) or
+`{"runs": [...]}` (several).
 
 kmock is an in-process Python emulation serving from one thread, and shares the
 machine's cores with the operator, so the figures are an upper bound for the
@@ -15,11 +38,16 @@ operator's own cost, not a prediction for a real API server.
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import os
+import random
 import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -33,103 +61,238 @@ from tests.support.kmock_cluster import (  # noqa: E402
     SERVICEMONITORS,
     SERVICES,
     KmockCluster,
+    OperatorProcess,
 )
 
 NS = "bench"
-CHILD_RESOURCES = (SECRETS, DEPLOYMENTS, SERVICES, SERVICEMONITORS, PROMETHEUSRULES)
+WARM_UP_NS = "bench-warm-up"
+#: PromDemos reconciled before the measured ones (as many as the default --workers).
+WARM_UP = 16
+CHILDREN = {
+    "Secret": SECRETS,
+    "Deployment": DEPLOYMENTS,
+    "Service": SERVICES,
+    "ServiceMonitor": SERVICEMONITORS,
+    "PrometheusRule": PROMETHEUSRULES,
+}
+SWEEP = (25, 50, 100, 200)
+#: Long enough that the safety-net resync never runs during a run.
+RESYNC_SECONDS = 6 * 3600
+#: After all are reconciled, before counting at rest: every heal loop (5 s interval,
+#: first checks spread over it) has written its first status.
+SETTLE_SECONDS = 12.0
 
 
-def peak_rss_kib(pid: int) -> int:
-    """VmHWM (peak resident set size) of a process, in KiB."""
+def proc_status_kib(pid: int, field: str) -> int:
+    """A `VmXXX:` line of /proc/PID/status, in KiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1])
-    raise RuntimeError(f"no VmHWM in /proc/{pid}/status")
+    raise RuntimeError(f"no {field} in /proc/{pid}/status")
 
 
-def reconciled(cluster: KmockCluster, names: set[str]) -> int:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/PID/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def promdemo(name: str, namespace: str, auto_heal: bool) -> dict[str, Any]:
+    return {
+        "apiVersion": "promdemo.dev/v1alpha1",
+        "kind": "PromDemo",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "replicas": 1,
+            "autoHeal": {"enabled": auto_heal},
+            "monitoring": {"labels": {"release": "prometheus"}},
+        },
+    }
+
+
+def child_name(kind: str, name: str) -> str:
+    return f"{name}-reset-token" if kind == "Secret" else name
+
+
+def reconciled(cluster: KmockCluster, names: set[str], namespace: str = NS) -> int:
     """How many of `names` have all five children and an observedGeneration."""
     done = {
         pd["metadata"]["name"]
-        for pd in cluster.stored(PROMDEMOS, NS)
+        for pd in cluster.stored(PROMDEMOS, namespace)
         if (pd.get("status") or {}).get("observedGeneration") == pd["metadata"].get("generation")
     }
-    for res in CHILD_RESOURCES:
-        have = {obj["metadata"]["name"] for obj in cluster.stored(res, NS)}
+    for res in CHILDREN.values():
+        have = {obj["metadata"]["name"] for obj in cluster.stored(res, namespace)}
         if res == SECRETS:
             have = {n.removesuffix("-reset-token") for n in have}
         done &= have
     return len(done & names)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=100)
-    parser.add_argument("--workers", type=int, default=16)
-    parser.add_argument("--timeout", type=float, default=900.0)
-    parser.add_argument(
-        "--auto-heal",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="spec.autoHeal.enabled of the PromDemos (default on: each gets a heal loop)",
-    )
-    args = parser.parse_args(argv)
+def operator_requests(cluster: KmockCluster, since: int = 0) -> list[Any]:
+    return [c for c in cluster.api_calls()[since:] if c.client == "operator" and c.verb != "watch"]
 
+
+def nearest_rank(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def drift_repair(
+    cluster: KmockCluster, op: OperatorProcess, names: list[str], trials: int, rng: random.Random
+) -> list[float]:
+    """Seconds from deleting a child to its replacement existing, per trial."""
+    kinds = list(CHILDREN)
+    times = []
+    for trial in range(trials):
+        kind = kinds[trial % len(kinds)]
+        resource = CHILDREN[kind]
+        name = child_name(kind, rng.choice(names))
+        time.sleep(rng.uniform(0.0, 1.0))  # a random moment (e.g. of the heal loops' ticks)
+        old = (cluster.get(resource, NS, name) or {})["metadata"]["uid"]
+        started = time.monotonic()
+        cluster.delete(resource, NS, name)
+        while True:
+            obj = cluster.get(resource, NS, name)
+            if obj is not None and obj["metadata"]["uid"] != old:
+                times.append(time.monotonic() - started)
+                break
+            if time.monotonic() - started > 120 or not op.process.alive():
+                raise RuntimeError(f"{kind} {name} was not restored within 120 s")
+            time.sleep(0.005)
+    return times
+
+
+def wait_for(predicate: Any, op: OperatorProcess, what: str, timeout: float = 900) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline or not op.process.alive():
+            print(op.process.log()[-3000:], file=sys.stderr)
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def run_once(
+    count: int, *, auto_heal: bool, workers: int, rest_seconds: float, trials: int, seed: int
+) -> dict[str, Any]:
+    rng = random.Random(seed)
     with (
         tempfile.TemporaryDirectory(prefix="bench-operator-") as tmp,
         KmockCluster(Path(tmp), namespaces=(NS,)) as cluster,
     ):
-        # A long resync: the figure is the event-driven path, not the timer.
-        op = cluster.start_operator("--workers", str(args.workers), resync_seconds=3600)
-        idle_rss = peak_rss_kib(op.pid)
-        names = {f"demo-{i:03d}" for i in range(args.count)}
+        op = cluster.start_operator("--workers", str(workers), resync_seconds=RESYNC_SECONDS)
+        warm_up = {f"warm-up-{i}" for i in range(WARM_UP)}
+        for name in sorted(warm_up):
+            cluster.create(promdemo(name, WARM_UP_NS, auto_heal))
+        wait_for(lambda: reconciled(cluster, warm_up, WARM_UP_NS) == WARM_UP, op, "the warm-up")
+        time.sleep(6.0)  # their heal loops' first checks (5 s interval)
+        idle_rss = proc_status_kib(op.pid, "VmRSS")
+        names = [f"demo-{i:03d}" for i in range(count)]
+        cpu_before = cpu_seconds(op.pid)
         started = time.monotonic()
-        for name in sorted(names):
-            cluster.create({
-                "apiVersion": "promdemo.dev/v1alpha1",
-                "kind": "PromDemo",
-                "metadata": {"name": name, "namespace": NS},
-                "spec": {
-                    "replicas": 1,
-                    "autoHeal": {"enabled": args.auto_heal},
-                    "monitoring": {"labels": {"release": "prometheus"}},
-                },
-            })  # fmt: skip
+        for name in names:
+            cluster.create(promdemo(name, NS, auto_heal))
         applied = time.monotonic() - started
-        done = 0
-        while done < args.count:
-            if time.monotonic() - started > args.timeout:
-                print(f"timed out: {done}/{args.count} reconciled", file=sys.stderr)
-                print(op.process.log()[-3000:], file=sys.stderr)
-                return 1
-            if not op.process.alive():
-                print(op.process.log()[-3000:], file=sys.stderr)
-                return 1
-            time.sleep(0.5)
-            done = reconciled(cluster, names)
+        wait_for(lambda: reconciled(cluster, set(names)) == count, op, f"{count} reconciled")
         elapsed = time.monotonic() - started
-        peak = peak_rss_kib(op.pid)
-        reconciles = op.metric_value("promdemo_reconciles_total", {"result": "success"})
-        calls = [c for c in cluster.api_calls() if c.client == "operator"]
-        by_kind = Counter(f"{c.verb} {c.resource}" for c in calls).most_common(8)
-        stop_started = time.monotonic()
-        exit_code = cluster.stop_operator(op)
-        stop_seconds = time.monotonic() - stop_started
+        cpu = cpu_seconds(op.pid) - cpu_before
+        by_kind = Counter(f"{c.verb} {c.resource}" for c in operator_requests(cluster))
 
-    print(f"PromDemos:                        {args.count}")
-    print(f"operator workers:                 {args.workers}")
-    print(f"autoHeal (a heal loop each):      {'on' if args.auto_heal else 'off'}")
-    print(f"apply (POST all):                 {applied:.2f} s")
-    print(f"apply → all reconciled:           {elapsed:.2f} s")
-    print(f"throughput:                       {args.count / elapsed:.1f} PromDemos/s")
-    print(
-        f"operator peak RSS (VmHWM):        {peak / 1024:.1f} MiB (idle {idle_rss / 1024:.1f} MiB)"
+        time.sleep(SETTLE_SECONDS)
+        mark = len(cluster.api_calls())
+        time.sleep(rest_seconds)
+        at_rest = operator_requests(cluster, mark)
+        rest_rss = proc_status_kib(op.pid, "VmRSS")
+
+        repairs = drift_repair(cluster, op, names, trials, rng)
+        peak = proc_status_kib(op.pid, "VmHWM")
+        exit_code = cluster.stop_operator(op)
+
+    return {
+        "count": count,
+        "auto_heal": auto_heal,
+        "workers": workers,
+        "apply_seconds": round(applied, 3),
+        "reconciled_seconds": round(elapsed, 3),
+        "after_last_post_seconds": round(elapsed - applied, 3),
+        "operator_cpu_seconds": round(cpu, 2),
+        "peak_rss_mib": round(peak / 1024, 1),
+        "idle_rss_mib": round(idle_rss / 1024, 1),
+        "rest_rss_mib": round(rest_rss / 1024, 1),
+        "rss_mib_per_promdemo": round((rest_rss - idle_rss) / 1024 / count, 4),
+        "rest_seconds": rest_seconds,
+        "api_requests_at_rest": len(at_rest),
+        "api_requests_per_second_per_promdemo_at_rest": round(
+            len(at_rest) / rest_seconds / count, 5
+        ),
+        "at_rest_by_kind": dict(Counter(f"{c.verb} {c.resource}" for c in at_rest)),
+        "drift_repair_seconds": [round(t, 3) for t in repairs],
+        "drift_repair_p50_seconds": round(nearest_rank(repairs, 0.5), 3),
+        "drift_repair_p95_seconds": round(nearest_rank(repairs, 0.95), 3),
+        "requests_to_reconcile": dict(by_kind.most_common(10)),
+        "exit_code": exit_code,
+    }
+
+
+def print_table(runs: list[dict[str, Any]]) -> None:
+    head = (
+        f"{'PromDemos':>9} {'heal':>4} {'reconciled':>10} {'(after POSTs)':>13} {'CPU':>6} "
+        f"{'peak RSS':>9} {'RSS/PD':>9} "
+        f"{'req/s/PD rest':>13} {'drift p50':>9} {'drift p95':>9}"
     )
-    print(f"successful reconciles:            {reconciles:.0f}")
-    print(f"SIGTERM → exit:                   {stop_seconds:.1f} s, status {exit_code}")
-    print(f"API requests by the operator:     {len(calls)}")
-    for what, n in by_kind:
-        print(f"  {n:6d} {what}")
+    print(head)
+    print("-" * len(head))
+    for r in runs:
+        print(
+            f"{r['count']:>9} {'on' if r['auto_heal'] else 'off':>4} "
+            f"{r['reconciled_seconds']:>9.2f}s {r['after_last_post_seconds']:>12.2f}s "
+            f"{r['operator_cpu_seconds']:>5.1f}s "
+            f"{r['peak_rss_mib']:>6.1f}MiB "
+            f"{r['rss_mib_per_promdemo']:>6.3f}MiB "
+            f"{r['api_requests_per_second_per_promdemo_at_rest']:>13.5f} "
+            f"{r['drift_repair_p50_seconds']:>8.3f}s {r['drift_repair_p95_seconds']:>8.3f}s"
+        )
+    for r in runs:
+        top = ", ".join(f"{n} {what}" for what, n in r["requests_to_reconcile"].items())
+        rest = r["at_rest_by_kind"] or "none"
+        heal = "on" if r["auto_heal"] else "off"
+        print(f"  {r['count']} PromDemos, heal {heal}: to reconcile: {top}; at rest: {rest}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, help="one run with N PromDemos (default: a sweep)")
+    parser.add_argument(
+        "--auto-heal",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="spec.autoHeal.enabled of the PromDemos (default: on for --count, both in a sweep)",
+    )
+    parser.add_argument("--workers", type=int, default=16)
+    parser.add_argument("--rest-seconds", type=float, default=60.0)
+    parser.add_argument("--drift-trials", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--json", action="store_true", help="also print JSON (last line)")
+    args = parser.parse_args(argv)
+
+    counts = [args.count] if args.count else list(SWEEP)
+    if args.auto_heal is None:
+        heals = [True] if args.count else [True, False]
+    else:
+        heals = [args.auto_heal]
+    runs = []
+    for count in counts:
+        for heal in heals:
+            run = run_once(
+                count, auto_heal=heal, workers=args.workers, rest_seconds=args.rest_seconds,
+                trials=args.drift_trials, seed=args.seed,
+            )  # fmt: skip
+            runs.append(run)
+            if args.json and len(counts) * len(heals) > 1:
+                print(json.dumps(run), flush=True)
+    print_table(runs)
+    if args.json:
+        print(json.dumps(runs[0] if len(runs) == 1 else {"runs": runs}))
     return 0
 
 

@@ -1,23 +1,27 @@
-"""Create-or-patch of PromDemo children through the `kubernetes` client.
+"""The operator's Kubernetes API client: plain dicts over `kubernetes.client.ApiClient`.
 
-The kopf handlers hand this module fully rendered objects (plain dicts); it
-makes the cluster match them without ever deleting and re-creating one:
+A small, thread-safe, synchronous facade (the kopf handlers call it from a thread
+pool sized for it, `--workers`): `get`, `create`, `merge_patch`, `delete`, and
+`apply`, which makes one child match its desired state without ever deleting and
+re-creating it:
 
 - an object that is absent is created; a 409 on create (somebody was faster)
   means "read it and patch it";
-- an object that exists is compared with the desired state and, only when it
-  drifted, merge-patched to it (so a steady-state resync writes nothing);
-- a map key the operator set last time and the desired state no longer has
-  (e.g. a label dropped from `spec.monitoring.labels`) is deleted by the same
-  patch (`null` in a JSON merge patch); keys other actors added are kept. What
-  the operator set is recorded on each child in the annotation
-  `promdemo.dev/last-applied` (see `managed_keys`);
-- a Secret's data is never rewritten once it holds the key (the reset token
-  is created once and never rotated by an update).
+- an object that exists is patched only when the plan says it drifted
+  (`apply_plan.plan_patch`: a three-way merge that keeps what other writers added);
+  the patch carries the `metadata.resourceVersion` it was planned against, so a
+  change that arrived in between (or a stale watch cache) answers 409, and the
+  object is read again and planned once more;
+- an existing object this PromDemo does not control is left alone (`not_owned`).
+
+`apply` takes the object as the caller already knows it (from the watches), so a
+reconcile of a converged PromDemo sends no request at all; without it, it reads
+the object first.
 
 Whether the API server serves `monitoring.coreos.com/v1` ServiceMonitors and
-PrometheusRules is a fact to report, not an error: `monitoring_support()`
-answers from discovery and treats a 404 as "not installed".
+PrometheusRules is a fact to report, not an error: `monitoring_support()` answers
+from discovery (cached until `invalidate_discovery()`, which the CRD watch calls)
+and treats a 404 as "not installed".
 
 Everything goes through `kubernetes.client.ApiClient` with plain dicts, so one
 code path serves built-in kinds and custom resources alike, and the same
@@ -26,7 +30,6 @@ kubeconfig / in-cluster credentials as kopf's own client are used.
 
 from __future__ import annotations
 
-import base64
 import json
 import threading
 import time
@@ -37,6 +40,13 @@ from typing import Any, Literal
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
+from promdemo_operator.apply_plan import (
+    controlled_by,
+    normalize_secret,
+    plan_patch,
+    secret_value,
+    with_last_applied,
+)
 from promdemo_operator.resource import (
     GROUP,
     MONITORING_GROUP,
@@ -44,8 +54,7 @@ from promdemo_operator.resource import (
     PLURAL,
     VERSION,
 )
-
-MONITORING_PLURALS = {"ServiceMonitor": "servicemonitors", "PrometheusRule": "prometheusrules"}
+from promdemo_operator.status import MONITORING_PLURALS
 
 
 @dataclass(frozen=True)
@@ -93,7 +102,13 @@ class KubeError(Exception):
         return self.status in (409, 429) or self.status >= 500 or self.status == 0
 
 
-Action = Literal["created", "patched", "unchanged"]
+Action = Literal["created", "patched", "unchanged", "not_owned"]
+
+#: `Kube.apply(actual=UNKNOWN)`: the caller does not know the object; read it first.
+UNKNOWN: Any = object()
+
+#: How often a patch planned against a version that changed meanwhile (409) is re-planned.
+CONFLICT_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -128,219 +143,6 @@ def load_config() -> None:
         k8s_config.load_kube_config()
 
 
-def is_subset(desired: Any, actual: Any) -> bool:
-    """True when every field of `desired` is in `actual` with the same value.
-
-    Dicts are compared key by key (fields the server added are ignored); lists
-    must have the same length and match item by item the same way, so the
-    defaults an API server fills into containers or ports are no drift.
-    """
-    if isinstance(desired, Mapping):
-        if not isinstance(actual, Mapping):
-            return False
-        return all(k in actual and is_subset(v, actual[k]) for k, v in desired.items())
-    if isinstance(desired, list):
-        if not isinstance(actual, list) or len(desired) != len(actual):
-            return False
-        return all(is_subset(d, a) for d, a in zip(desired, actual, strict=True))
-    if isinstance(desired, bool) or isinstance(actual, bool):
-        return desired is actual
-    if isinstance(desired, int | float) and isinstance(actual, int | float):
-        return float(desired) == float(actual)
-    return desired == actual
-
-
-def _normalize_secret(obj: dict[str, Any]) -> dict[str, Any]:
-    """`stringData` → base64 `data`: what a server returns, so the comparison is fair."""
-    if obj.get("kind") != "Secret" or not obj.get("stringData"):
-        return obj
-    out = dict(obj)
-    data = dict(out.get("data") or {})
-    for key, value in out.pop("stringData").items():
-        data[key] = base64.b64encode(str(value).encode()).decode()
-    out["data"] = data
-    return out
-
-
-def _managed_view(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """The part of a desired object that the operator owns and compares."""
-    meta = obj.get("metadata", {})
-    view: dict[str, Any] = {
-        k: v for k, v in obj.items() if k not in ("metadata", "apiVersion", "kind", "status")
-    }
-    view["metadata"] = {
-        k: meta[k] for k in ("labels", "annotations", "ownerReferences") if k in meta
-    }
-    return view
-
-
-# -- what the operator applied last (pruning of dropped map keys) -----------------------
-
-#: The annotation on every child that records which keys the operator set (see managed_keys).
-LAST_APPLIED_ANNOTATION = "promdemo.dev/last-applied"
-
-#: A leaf of the key tree: a scalar or a list (a merge patch replaces those whole).
-_LEAF = 1
-
-#: Fields never recorded, so never pruned: a Secret's data is created once and never
-#: rewritten (the reset token); recording it would also copy nothing useful.
-_UNTRACKED = {"Secret": ("data", "stringData")}
-
-
-def managed_keys(view: Mapping[str, Any]) -> dict[str, Any]:
-    """The key tree of a managed view: maps → dicts of their keys, anything else → 1.
-
-    Why key paths and not the desired object itself (as `kubectl apply`'s
-    last-applied-configuration): deleting a dropped key needs only to know that
-    the operator set it, not its value. The tree is small (lists such as
-    containers, env, ports and rule groups are one leaf each, because a merge
-    patch replaces them whole), it never copies a Secret's data or the rule groups
-    into an annotation, and a change of any value but a key set leaves it equal,
-    so it rarely changes at all. Maps are kept apart from leaves so that a map the
-    operator set but another actor added keys to is emptied of the operator's keys
-    only, not deleted with the other keys (see `stale_keys`).
-    """
-    return {str(k): managed_keys(v) if isinstance(v, Mapping) else _LEAF for k, v in view.items()}
-
-
-def encode_managed_keys(tree: Mapping[str, Any]) -> str:
-    """The annotation's value: canonical JSON, so equal trees give equal strings."""
-    return json.dumps(tree, sort_keys=True, separators=(",", ":"))
-
-
-def decode_managed_keys(text: Any) -> dict[str, Any]:
-    """The tree recorded in an annotation; {} when absent or not a tree (nothing is pruned)."""
-    if not isinstance(text, str) or not text:
-        return {}
-    try:
-        tree = json.loads(text)
-    except ValueError:
-        return {}
-    return managed_keys(tree) if isinstance(tree, Mapping) else {}
-
-
-def _owned_entirely(node: Any, actual: Any) -> bool:
-    """True when `actual` holds only keys the tree `node` says the operator set."""
-    if not isinstance(node, Mapping) or not isinstance(actual, Mapping):
-        return True  # a scalar or list the operator set (or its map, replaced by a value)
-    return all(k in node and _owned_entirely(node[k], v) for k, v in actual.items())
-
-
-def stale_keys(last: Mapping[str, Any], desired: Any, actual: Any) -> dict[str, Any]:
-    """A merge-patch fragment setting to null each key the operator set last time.
-
-    `last` is the key tree recorded at the previous apply, `desired` the new managed
-    view, `actual` the object in the cluster. Only keys that `actual` still holds
-    and `desired` no longer has are deleted. A dropped map is deleted whole when it
-    holds only the operator's keys; when another actor added keys to it, only the
-    operator's keys inside it are deleted and the map stays with the others.
-    Keys the operator never set are never touched.
-    """
-    out: dict[str, Any] = {}
-    if not isinstance(actual, Mapping):
-        return out
-    for key, node in last.items():
-        if key not in actual:
-            continue
-        have = actual[key]
-        if isinstance(desired, Mapping) and key in desired:
-            want = desired[key]
-            if isinstance(node, Mapping) and isinstance(want, Mapping):
-                nested = stale_keys(node, want, have)
-                if nested:
-                    out[key] = nested
-            continue  # still desired: the patch sets its value
-        if _owned_entirely(node, have):
-            out[key] = None
-        elif isinstance(node, Mapping):
-            nested = stale_keys(node, None, have)
-            if nested:
-                out[key] = nested
-    return out
-
-
-def _merge_into(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    """`base` with the fragment `extra` merged in (maps recursively; `extra` wins otherwise)."""
-    out = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _merge_into(dict(out[key]), value)
-        else:
-            out[key] = value
-    return out
-
-
-def _tracked_view(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """The managed view whose keys are recorded: without our annotation and untracked fields."""
-    view = _managed_view(obj)
-    for key in _UNTRACKED.get(str(obj.get("kind")), ()):
-        view.pop(key, None)
-    annotations = view["metadata"].get("annotations")
-    if isinstance(annotations, Mapping) and LAST_APPLIED_ANNOTATION in annotations:
-        rest = {k: v for k, v in annotations.items() if k != LAST_APPLIED_ANNOTATION}
-        if rest:
-            view["metadata"]["annotations"] = rest
-        else:
-            view["metadata"].pop("annotations")
-    return view
-
-
-def with_last_applied(desired: Mapping[str, Any]) -> dict[str, Any]:
-    """`desired` with the annotation recording its own managed keys (what is created/patched)."""
-    out = dict(desired)
-    meta = dict(out.get("metadata") or {})
-    annotations = dict(meta.get("annotations") or {})
-    annotations[LAST_APPLIED_ANNOTATION] = encode_managed_keys(managed_keys(_tracked_view(desired)))
-    meta["annotations"] = annotations
-    out["metadata"] = meta
-    return out
-
-
-def plan_patch(desired: Mapping[str, Any], actual: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The merge patch that brings `actual` to `desired`, or None when it has not drifted.
-
-    The patch holds the managed view of `desired` (labels, annotations, owner
-    references and everything outside metadata), the `promdemo.dev/last-applied`
-    annotation for this apply, and `null` for each key the previous apply set that
-    `desired` dropped. Drift is: a managed field differs, a dropped key is still
-    there, or the annotation differs; the annotation depends on `desired` only, so
-    once written it matches and a resync patches nothing.
-    """
-    desired = with_last_applied(_normalize_secret(dict(desired)))
-    kind = desired["kind"]
-    wanted = _managed_view(desired)
-    annotations = (actual.get("metadata") or {}).get("annotations") or {}
-    last = decode_managed_keys(annotations.get(LAST_APPLIED_ANNOTATION))
-    for key in _UNTRACKED.get(kind, ()):  # even from an annotation edited by hand
-        last.pop(key, None)
-    # Against the whole view: it holds our annotation, so that one is never "dropped".
-    stale = stale_keys(last, wanted, actual)
-    if kind == "Secret" and actual.get("data"):
-        # Created once; only keys that are missing are added, none is rewritten.
-        have = actual.get("data") or {}
-        missing = {k: v for k, v in (wanted.get("data") or {}).items() if k not in have}
-        wanted.pop("stringData", None)
-        if missing:
-            wanted["data"] = missing
-        else:
-            wanted.pop("data", None)
-    if not stale and is_subset(wanted, actual):
-        return None
-    return _merge_into(wanted, stale)
-
-
-def secret_value(secret: Mapping[str, Any], key: str) -> str | None:
-    """A Secret's value for `key` (from `data`, or `stringData` as some emulators keep it)."""
-    raw = (secret.get("data") or {}).get(key)
-    if raw:
-        try:
-            return base64.b64decode(raw).decode()
-        except (ValueError, UnicodeDecodeError):
-            return None
-    value = (secret.get("stringData") or {}).get(key)
-    return str(value) if value else None
-
-
 class Kube:
     """A small, thread-safe facade over `kubernetes.client.ApiClient` for plain dicts."""
 
@@ -349,7 +151,7 @@ class Kube:
         api_client: k8s_client.ApiClient | None = None,
         *,
         request_timeout: float = 30.0,
-        discovery_ttl: float = 10.0,
+        discovery_ttl: float = 300.0,
     ) -> None:
         self.api = api_client or k8s_client.ApiClient()
         self.request_timeout = request_timeout
@@ -446,37 +248,60 @@ class Kube:
             raise
         return True
 
-    def apply(self, desired: Mapping[str, Any]) -> ApplyResult:
+    def apply(
+        self,
+        desired: Mapping[str, Any],
+        *,
+        actual: Mapping[str, Any] | object | None = UNKNOWN,
+        owner_uid: str | None = None,
+    ) -> ApplyResult:
         """Make the object in the cluster match `desired`: create, patch, or nothing.
 
-        What is created carries the `promdemo.dev/last-applied` annotation, so a key a
-        later `desired` drops is deleted by that later patch (`plan_patch`).
+        `actual` is the object as the caller knows it (None: known to be absent);
+        without it the object is read first. With `owner_uid`, an existing object
+        that the owner does not control is not touched (`not_owned`). What is
+        created carries the `promdemo.dev/last-applied` annotation, so a key a later
+        `desired` drops is deleted by that later patch (`apply_plan.plan_patch`).
         """
-        desired = with_last_applied(_normalize_secret(dict(desired)))
+        desired = with_last_applied(normalize_secret(dict(desired)))
         kind = desired["kind"]
         meta = desired["metadata"]
         namespace, name = meta["namespace"], meta["name"]
-        actual = self.get(kind, namespace, name)
-        if actual is None:
+        current: Mapping[str, Any] | None
+        current = self.get(kind, namespace, name) if actual is UNKNOWN else actual  # type: ignore[assignment]
+        if current is None:
             try:
                 created = self.create(desired)
             except KubeError as e:
                 if e.status != 409:
                     raise
-                actual = self.get(kind, namespace, name)
-                if actual is None:  # created and deleted again in between: next time
+                current = self.get(kind, namespace, name)
+                if current is None:  # created and deleted again in between: next time
                     raise
             else:
                 return ApplyResult(kind, name, "created", created)
-        return self._patch_to(desired, actual)
-
-    def _patch_to(self, desired: dict[str, Any], actual: dict[str, Any]) -> ApplyResult:
-        kind, meta = desired["kind"], desired["metadata"]
-        patch = plan_patch(desired, actual)
-        if patch is None:
-            return ApplyResult(kind, meta["name"], "unchanged", actual)
-        patched = self.merge_patch(kind, meta["namespace"], meta["name"], patch)
-        return ApplyResult(kind, meta["name"], "patched", patched)
+        for attempt in range(CONFLICT_ATTEMPTS):
+            if owner_uid and not controlled_by(current, owner_uid):
+                return ApplyResult(kind, name, "not_owned", dict(current))
+            patch = plan_patch(desired, current)
+            if patch is None:
+                return ApplyResult(kind, name, "unchanged", dict(current))
+            # Planned against this version: if it changed since, the API server answers 409
+            # instead of letting the patch drop what the other writer just added.
+            version = (current.get("metadata") or {}).get("resourceVersion")
+            if version:
+                patch.setdefault("metadata", {})["resourceVersion"] = version
+            try:
+                patched = self.merge_patch(kind, namespace, name, patch)
+            except KubeError as e:
+                if e.status != 409 or attempt == CONFLICT_ATTEMPTS - 1:
+                    raise
+                current = self.get(kind, namespace, name)
+                if current is None:
+                    raise
+                continue
+            return ApplyResult(kind, name, "patched", patched)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # -- secrets and discovery -----------------------------------------------------------
 
@@ -484,6 +309,11 @@ class Kube:
         """The value of `key` in Secret `name`; None when the Secret or the key is absent."""
         secret = self.get("Secret", namespace, name)
         return None if secret is None else secret_value(secret, key)
+
+    def invalidate_discovery(self) -> None:
+        """Forget what discovery said (a monitoring CRD was added or removed)."""
+        with self._discovery_lock:
+            self._discovery = None
 
     def monitoring_support(self, *, refresh: bool = False) -> MonitoringSupport:
         """Which monitoring.coreos.com/v1 kinds are served (cached for `discovery_ttl` s)."""

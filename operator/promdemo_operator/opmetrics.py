@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 
 RESULTS = ("success", "invalid_spec", "error")
 CHILD_KINDS = ("Secret", "Deployment", "Service", "ServiceMonitor", "PrometheusRule")
-CHILD_ACTIONS = ("created", "patched", "unchanged", "deleted")
+CHILD_ACTIONS = ("created", "patched", "unchanged", "deleted", "not_owned")
 
 
 class OperatorMetrics:
@@ -40,7 +40,8 @@ class OperatorMetrics:
         )
         self.children = Counter(
             "promdemo_children_applied_total",
-            "Children written or checked by reconciles, by kind and action.",
+            "Children written or checked by reconciles, by kind and action (not_owned: an "
+            "existing object this PromDemo does not control, left alone).",
             ["kind", "action"],
             registry=registry,
         )

@@ -3,12 +3,14 @@
     promdemo operator [--namespace NS ... | --all-namespaces]
                       [--metrics-port 8080] [--health-port 8081] [--webhook-port 8082]
                       [--bind 0.0.0.0] [--standalone | --no-standalone]
-                      [--resync-seconds 30] [--workers 16] [--verbose | --debug]
+                      [--resync-seconds 10800] [--workers 16] [--verbose | --debug]
 
 - `/metrics` (prometheus_client) on --metrics-port: the operator's own metrics;
 - `/healthz` (kopf's liveness endpoint) on --health-port;
-- --webhook-port is where the Alertmanager webhook receiver listens (the heal
-  loop reads it from `memo.options`);
+- --webhook-port is where the Alertmanager webhook receiver listens;
+- the handlers find the options, the API client and what they share in kopf's
+  memo (`memo.options`, `memo.kube`, `memo.context`: `handlers/context.py`);
+  nothing is passed through environment variables;
 - standalone by default: one replica, no kopf peering objects (and no RBAC for them).
 
 SIGTERM or SIGINT stops it, with exit status 0, within `SHUTDOWN_GRACE_SECONDS`
@@ -40,6 +42,9 @@ from typing import Any
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+
+#: The safety-net resync: the watches repair drift at once, this catches what they missed.
+DEFAULT_RESYNC_SECONDS = 3 * 3600.0
 
 #: After SIGTERM/SIGINT, how long kopf (and the handlers' threads) get to stop before
 #: the process exits anyway; well under kubelet's default 30 s grace period.
@@ -128,16 +133,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--resync-seconds",
         type=_positive,
-        default=float(os.environ.get("PROMDEMO_RESYNC_SECONDS", "30")),
+        default=DEFAULT_RESYNC_SECONDS,
         metavar="S",
-        help="reconcile every PromDemo again this often, without an event (default 30)",
+        help="also reconcile every PromDemo this often, reading every child from the API: "
+        "a safety net, the watches repair drift at once (default 10800 = 3 h)",
     )
     parser.add_argument(
         "--workers",
         type=int,
         default=16,
         metavar="N",
-        help="threads running reconciles at once (default 16)",
+        help="threads for blocking API calls (reconciles, status writes) and the API "
+        "client's connection pool (default 16)",
     )
     verbosity = parser.add_mutually_exclusive_group()
     verbosity.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -155,6 +162,13 @@ def options_from_args(args: argparse.Namespace) -> OperatorOptions:
         resync_seconds=args.resync_seconds,
         workers=max(1, args.workers),
     )
+
+
+def default_options() -> OperatorOptions:
+    """The options of `promdemo operator` without arguments."""
+    parser = argparse.ArgumentParser(prog="promdemo operator")
+    add_arguments(parser)
+    return options_from_args(parser.parse_args([]))
 
 
 def _url_host(bind: str) -> str:
@@ -284,20 +298,22 @@ class _Supervisor:
 def run(args: argparse.Namespace) -> int:
     """Run the operator until SIGTERM/SIGINT; 0 on a clean stop."""
     options = options_from_args(args)
-    # The resync timer's interval is fixed when the handlers module is imported.
-    os.environ["PROMDEMO_RESYNC_SECONDS"] = str(options.resync_seconds)
 
     import kopf
     from prometheus_client import start_http_server
 
-    from promdemo_operator.kube import Kube
+    from promdemo_operator.handlers.context import OperatorContext, SharedMemo
     from promdemo_operator.opmetrics import metrics
 
     kopf.configure(debug=args.debug, verbose=args.verbose, log_format=kopf.LogFormat.PLAIN)
+    if not (args.debug or args.verbose):
+        # kopf says "Handler ... succeeded" for every watch event of every child: the
+        # operator logs what it changes itself (warnings and errors still come through).
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     log = logging.getLogger("promdemo.operator")
 
     try:
-        kube = Kube.from_default_config(pool_size=options.workers)
+        context = OperatorContext.create(options)
     except Exception as e:  # no kubeconfig, no service account
         print(f"promdemo operator: no Kubernetes credentials: {e}", file=sys.stderr)
         return EXIT_FAILED
@@ -321,6 +337,8 @@ def run(args: argparse.Namespace) -> int:
     # kopf's own "Handler succeeded" messages would become an Event per resync;
     # the reconcile posts its own Events for what it changed.
     settings.posting.level = logging.WARNING
+    # One pool for every blocking API call (the handlers' `context.call`), kopf's included.
+    settings.execution.executor = context.pool
     settings.execution.max_workers = options.workers
     settings.watching.server_timeout = 600
     settings.watching.client_timeout = 660
@@ -354,7 +372,7 @@ def run(args: argparse.Namespace) -> int:
             standalone=options.standalone,
             liveness_endpoint=liveness,
             settings=settings,
-            memo=kopf.Memo(kube=kube, options=options),
+            memo=SharedMemo(kube=context.kube, options=options, context=context),
         )
 
     supervisor = _Supervisor(shutdown, log)

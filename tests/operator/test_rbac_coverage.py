@@ -5,12 +5,19 @@ records each request as (verb, group, resource[/subresource]). Then:
 
 - every recorded request must be granted by the ClusterRole;
 - every grant must be used by a recorded request, or be one of the documented
-  needs below that kmock cannot exercise (the heal loop talks to real pods).
+  needs below that kmock cannot exercise (the heal loop talks to real pods);
+- OwnerReferencesPermissionEnforcement (an admission plugin on by default in many
+  clusters): a PATCH/UPDATE that changes an object's `metadata.ownerReferences` is
+  allowed only with `delete` on that resource. The emulator keeps every version of
+  every object: a change of ownerReferences between two versions of a resource
+  requires `delete` on it. (The scenarios' own requests never change them.)
 """
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -25,19 +32,13 @@ RBAC = ROOT / "manifests" / "base" / "rbac.yaml"
 
 #: Granted although the scenarios cannot exercise them here, each with the reason.
 DOCUMENTED_NEEDS: dict[tuple[str, str, str], str] = {
-    ("", "pods", "get"): "heal loop: read a pod before resetting it",
-    ("", "pods", "list"): "heal loop: find the app's pods",
-    ("", "pods", "watch"): "heal loop: follow the app's pods",
     ("", "pods/proxy", "get"): "heal loop (podAccess: apiProxy): scrape a pod's /metrics",
     ("", "pods/proxy", "create"): "heal loop (podAccess: apiProxy): POST /inventory/reset",
-    ("", "secrets", "get"): "heal loop: the reset token (also used by reconcile)",
     ("", "namespaces", "list"): "kopf with --namespace patterns (the scenarios run cluster-wide)",
     ("", "namespaces", "watch"): "kopf with --namespace patterns (the scenarios run cluster-wide)",
     ("promdemo.dev", "promdemos/finalizers", "update"): (
         "OwnerReferencesPermissionEnforcement checks it for blockOwnerDeletion; no request"
     ),
-    ("promdemo.dev", "promdemos/status", "patch"): "heal loop: inventory and heal status",
-    ("", "events", "create"): "heal loop: an Event per heal",
 }
 
 
@@ -80,6 +81,26 @@ def test_rbac_has_no_wildcards_and_binds_the_operator_service_account() -> None:
         assert need in grants, f"documented need {need} is not granted"
 
 
+def owner_reference_changes(cluster: KmockCluster) -> set[tuple[str, str]]:
+    """(group, resource) of every object whose ownerReferences changed between two versions."""
+
+    def scan(k: Any) -> set[tuple[str, str]]:
+        changed = set()
+        for (resource, _, _), obj in k.objects.items():
+            versions = [None if v is None else v.raw for v in obj.history]
+            for before, after in itertools.pairwise(versions):
+                if before is None or after is None:
+                    continue  # created or deleted, not changed
+                metas = [v.get("metadata") or {} for v in (before, after)]
+                if metas[0].get("uid") != metas[1].get("uid"):
+                    continue  # deleted and created again under the same name
+                if metas[0].get("ownerReferences") != metas[1].get("ownerReferences"):
+                    changed.add((resource.group or "", resource.plural))
+        return changed
+
+    return cluster.call(scan)
+
+
 def run_every_scenario(cluster: KmockCluster) -> list[ApiCall]:
     op = cluster.start_operator()
     sc.scenario_monitoring_absent_then_added(cluster, op, "nomon")
@@ -90,6 +111,8 @@ def run_every_scenario(cluster: KmockCluster) -> list[ApiCall]:
     sc.scenario_child_deleted(cluster, op, "shop")
     sc.scenario_drift_repaired(cluster, op, "shop")
     sc.scenario_status_preserved(cluster, op, "shop")
+    sc.scenario_other_writers(cluster, op, "shop")
+    sc.scenario_not_owned(cluster, op, "taken")
     sc.scenario_invalid_spec(cluster, op, "broken", "fine")
     op = sc.scenario_restart(cluster, op, ["shop", "nomon"])
     sc.scenario_delete_promdemo(cluster, op, "shop")
@@ -111,3 +134,10 @@ def test_rbac_grants_exactly_what_the_operator_uses(kmock_cluster_factory) -> No
     assert not missing, f"the operator sent requests its RBAC does not grant: {missing}"
     unused = sorted(grants - used - set(DOCUMENTED_NEEDS))
     assert not unused, f"RBAC grants what the operator never uses: {unused}"
+
+    # OwnerReferencesPermissionEnforcement: changing ownerReferences needs "delete".
+    for group, resource in sorted(owner_reference_changes(cluster)):
+        assert (group, resource, "delete") in grants, (
+            f"ownerReferences of {resource} were changed (adopted), which needs 'delete' on "
+            f"{group or 'core'}/{resource} under OwnerReferencesPermissionEnforcement"
+        )

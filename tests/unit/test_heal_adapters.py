@@ -1,13 +1,25 @@
-"""Pure helpers around the engine: pod access, pod dicts, Alertmanager payloads, the receiver."""
+"""Helpers around the engine: pod access, pod records, Alertmanager payloads, the receiver."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import threading
+from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
-from promdemo_operator.handlers.webhook import AlertReceiver, find_loop, webhook_token
+from promdemo_operator.handlers.heal import first_check_delay, heal_wanted
+from promdemo_operator.handlers.webhook import (
+    AlertReceiver,
+    AmbiguousAlert,
+    WebhookServer,
+    bearer_credentials,
+    find_loop,
+    webhook_token,
+)
 from promdemo_operator.heal.access import (
     API_PROXY,
     POD_IP,
@@ -23,9 +35,33 @@ from promdemo_operator.heal.alertmanager import (
     parse_time,
 )
 from promdemo_operator.heal.engine import PodTarget
-from promdemo_operator.heal.pods import app_port, is_ready, pod_targets
+from promdemo_operator.heal.pods import (
+    PodRecord,
+    app_port,
+    is_ready,
+    pod_record,
+    pod_targets,
+    targets_from_records,
+)
 
 SELECTOR = {"app.kubernetes.io/name": "promdemo", "app.kubernetes.io/instance": "shop"}
+
+
+def test_a_heal_loop_only_for_a_valid_name_and_spec_with_auto_heal_on() -> None:
+    on = {"autoHeal": {"enabled": True}}
+    assert heal_wanted(name="shop", spec=on)
+    assert not heal_wanted(name="shop", spec={"autoHeal": {"enabled": False}})
+    assert not heal_wanted(name="shop", spec={"autoHeal": {"enabled": True, "interval": "0s"}})
+    # A valid Kubernetes name that cannot name the children (a dot, too long): no loop.
+    assert not heal_wanted(name="shop.v2", spec=on)
+    assert not heal_wanted(name="x" * 64, spec=on)
+
+
+def test_first_checks_are_spread_over_the_interval() -> None:
+    delays = [first_check_delay("demo", f"shop-{i}", 5.0) for i in range(200)]
+    assert all(0 <= d < 5.0 for d in delays)
+    assert first_check_delay("demo", "shop-1", 5.0) == delays[1], "fixed by the name"
+    assert len({round(d, 1) for d in delays}) > 30, "not all at once"
 
 
 def test_resolve_access() -> None:
@@ -87,6 +123,16 @@ def test_pod_targets_ready_selected_and_addressed() -> None:
     assert not is_ready({"status": {"phase": "Pending"}})
 
 
+def test_pod_records_keep_what_a_check_needs() -> None:
+    assert pod_record(pod("a", ip="10.0.0.6")) == PodRecord("a", "10.0.0.6", True, 9000)
+    assert pod_record(pod("b", ip=None, ready="False")) == PodRecord("b", None, False, 9000)
+    records = [pod_record(pod("b")), pod_record(pod("a", ip="10.0.0.6"))]
+    assert targets_from_records(records, access=POD_IP, namespace="demo") == [
+        PodTarget("a", "http://10.0.0.6:9000", True),
+        PodTarget("b", "http://10.0.0.5:9000", True),
+    ]
+
+
 PAYLOAD = {
     "version": "4",
     "status": "firing",
@@ -131,19 +177,17 @@ def test_parse_payload() -> None:
 
 
 class FakeLoop:
+    """A heal loop as the receiver sees it: its PromDemo, its pods (in memory), heal_alert."""
+
     def __init__(self, namespace: str, name: str, pods: list[PodTarget], outcome: str) -> None:
         self.namespace, self.name, self.pods, self.outcome = namespace, name, pods, outcome
         self.healed: list[AlertRef] = []
-        self.refreshed = 0
 
     def find_pod(self, ref: AlertRef) -> PodTarget | None:
         for p in self.pods:
             if p.name == ref.pod or (not ref.pod and p.base_url == f"http://{ref.instance}"):
                 return p
         return None
-
-    async def refresh_pods(self) -> None:
-        self.refreshed += 1
 
     async def heal_alert(self, ref: AlertRef) -> str:
         self.healed.append(ref)
@@ -163,6 +207,28 @@ def test_find_loop_by_labels() -> None:
     assert find_loop(wrong_ns, [a, b]) is None
 
 
+def test_an_alert_without_namespace_matching_two_namespaces_is_ambiguous() -> None:
+    demo = FakeLoop("demo", "shop", [PodTarget("shop-a", "http://10.0.0.5:8080")], "reset")
+    prod = FakeLoop("prod", "shop", [PodTarget("shop-a", "http://10.0.1.5:8080")], "reset")
+    no_ns = AlertRef("firing", "InventoryNegative", None, "shop", "shop-a", None, None, None)
+    with pytest.raises(AmbiguousAlert, match="demo/shop, prod/shop"):
+        find_loop(no_ns, [demo, prod])
+    by_pod = AlertRef("firing", "InventoryNegative", None, None, "shop-a", None, None, None)
+    with pytest.raises(AmbiguousAlert):
+        find_loop(by_pod, [demo, prod])
+    # With the namespace, or when only one namespace has it, it is not.
+    assert find_loop(AlertRef("firing", "InventoryNegative", "prod", "shop", "shop-a",
+                              None, None, None), [demo, prod]) is prod  # fmt: skip
+    assert find_loop(no_ns, [demo]) is demo
+
+    receiver = AlertReceiver("t", loops=lambda: [demo, prod])
+    alert = {"status": "firing", "labels": {"alertname": "InventoryNegative", "promdemo": "shop",
+                                            "pod": "shop-a"}}  # fmt: skip
+    code, answer = asyncio.run(receiver.handle({"alerts": [alert]}))
+    assert (code, answer["alerts"][0]["outcome"]) == (200, "ambiguous")
+    assert demo.healed == prod.healed == [], "neither tenant's pod was reset"
+
+
 @pytest.mark.parametrize(
     ("outcome", "status"), [("reset", 200), ("cooldown", 200), ("failed", 500)]
 )
@@ -175,15 +241,61 @@ def test_receiver_heals_firing_ignores_resolved(outcome: str, status: int) -> No
     assert [r.pod for r in loop.healed] == ["shop-a"]
 
 
-def test_receiver_unknown_target_refreshes_once() -> None:
+def test_receiver_unknown_target() -> None:
     loop = FakeLoop("demo", "shop", [], "reset")
     receiver = AlertReceiver("t", loops=lambda: [loop])
     alert = {"status": "firing", "labels": {"alertname": "InventoryNegative", "pod": "gone"}}
     code, answer = asyncio.run(receiver.handle({"alerts": [alert]}))
     assert code == 200
     assert answer["alerts"][0]["outcome"] == "unknown_target"
-    assert loop.refreshed == 1
+    assert loop.healed == []
     assert asyncio.run(receiver.handle({"nope": 1}))[0] == 400
+
+
+def test_bearer_scheme_is_case_insensitive() -> None:
+    assert bearer_credentials("Bearer abc") == "abc"
+    assert bearer_credentials("bearer abc") == "abc"
+    assert bearer_credentials("BEARER   abc ") == "abc"
+    assert bearer_credentials("Basic abc") is None
+    assert bearer_credentials("Bearer") is None
+    assert bearer_credentials("") is None
+
+
+@pytest.fixture
+def receiver_url() -> Iterator[str]:
+    """The receiver over HTTP on a free loopback port (token "t"), with one loop."""
+    loop_ = asyncio.new_event_loop()
+    fake = FakeLoop("demo", "shop", [PodTarget("shop-a", "http://10.0.0.5:8080")], "reset")
+    server = WebhookServer(AlertReceiver("t", loops=lambda: [fake]), "127.0.0.1", 0)
+    loop_.run_until_complete(server.start())
+    thread = threading.Thread(target=loop_.run_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.port}/alertmanager"
+    asyncio.run_coroutine_threadsafe(server.stop(), loop_).result(timeout=10)
+    loop_.call_soon_threadsafe(loop_.stop)
+    thread.join(timeout=10)
+    loop_.close()
+
+
+def test_receiver_answers_json_to_every_bad_request(receiver_url: str) -> None:
+    def post(body: bytes, auth: str = "Bearer t") -> httpx.Response:
+        return httpx.post(receiver_url, content=body, headers={"Authorization": auth}, timeout=10)
+
+    deep = post(b"[" * 100_000 + b"]" * 100_000)
+    assert deep.status_code == 400
+    assert "nested" in deep.json()["error"]
+    assert post(b"{not json").json() == {"error": "body is not JSON"}
+    too_big = post(b" " * (2 * 1024 * 1024))
+    assert too_big.status_code == 413
+    assert "error" in too_big.json()
+    assert post(b"{}", auth="Bearer wrong").status_code == 401
+    assert post(b"{}", auth="bearer t").status_code == 400  # authorized; not a notification
+    ok = post(json.dumps(PAYLOAD).encode(), auth="BEARER t")
+    assert ok.status_code == 200
+    assert [a["outcome"] for a in ok.json()["alerts"]] == ["reset", "resolved"]
+    missing = httpx.get(receiver_url.replace("/alertmanager", "/nothing"), timeout=10)
+    assert missing.status_code == 404
+    assert "error" in missing.json()
 
 
 def test_webhook_token_from_env_or_file(tmp_path: Any) -> None:

@@ -1,4 +1,5 @@
-"""kube.py's apply: the merge patch it computes, and pruning of keys a later spec drops."""
+"""The apply: the plan (`apply_plan`: a three-way merge that keeps what other writers added
+and prunes what a later spec drops) and `kube.Kube.apply` (create, patch, or nothing)."""
 
 from __future__ import annotations
 
@@ -7,18 +8,17 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from promdemo_operator.kube import (
-    KINDS,
+from promdemo_operator.apply_plan import (
     LAST_APPLIED_ANNOTATION,
-    Kube,
-    KubeError,
+    controlled_by,
     decode_managed_keys,
     encode_managed_keys,
     managed_keys,
+    merge_desired,
     plan_patch,
-    stale_keys,
     with_last_applied,
 )
+from promdemo_operator.kube import KINDS, Kube, KubeError
 from tests.support.rendering import render_body
 
 UID = "6a1e2c3d-0000-4000-8000-000000000002"
@@ -61,10 +61,16 @@ def stored(desired: Mapping[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the key tree
 
 
-def test_managed_keys_records_maps_and_treats_lists_and_scalars_as_leaves() -> None:
-    view = {"metadata": {"labels": {"a": "1"}}, "spec": {"ports": [{"x": 1}], "n": 2, "m": {}}}
+def test_managed_keys_records_maps_named_list_items_and_treats_the_rest_as_leaves() -> None:
+    view = {
+        "metadata": {"labels": {"a": "1"}},
+        "spec": {"ports": [{"x": 1}], "n": 2, "m": {}, "env": [{"name": "A", "value": "1"}]},
+    }
     tree = managed_keys(view)
-    assert tree == {"metadata": {"labels": {"a": 1}}, "spec": {"ports": 1, "n": 1, "m": {}}}
+    assert tree == {
+        "metadata": {"labels": {"a": 1}},
+        "spec": {"ports": 1, "n": 1, "m": {}, "env": {"$named": {"A": {"name": 1, "value": 1}}}},
+    }
     assert decode_managed_keys(encode_managed_keys(tree)) == tree
     assert encode_managed_keys({"b": 1, "a": 1}) == encode_managed_keys({"a": 1, "b": 1})
 
@@ -75,6 +81,14 @@ def test_decode_tolerates_absent_or_garbled_annotations() -> None:
     assert decode_managed_keys("{not json") == {}
     assert decode_managed_keys("[1, 2]") == {}
     assert decode_managed_keys('{"a": [1], "b": {"c": "x"}}') == {"a": 1, "b": {"c": 1}}
+
+
+def test_controlled_by_needs_a_controller_reference_with_the_uid() -> None:
+    ref = {"apiVersion": "promdemo.dev/v1alpha1", "kind": "PromDemo", "name": "shop", "uid": UID}
+    assert controlled_by({"metadata": {"ownerReferences": [{**ref, "controller": True}]}}, UID)
+    assert not controlled_by({"metadata": {"ownerReferences": [ref]}}, UID)
+    assert not controlled_by({"metadata": {"ownerReferences": [{**ref, "uid": "x"}]}}, UID)
+    assert not controlled_by({"metadata": {}}, UID)
 
 
 def test_with_last_applied_records_the_keys_without_itself() -> None:
@@ -100,36 +114,66 @@ def test_secret_data_is_never_recorded() -> None:
     assert "dG9r" not in annotation
 
 
-# --------------------------------------------------------------------------- stale keys
+# --------------------------------------------------------------------------- the merge
 
 
-def test_stale_keys_deletes_only_what_we_set_and_dropped() -> None:
+def test_merge_deletes_only_what_we_set_and_dropped() -> None:
     last = {"metadata": {"labels": {"release": 1, "team": 1}}}
     desired = {"metadata": {"labels": {"team": "shop"}}}
     actual = {"metadata": {"labels": {"release": "prometheus", "team": "shop", "argo": "x"}}}
-    assert stale_keys(last, desired, actual) == {"metadata": {"labels": {"release": None}}}
-    # Already gone: nothing to do.
-    assert stale_keys(last, desired, {"metadata": {"labels": {"team": "shop"}}}) == {}
+    assert merge_desired(actual, desired, last) == {
+        "metadata": {"labels": {"team": "shop", "argo": "x"}}
+    }
     # Never set by us: never deleted.
-    assert stale_keys({}, desired, actual) == {}
+    assert merge_desired(actual, desired, {}) == actual
 
 
 def test_a_dropped_map_goes_whole_only_when_it_holds_nothing_foreign() -> None:
     last = {"spec": {"strategy": {"type": 1, "rollingUpdate": {"maxSurge": 1}}}}
     desired = {"spec": {"strategy": {"type": "Recreate"}}}
     ours = {"spec": {"strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}}}}
-    assert stale_keys(last, desired, ours) == {"spec": {"strategy": {"rollingUpdate": None}}}
+    assert merge_desired(ours, desired, last) == {"spec": {"strategy": {"type": "Recreate"}}}
     foreign = copy.deepcopy(ours)
     foreign["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] = 0  # a server default
-    assert stale_keys(last, desired, foreign) == {
-        "spec": {"strategy": {"rollingUpdate": {"maxSurge": None}}}
+    assert merge_desired(foreign, desired, last) == {
+        "spec": {"strategy": {"type": "Recreate", "rollingUpdate": {"maxUnavailable": 0}}}
     }
 
 
-def test_a_value_that_changes_type_is_left_to_the_patch() -> None:
-    # A map that became a list/scalar (or the other way) is replaced by the patch itself.
-    assert stale_keys({"a": {"b": 1}}, {"a": [1]}, {"a": {"b": 2, "c": 3}}) == {}
-    assert stale_keys({"a": 1}, {"a": {"b": 1}}, {"a": 5}) == {}
+def test_a_value_that_changes_type_is_replaced() -> None:
+    assert merge_desired({"a": {"b": 2, "c": 3}}, {"a": [1]}, {"a": {"b": 1}}) == {"a": [1]}
+    assert merge_desired({"a": 5}, {"a": {"b": 1}}, {"a": 1}) == {"a": {"b": 1}}
+
+
+def test_named_lists_merge_by_name_and_keep_other_writers_items() -> None:
+    desired = [{"name": "app", "image": "new", "env": [{"name": "A", "value": "1"}]}]
+    last = managed_keys([{"name": "app", "image": "old", "env": [{"name": "A", "value": "0"}]}])
+    actual = [
+        {
+            "name": "app",
+            "image": "old",
+            "terminationMessagePath": "/dev/termination-log",  # a server default
+            "env": [{"name": "A", "value": "0"}, {"name": "INJECTED", "value": "x"}],
+        },
+        {"name": "sidecar", "image": "mesh"},  # another controller's container
+    ]
+    assert merge_desired(actual, desired, last) == [
+        {
+            "name": "app",
+            "image": "new",
+            "terminationMessagePath": "/dev/termination-log",
+            "env": [{"name": "A", "value": "1"}, {"name": "INJECTED", "value": "x"}],
+        },
+        {"name": "sidecar", "image": "mesh"},
+    ]
+    # An item we set and no longer want goes; a missing one of ours is appended.
+    last = managed_keys([{"name": "old"}, {"name": "app"}])
+    merged = merge_desired([{"name": "old"}, {"name": "x"}], [{"name": "app"}], last)
+    assert merged == [{"name": "x"}, {"name": "app"}]
+    # An unnamed list (a ServiceMonitor's endpoints) is ours whole.
+    assert merge_desired([{"port": "a"}, {"port": "b"}], [{"port": "http"}], 1) == [
+        {"port": "http"}
+    ]
 
 
 # --------------------------------------------------------------------------- plan_patch
@@ -149,7 +193,7 @@ def test_dropping_a_label_nulls_it_and_keeps_third_party_keys() -> None:
 
     patch = plan_patch(after, actual)
     assert patch is not None
-    assert patch["metadata"]["labels"] == {"team": "shop", "release": None}
+    assert patch["metadata"]["labels"] == {"release": None}  # only what changes
     new = merge_patch(actual, patch)
     assert new["metadata"]["labels"] == {"team": "shop", "argocd.argoproj.io/instance": "shop"}
     assert new["metadata"]["annotations"]["kubectl.kubernetes.io/note"] == "hi"
@@ -177,7 +221,7 @@ def test_objects_without_the_annotation_get_it_and_lose_nothing() -> None:
     actual["metadata"]["labels"]["release"] = "prometheus"
     patch = plan_patch(desired, actual)
     assert patch is not None
-    assert "release" not in patch["metadata"]["labels"]
+    assert "labels" not in patch["metadata"], "no label is touched"
     new = merge_patch(actual, patch)
     assert new["metadata"]["labels"]["release"] == "prometheus"
     assert LAST_APPLIED_ANNOTATION in new["metadata"]["annotations"]
@@ -239,12 +283,18 @@ def test_every_rendered_child_converges_in_one_patch() -> None:
 
 
 class FakeKube(Kube):
-    """Kube over an in-memory store that applies merge patches like an API server."""
+    """Kube over an in-memory store that applies merge patches like an API server
+    (resourceVersion bumped on every change, a stale one in a patch answers 409)."""
 
     def __init__(self) -> None:
         super().__init__(api_client=object())  # type: ignore[arg-type]
         self.store: dict[str, dict[str, Any]] = {}
         self.calls: list[tuple[str, str, Any]] = []
+        self.version = 0
+
+    def _bump(self, obj: dict[str, Any]) -> None:
+        self.version += 1
+        obj["metadata"]["resourceVersion"] = str(self.version)
 
     def request(
         self, method: str, path: str, body: Any = None, *, content_type: str = "application/json"
@@ -256,13 +306,25 @@ class FakeKube(Kube):
             return copy.deepcopy(self.store[path])
         if method == "POST":
             obj = copy.deepcopy(body)
-            self.store[f"{path}/{obj['metadata']['name']}"] = obj
+            key = f"{path}/{obj['metadata']['name']}"
+            if key in self.store:
+                raise KubeError(409, "AlreadyExists", key)
+            self._bump(obj)
+            self.store[key] = obj
             return copy.deepcopy(obj)
         if method == "PATCH":
             assert content_type == "application/merge-patch+json"
+            wanted = (body.get("metadata") or {}).get("resourceVersion")
+            have = self.store[path]["metadata"]["resourceVersion"]
+            if wanted is not None and wanted != have:
+                raise KubeError(409, "Conflict", "the object has been modified")
             self.store[path] = merge_patch(self.store[path], body)
+            self._bump(self.store[path])
             return copy.deepcopy(self.store[path])
         raise AssertionError(method)
+
+    def methods(self) -> list[str]:
+        return [c[0] for c in self.calls]
 
 
 def test_apply_creates_with_the_annotation_then_prunes_a_dropped_label() -> None:
@@ -291,3 +353,86 @@ def test_apply_creates_with_the_annotation_then_prunes_a_dropped_label() -> None
     patches = sum(1 for c in kube.calls if c[0] == "PATCH")
     assert kube.apply(service_monitor({"team": "shop"})).action == "unchanged"
     assert sum(1 for c in kube.calls if c[0] == "PATCH") == patches, "patched again: a loop"
+
+
+OWNER = {
+    "apiVersion": "promdemo.dev/v1alpha1",
+    "kind": "PromDemo",
+    "name": "shop",
+    "uid": UID,
+    "controller": True,
+    "blockOwnerDeletion": True,
+}
+
+
+def owned_deployment(image: str = "promdemo:1") -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "shop", "namespace": "demo", "ownerReferences": [dict(OWNER)]},
+        "spec": {
+            "replicas": 2,
+            "template": {"spec": {"containers": [{"name": "app", "image": image}]}},
+        },
+    }
+
+
+def test_apply_with_the_object_known_sends_nothing_when_converged() -> None:
+    kube = FakeKube()
+    created = kube.apply(owned_deployment(), actual=None, owner_uid=UID)
+    assert created.action == "created"
+    assert kube.methods() == ["POST"], "known to be absent: created without a read"
+    result = kube.apply(owned_deployment(), actual=created.object, owner_uid=UID)
+    assert result.action == "unchanged"
+    assert kube.methods() == ["POST"], "a converged child costs no request"
+
+
+def test_apply_keeps_a_container_another_writer_added() -> None:
+    kube = FakeKube()
+    path = KINDS["Deployment"].path("demo", "shop")
+    kube.apply(owned_deployment(), owner_uid=UID)
+    containers = kube.store[path]["spec"]["template"]["spec"]["containers"]
+    containers.append({"name": "sidecar", "image": "mesh"})
+    containers[0]["env"] = [{"name": "INJECTED", "value": "1"}]
+    assert kube.apply(owned_deployment(), owner_uid=UID).action == "unchanged"
+    result = kube.apply(owned_deployment("promdemo:2"), owner_uid=UID)
+    assert result.action == "patched"
+    assert kube.store[path]["spec"]["template"]["spec"]["containers"] == [
+        {"name": "app", "image": "promdemo:2", "env": [{"name": "INJECTED", "value": "1"}]},
+        {"name": "sidecar", "image": "mesh"},
+    ]
+
+
+def test_a_patch_planned_against_a_stale_object_is_planned_again() -> None:
+    kube = FakeKube()
+    path = KINDS["Deployment"].path("demo", "shop")
+    stale = kube.apply(owned_deployment(), owner_uid=UID).object
+    # Another writer adds a sidecar after the caller's view of the object was taken.
+    kube.store[path]["spec"]["template"]["spec"]["containers"].append({"name": "sidecar"})
+    kube._bump(kube.store[path])
+    result = kube.apply(owned_deployment("promdemo:2"), actual=stale, owner_uid=UID)
+    assert result.action == "patched"
+    assert kube.methods()[-3:] == ["PATCH", "GET", "PATCH"], "409, read again, planned again"
+    names = [c["name"] for c in kube.store[path]["spec"]["template"]["spec"]["containers"]]
+    assert names == ["app", "sidecar"], "the stale plan would have dropped the sidecar"
+
+
+def test_an_object_this_promdemo_does_not_control_is_left_alone() -> None:
+    kube = FakeKube()
+    path = KINDS["Deployment"].path("demo", "shop")
+    theirs = owned_deployment("theirs:1")
+    del theirs["metadata"]["ownerReferences"]
+    kube.apply(theirs)
+    before = copy.deepcopy(kube.store[path])
+    result = kube.apply(owned_deployment(), owner_uid=UID)
+    assert result.action == "not_owned"
+    assert kube.store[path] == before
+    assert "PATCH" not in kube.methods()
+
+
+def test_owner_references_are_set_at_creation_and_never_patched() -> None:
+    desired = owned_deployment()
+    actual = with_last_applied(desired)
+    actual["metadata"]["resourceVersion"] = "1"
+    actual["metadata"]["ownerReferences"].append({"kind": "Other", "uid": "o", "name": "x"})
+    assert plan_patch(desired, actual) is None

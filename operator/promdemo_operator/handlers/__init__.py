@@ -1,5 +1,28 @@
-"""kopf handlers: thin adapters around the core. Importing this package registers them."""
+"""kopf handlers: thin adapters around the core. Importing this package registers them.
 
-from promdemo_operator.handlers import reconcile  # noqa: F401
+- `watches`: what is watched, the in-memory indexes, the events that wake a reconcile;
+- `reconcile`: one reconcile loop per PromDemo;
+- `heal`: one heal loop per PromDemo with autoHeal on;
+- `webhook`: the Alertmanager webhook receiver;
+- `context`: what they share (kopf's memo), `pod_http`: the heal loops' HTTP clients.
+"""
 
-from . import heal, webhook  # noqa: F401
+from typing import Any
+
+import kopf
+
+from . import heal, reconcile, watches, webhook
+from .context import OperatorContext
+
+__all__ = ["heal", "reconcile", "watches", "webhook"]
+
+
+@kopf.on.startup()
+async def ensure_context(memo: kopf.Memo, **_: Any) -> None:
+    """Without `promdemo operator` (`kopf run -m promdemo_operator.handlers`): defaults."""
+    if memo.get("context") is None:
+        from promdemo_operator.run import default_options
+
+        options = default_options()
+        memo["context"] = OperatorContext.create(options)
+        memo["options"] = options

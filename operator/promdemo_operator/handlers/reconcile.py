@@ -1,158 +1,124 @@
-"""kopf adapter: reconcile a PromDemo into its children, and report it in status.
+"""kopf adapter: one reconcile loop per PromDemo (a kopf daemon), woken by the watches.
 
-One function, `reconcile`, does the work; kopf calls it on create, update and
-resume (operator restart), and a slow timer calls it again (`--resync-seconds`,
-30 s by default) so that a deleted child comes back, Deployment readiness
-reaches the status, and monitoring CRDs installed later get their objects.
+The loop reconciles as soon as kopf sees the PromDemo (created, or found after a
+restart), then waits. The watches (`handlers/watches.py`) wake it when a child
+changes or goes away, when the spec changes, and when the monitoring CRDs come or
+go; several wake-ups within `DEBOUNCE_SECONDS` make one reconcile. Every
+`--resync-seconds` (hours by default) it reconciles anyway as a safety net, then
+reading every child from the API rather than from the watches.
 
-The steps, all idempotent:
+A reconcile has three steps, each idempotent:
 
-1. `spec.apply_defaults` + `spec.parse_spec`: a spec the CRD schema could not
-   reject (e.g. dependencyMinSeconds > dependencyMaxSeconds) sets
-   `SpecValid=False` with reason `InvalidSpec`; nothing is retried until the spec
-   changes (the resync only re-checks it), and other PromDemos are unaffected.
-2. The reset token comes from the existing Secret, or is generated once.
-3. `render.render_children` builds the children; each gets an owner reference
-   and is applied with `kube.Kube.apply` (create, or patch when it drifted,
-   never delete and re-create). ServiceMonitor/PrometheusRule are skipped
-   when monitoring.coreos.com/v1 is not served (`MonitoringReady=False`), and a
-   monitoring object this PromDemo owns is deleted when the spec switches it off.
-4. Status: only this module's keys are patched (observedGeneration, replicas,
-   readyReplicas, selector, conditions Available/MonitoringReady/SpecValid);
-   what the heal loop writes (inventory, healCount, lastHeal, lowestInventory)
-   is never touched, and conditions of other types are kept as they are.
+1. **Spec** (`invalid_spec`): a spec or name the CRD schema could not reject sets
+   `SpecValid=False` with reason `InvalidSpec` (and an Event when the message is
+   new); nothing is applied, and nothing is retried until the spec changes.
+2. **Children** (`apply_children`, in the API thread pool): the reset token from
+   the watched Secret (else a new one), `render.render_children`, then
+   `kube.Kube.apply` for each against the watched object (create, patch when it
+   drifted, nothing otherwise; an object this PromDemo does not control is left
+   alone). ServiceMonitor/PrometheusRule are skipped while monitoring.coreos.com/v1
+   is not served, and deleted (when owned) once the spec switches them off.
+3. **Status** (`report_status`): only the reconcile's keys (`status.py`), patched
+   only when they changed.
 
-Kubernetes Events are posted for what changed (children created, updated or
-deleted; the spec becoming invalid; monitoring CRDs missing or appearing), not
-for a resync that found nothing to do.
+Events on the PromDemo say what changed: children created, updated (a drift
+repaired) or deleted, a replicas change by another writer set back, the spec
+becoming invalid, monitoring CRDs missing or back, a child that is not ours. A
+failed API call is retried after `TRANSIENT_RETRY_SECONDS` (409, 429, 5xx, no
+connection) or `PERMANENT_RETRY_SECONDS` (e.g. 403) with a `ReconcileFailed` Event.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-import os
-import threading
 import time
-from collections.abc import Mapping
-from typing import Any
+import zlib
+from collections.abc import Coroutine, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import kopf
 
 from promdemo_operator import render
 from promdemo_operator import spec as spec_mod
-from promdemo_operator.handlers.common import kube_from_memo, plain
-from promdemo_operator.kube import MONITORING_PLURALS, Kube, KubeError
+from promdemo_operator.apply_plan import owned_by, secret_value
+from promdemo_operator.kube import UNKNOWN, ApplyResult, Kube, KubeError
 from promdemo_operator.opmetrics import metrics
-from promdemo_operator.resource import GROUP, PLURAL, VERSION, secret_name, selector_string
+from promdemo_operator.resource import GROUP, PLURAL, VERSION, secret_name
+from promdemo_operator.status import (
+    MONITORING_PLURALS,
+    invalid_spec_status,
+    monitoring_condition,
+    monitoring_transition,
+    reconciled_status,
+    spec_newly_invalid,
+    status_changes,
+)
 from promdemo_operator.timefmt import rfc3339
+from promdemo_operator.watched import controller_promdemo
 
-OWN_CONDITIONS = ("Available", "MonitoringReady", "SpecValid")
+from .common import plain
+from .context import OperatorContext, context_of
+from .watches import Watched
 
-#: How often every PromDemo is reconciled again without an event (seconds).
-#: `promdemo operator --resync-seconds` sets it before the handlers are imported.
-RESYNC_SECONDS = float(os.environ.get("PROMDEMO_RESYNC_SECONDS", "30"))
+T = TypeVar("T")
 
+
+class _Prefixed(logging.LoggerAdapter):
+    """Log lines of one PromDemo: `namespace/name: message`."""
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return f"{self.extra['who']}: {msg}", kwargs  # type: ignore[index]
+
+
+log = logging.getLogger("promdemo.reconcile")
+
+#: Wake-ups closer together than this make one reconcile (a create writes five children).
+DEBOUNCE_SECONDS = 0.1
 #: Retry delays after a failed API call: soon for transient trouble, slowly otherwise.
 TRANSIENT_RETRY_SECONDS = 10.0
 PERMANENT_RETRY_SECONDS = 120.0
+#: A child still held by a deleted PromDemo of the same name: look again this soon.
+GARBAGE_COLLECTION_RETRY_SECONDS = 5.0
+#: A child in the way that is someone else's: look again this often (it may not be watched).
+NOT_OWNED_RETRY_SECONDS = 120.0
+#: kopf cancels the loop this long after asking it to stop (the loop stops at once anyway).
+CANCELLATION_TIMEOUT_SECONDS = 2.0
+
+_ACTION_EVENTS = {"created": "Created", "patched": "Updated"}
 
 
-# -- plain helpers (no kopf) -----------------------------------------------------------
+@dataclass
+class Outcome:
+    """What one reconcile ended with: its result, and when to try again (None: on events)."""
+
+    result: str  # success | invalid_spec | error
+    retry_after: float | None = None
 
 
-def condition(type_: str, ok: bool, reason: str, message: str) -> dict[str, str]:
-    return {
-        "type": type_,
-        "status": "True" if ok else "False",
-        "reason": reason,
-        "message": message,
-    }
+@dataclass
+class Applied:
+    """What step 2 did (computed in the thread pool, reported on the event loop)."""
+
+    results: list[ApplyResult] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    wanted_monitoring: set[str] = field(default_factory=set)
+    missing_monitoring: list[str] = field(default_factory=list)
+    monitoring_complete: bool = True
+
+    def object_of(self, kind: str) -> dict[str, Any] | None:
+        for result in self.results:
+            if result.kind == kind:
+                return result.object
+        return None
 
 
-def find_condition(conditions: Any, type_: str) -> Mapping[str, Any] | None:
-    for c in conditions or []:
-        if isinstance(c, Mapping) and c.get("type") == type_:
-            return c
-    return None
-
-
-def merge_conditions(
-    existing: Any, updates: list[dict[str, str]], *, now: str
-) -> list[dict[str, Any]]:
-    """Existing conditions with `updates` applied by type.
-
-    `lastTransitionTime` changes only when a condition's status changes; the
-    order is stable (existing ones first, new types appended); conditions of
-    types not in `updates` (someone else's) are kept untouched.
-    """
-    by_type = {u["type"]: u for u in updates}
-    result: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    for old in existing or []:
-        if not isinstance(old, Mapping):
-            continue
-        type_ = old.get("type")
-        if type_ not in by_type:
-            result.append(dict(old))
-            continue
-        seen.add(type_)
-        new = dict(by_type[type_])
-        same = old.get("status") == new["status"] and old.get("lastTransitionTime")
-        new["lastTransitionTime"] = old["lastTransitionTime"] if same else now
-        result.append(new)
-    for u in updates:
-        if u["type"] not in seen:
-            result.append({**u, "lastTransitionTime": now})
-    return result
-
-
-def available_condition(desired: int, ready: int) -> dict[str, str]:
-    if desired == 0:
-        return condition("Available", True, "ScaledToZero", "spec.replicas is 0")
-    if ready >= desired:
-        return condition("Available", True, "ReplicasReady", f"{ready}/{desired} replicas ready")
-    return condition("Available", False, "ReplicasNotReady", f"{ready}/{desired} replicas ready")
-
-
-def monitoring_condition(wanted: set[str], missing: list[str]) -> dict[str, str]:
-    if not wanted:
-        return condition(
-            "MonitoringReady", True, "MonitoringDisabled",
-            "ServiceMonitor and PrometheusRule are switched off in spec.monitoring",
-        )  # fmt: skip
-    if missing:
-        plurals = ", ".join(MONITORING_PLURALS[k] for k in missing)
-        return condition(
-            "MonitoringReady", False, "MonitoringCRDsMissing",
-            f"the API server does not serve monitoring.coreos.com/v1 {plurals} (install the "
-            "Prometheus Operator CRDs); the app is deployed without them and they are created "
-            "once the CRDs exist",
-        )  # fmt: skip
-    return condition(
-        "MonitoringReady",
-        True,
-        "MonitoringObjectsApplied",
-        f"{' and '.join(sorted(wanted))} applied",
-    )
-
-
-def status_changes(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[str, Any]:
-    """The keys of `wanted` whose value differs from `current` (what to patch)."""
-    return {k: v for k, v in wanted.items() if current.get(k) != v}
-
-
-def owned_by(obj: Mapping[str, Any], uid: str) -> bool:
-    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
-    return any(isinstance(r, Mapping) and r.get("uid") == uid for r in refs)
-
-
-# -- the reconcile ---------------------------------------------------------------------
-
-
-class _Events:
+class Events:
     """Kubernetes Events on the PromDemo (kopf posts them in the background)."""
 
-    def __init__(self, body: kopf.Body) -> None:
+    def __init__(self, body: Any) -> None:
         self.body = body
 
     def normal(self, reason: str, message: str) -> None:
@@ -162,178 +128,420 @@ class _Events:
         kopf.event(self.body, type="Warning", reason=reason, message=message)
 
 
-_ACTION_EVENTS = {"created": "Created", "patched": "Updated"}
+class ReconcileLoop:
+    """One PromDemo's reconciles: the three steps, and what the loop remembers between them."""
 
+    def __init__(self, ctx: OperatorContext, body: Any, watched: Watched) -> None:
+        self.ctx = ctx
+        self.body = body  # kopf's live view of the PromDemo
+        self.watched = watched
+        meta = body.get("metadata") or {}
+        # kopf's per-object logger would also post each warning as an Event: the loop posts
+        # its own Events, and logs on its own logger.
+        self.logger = _Prefixed(log, {"who": f"{meta.get('namespace')}/{meta.get('name')}"})
+        self.events = Events(body)
+        # The status keys this loop wrote, and the PromDemo's version when it wrote them:
+        # until the watch delivers the newer version, those keys are taken from here.
+        self._written: dict[str, Any] = {}
+        self._written_over: str | None = None
+        self._warned_not_owned: set[str] = set()
 
-def reconcile(
-    body: kopf.Body, patch: kopf.Patch, memo: Any, logger: logging.Logger | logging.LoggerAdapter
-) -> str:
-    """Bring one PromDemo's children and status to the desired state; returns the result.
+    # -- the reconcile -------------------------------------------------------------------
 
-    Serialized per PromDemo (the resync timer runs beside the event handlers).
-    Raises `kopf.TemporaryError` when an API call failed (retried later).
-    """
-    lock = memo.setdefault("reconcile_lock", threading.Lock())
-    m = metrics()
-    started = time.perf_counter()
-    with lock:
+    async def reconcile(self, *, fresh: bool = False) -> Outcome:
+        """One reconcile; `fresh` reads every child from the API instead of the watches."""
+        async with self.ctx.reconcile_slots:
+            return await self._reconcile(fresh=fresh)
+
+    async def _reconcile(self, *, fresh: bool) -> Outcome:
+        m = metrics()
+        started = time.perf_counter()
         try:
-            result = _reconcile(body, patch, kube_from_memo(memo), _Events(body), logger)
+            outcome = await self._steps(fresh=fresh)
         except KubeError as e:
-            m.reconciles.labels(result="error").inc()
             m.reconcile_errors.inc()
-            delay = TRANSIENT_RETRY_SECONDS if e.transient else PERMANENT_RETRY_SECONDS
+            outcome = Outcome(
+                "error", TRANSIENT_RETRY_SECONDS if e.transient else PERMANENT_RETRY_SECONDS
+            )
+            self.logger.warning("reconcile failed (retry in %.0fs): %s", outcome.retry_after, e)
             if not e.transient:
-                _Events(body).warning("ReconcileFailed", f"{e}")
-            raise kopf.TemporaryError(f"reconcile failed: {e}", delay=delay) from e
-        except Exception:
-            m.reconciles.labels(result="error").inc()
-            m.reconcile_errors.inc()
+                self.events.warning("ReconcileFailed", f"{e}")
+        except asyncio.CancelledError:
             raise
+        except Exception as e:
+            m.reconcile_errors.inc()
+            outcome = Outcome("error", TRANSIENT_RETRY_SECONDS)
+            self.logger.exception("reconcile failed (retry in %.0fs): %s", outcome.retry_after, e)
         finally:
             m.reconcile_duration.observe(time.perf_counter() - started)
-    m.reconciles.labels(result=result).inc()
-    return result
+        m.reconciles.labels(result=outcome.result).inc()
+        return outcome
 
+    def _current_status(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+        status = dict(raw.get("status") or {})
+        version = (raw.get("metadata") or {}).get("resourceVersion")
+        if self._written and version == self._written_over:
+            status.update(self._written)  # the watch has not delivered our own write yet
+        else:
+            self._written = {}  # delivered (or overtaken): the body has it
+        return status
 
-def _reconcile(
-    body: kopf.Body,
-    patch: kopf.Patch,
-    kube: Kube,
-    events: _Events,
-    logger: logging.Logger | logging.LoggerAdapter,
-) -> str:
-    raw = plain(body)
-    meta = raw.get("metadata", {})
-    name, namespace, uid = meta["name"], meta.get("namespace"), meta.get("uid", "")
-    status = raw.get("status") or {}
-    conditions = status.get("conditions") or []
-    generation = meta.get("generation")
-    now = rfc3339()
+    async def _steps(self, *, fresh: bool) -> Outcome:
+        raw = plain(self.body)
+        meta = raw.get("metadata") or {}
+        name, namespace = meta["name"], meta.get("namespace") or ""
+        if meta.get("deletionTimestamp"):
+            # Being deleted: its children go with it (garbage collector); re-creating one
+            # that the collector just deleted would only delay that.
+            return Outcome("success")
+        status = self._current_status(raw)
+        try:
+            spec = spec_mod.parse_spec(raw.get("spec") or {})
+            # The watches hold every Secret of ours: no Secret there means a new PromDemo (and
+            # if one was created meanwhile, its data is never rewritten: see apply_plan).
+            secret = self._known("Secret", namespace, name)
+            token = secret_value(secret, render.RESET_TOKEN_KEY) if secret else None
+            if fresh:
+                token = await self.ctx.call(
+                    self.ctx.kube.read_secret_value,
+                    namespace,
+                    secret_name(name),
+                    render.RESET_TOKEN_KEY,
+                )
+            children = render.render_children(
+                name,
+                namespace,
+                spec,
+                token=token or render.new_reset_token(),
+                owner=render.owner_reference(raw),
+            )
+        except spec_mod.SpecError as e:
+            await self.invalid_spec(raw, status, getattr(e, "message", None) or str(e))
+            return Outcome("invalid_spec")
+        applied = await self.apply_children(raw, status, spec, children, fresh=fresh)
+        await self.report_status(raw, status, spec, applied)
+        retry = None
+        if any(r.action == "not_owned" for r in applied.results):
+            # An object in the way may not be watched (not our label): look again later.
+            retry = (
+                GARBAGE_COLLECTION_RETRY_SECONDS
+                if self._pending_gc(raw, applied)
+                else NOT_OWNED_RETRY_SECONDS
+            )
+        return Outcome("success", retry)
 
-    # 1. The spec: defaults and the checks the schema cannot express.
-    try:
-        spec = spec_mod.parse_spec(raw.get("spec") or {})
-        children = render.render_children(
-            name,
-            namespace,
-            spec,
-            token=_token(kube, namespace, name),
-            owner=render.owner_reference(raw),
-        )
-    except spec_mod.SpecError as e:
-        message = getattr(e, "message", None) or str(e)
-        old = find_condition(conditions, "SpecValid")
-        if old is None or old.get("status") != "False" or old.get("message") != message:
-            events.warning("InvalidSpec", message)
-            logger.warning("invalid spec: %s", message)
-        wanted = {
-            "observedGeneration": generation,
-            "conditions": merge_conditions(
-                conditions, [condition("SpecValid", False, "InvalidSpec", message)], now=now
-            ),
+    # -- 1. the spec -----------------------------------------------------------------------
+
+    async def invalid_spec(
+        self, raw: Mapping[str, Any], status: Mapping[str, Any], message: str
+    ) -> None:
+        """SpecValid=False with the message; an Event and a log line when the message is new."""
+        if spec_newly_invalid(status, message):
+            self.events.warning("InvalidSpec", message)
+            self.logger.warning("invalid spec: %s", message)
+        wanted = invalid_spec_status(
+            status, generation=(raw.get("metadata") or {}).get("generation"), message=message,
+            now=rfc3339(),
+        )  # fmt: skip
+        await self._write_status(raw, status, wanted)
+
+    # -- 2. the children ---------------------------------------------------------------------
+
+    def _known(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """The child as the watches (or the operator's own last write) have it."""
+        key = (kind, namespace, secret_name(name) if kind == "Secret" else name)
+        written = self.ctx.unseen_writes.get(key)
+        if written is not None:
+            return written[1]
+        record = self.watched.child(*key)
+        return record.object() if record is not None else None
+
+    def _remember_writes(
+        self, known: Mapping[str, Any], applied: Applied, namespace: str, name: str
+    ) -> None:
+        """Until the watches deliver them, the next reconcile plans against these writes."""
+
+        def version(obj: Any) -> str | None:
+            if not isinstance(obj, Mapping):
+                return None
+            return (obj.get("metadata") or {}).get("resourceVersion")
+
+        for result in applied.results:
+            if result.action in ("created", "patched"):
+                key = (result.kind, namespace, result.name)
+                record = self.watched.child(*key)
+                if record is not None and record.resource_version == version(result.object):
+                    continue  # already delivered
+                before = None if result.action == "created" else version(known.get(result.kind))
+                self.ctx.unseen_writes[key] = (before, result.object)
+        for kind in applied.deleted:  # (monitoring objects: named after the PromDemo)
+            self.ctx.unseen_writes[(kind, namespace, name)] = (version(known.get(kind)), None)
+
+    async def apply_children(
+        self,
+        raw: Mapping[str, Any],
+        status: Mapping[str, Any],
+        spec: spec_mod.PromDemoSpec,
+        children: list[dict[str, Any]],
+        *,
+        fresh: bool,
+    ) -> Applied:
+        """Create, patch or leave each child; delete monitoring objects switched off."""
+        meta = raw.get("metadata") or {}
+        name, namespace, uid = meta["name"], meta.get("namespace") or "", meta.get("uid") or ""
+        kinds = (*(c["kind"] for c in children), *MONITORING_PLURALS)
+        known: dict[str, Any] = {
+            kind: UNKNOWN if fresh else self._known(kind, namespace, name) for kind in kinds
         }
-        _patch_status(patch, status, wanted)
-        return "invalid_spec"
+        if fresh:  # read from the API: forget what the watches had not delivered
+            ours = {name, secret_name(name)}
+            for key in [k for k in self.ctx.unseen_writes if k[1] == namespace and k[2] in ours]:
+                del self.ctx.unseen_writes[key]
+        applied = await self.ctx.call(
+            apply_children, self.ctx.kube, children, known=known, owner_uid=uid,
+            namespace=namespace, name=name,
+        )  # fmt: skip
+        self._remember_writes(known, applied, namespace, name)
+        m = metrics()
+        m.monitoring_crds.set(1 if applied.monitoring_complete else 0)
+        for result in applied.results:
+            m.children.labels(kind=result.kind, action=result.action).inc()
+            if result.action in _ACTION_EVENTS:
+                self.logger.info("%s %s %s", result.action, result.kind, result.name)
+            elif result.action == "not_owned":
+                self._not_owned(raw, result)
+        # One Event per action and reconcile ("Created Secret shop-reset-token, Deployment
+        # shop, ..."): an Event is a request, and a new PromDemo creates five children.
+        for action, verb in _ACTION_EVENTS.items():
+            done = [f"{r.kind} {r.name}" for r in applied.results if r.action == action]
+            if done:
+                self.events.normal(verb, f"{verb} {', '.join(done)}")
+        for kind in applied.deleted:
+            m.children.labels(kind=kind, action="deleted").inc()
+            self.events.normal(
+                "Deleted", f"Deleted {kind} {name} (switched off in spec.monitoring)"
+            )
+        self._scaled_back(raw, status, spec, known.get("Deployment"), applied)
+        return applied
 
-    # 2. The children, in render order (the Secret before the Deployment that reads it).
-    m = metrics()
+    def _scaled_back(
+        self,
+        raw: Mapping[str, Any],
+        status: Mapping[str, Any],
+        spec: spec_mod.PromDemoSpec,
+        before: Any,
+        applied: Applied,
+    ) -> None:
+        """Say so when a replicas count set by another writer was set back to spec.replicas."""
+        patched = any(r.kind == "Deployment" and r.action == "patched" for r in applied.results)
+        if not patched or not isinstance(before, Mapping):
+            return
+        generation = (raw.get("metadata") or {}).get("generation")
+        if status.get("observedGeneration") != generation:
+            return  # the PromDemo's own spec changed: this is an update, not a revert
+        theirs = (before.get("spec") or {}).get("replicas")
+        if theirs is None or theirs == spec.replicas:
+            return
+        name = (raw.get("metadata") or {}).get("name")
+        self.events.warning(
+            "ReplicasSetBack",
+            f"Deployment {name} was scaled to {theirs} outside the PromDemo and set back to "
+            f"spec.replicas={spec.replicas}: the PromDemo owns the replica count; scale it with "
+            f"`kubectl scale promdemo/{name} --replicas=N` (or point an HPA at the PromDemo)",
+        )
+        self.logger.info("set replicas of Deployment %s back from %s to %s", name, theirs,
+                         spec.replicas)  # fmt: skip
+
+    def _not_owned(self, raw: Mapping[str, Any], result: ApplyResult) -> None:
+        owner = controller_promdemo(result.object)
+        name = (raw.get("metadata") or {}).get("name")
+        if owner is not None and owner[0] == name:
+            self.logger.info(
+                "%s %s still belongs to a deleted PromDemo %s; waiting for the garbage collector",
+                result.kind, result.name, name,
+            )  # fmt: skip
+            return
+        if result.kind in self._warned_not_owned:
+            return
+        self._warned_not_owned.add(result.kind)
+        self.events.warning(
+            "NotOwned",
+            f"{result.kind} {result.name} exists and is not controlled by this PromDemo; "
+            "it is left as it is (delete it, or rename the PromDemo)",
+        )
+        self.logger.warning("%s %s exists and is not ours; not touching it", result.kind,
+                            result.name)  # fmt: skip
+
+    def _pending_gc(self, raw: Mapping[str, Any], applied: Applied) -> bool:
+        name = (raw.get("metadata") or {}).get("name")
+        return any(
+            r.action == "not_owned" and (controller_promdemo(r.object) or ("",))[0] == name
+            for r in applied.results
+        )
+
+    # -- 3. the status -------------------------------------------------------------------------
+
+    async def report_status(
+        self,
+        raw: Mapping[str, Any],
+        status: Mapping[str, Any],
+        spec: spec_mod.PromDemoSpec,
+        applied: Applied,
+    ) -> None:
+        meta = raw.get("metadata") or {}
+        new_monitoring = monitoring_condition(applied.wanted_monitoring, applied.missing_monitoring)
+        transition = monitoring_transition(status, new_monitoring)
+        if transition == "warning":
+            self.events.warning("MonitoringCRDsMissing", new_monitoring["message"])
+        elif transition == "normal":
+            self.events.normal(new_monitoring["reason"], new_monitoring["message"])
+        wanted = reconciled_status(
+            status,
+            name=meta["name"],
+            generation=meta.get("generation"),
+            desired_replicas=spec.replicas,
+            deployment=applied.object_of("Deployment"),
+            monitoring=new_monitoring,
+            now=rfc3339(),
+        )
+        await self._write_status(raw, status, wanted)
+
+    async def _write_status(
+        self, raw: Mapping[str, Any], current: Mapping[str, Any], wanted: Mapping[str, Any]
+    ) -> None:
+        # Unchanged conditions keep their lastTransitionTime, so equal means unchanged, and a
+        # reconcile that found nothing new writes nothing.
+        changes = status_changes(current, wanted)
+        if not changes:
+            return
+        meta = raw.get("metadata") or {}
+        await self.ctx.call(
+            self.ctx.kube.merge_patch, "PromDemo", meta.get("namespace"), meta["name"],
+            {"status": changes}, subresource="status",
+        )  # fmt: skip
+        self._written = {**(self._written if meta.get("resourceVersion") == self._written_over
+                            else {}), **changes}  # fmt: skip
+        self._written_over = meta.get("resourceVersion")
+
+
+def apply_children(
+    kube: Kube,
+    children: list[dict[str, Any]],
+    *,
+    known: Mapping[str, Any],
+    owner_uid: str,
+    namespace: str,
+    name: str,
+) -> Applied:
+    """Step 2's API calls (blocking; run in the pool). `known`: kind → object, None, UNKNOWN."""
     support = kube.monitoring_support()
-    wanted_monitoring = {c["kind"] for c in children if c["kind"] in MONITORING_PLURALS}
-    missing = sorted(wanted_monitoring - support.kinds)
-    m.monitoring_crds.set(1 if support.complete else 0)
-    deployment: dict[str, Any] | None = None
-    desired_replicas = 0
+    applied = Applied(monitoring_complete=support.complete)
+    applied.wanted_monitoring = {c["kind"] for c in children if c["kind"] in MONITORING_PLURALS}
+    applied.missing_monitoring = sorted(applied.wanted_monitoring - support.kinds)
+    # In render order: the Secret before the Deployment that mounts it.
     for child in children:
-        kind = child["kind"]
-        if kind in missing:
+        if child["kind"] in applied.missing_monitoring:
             continue
-        child.setdefault("metadata", {}).setdefault("namespace", namespace)
-        kopf.append_owner_reference(child, owner=body)
-        result = kube.apply(child)
-        m.children.labels(kind=kind, action=result.action).inc()
-        if result.action in _ACTION_EVENTS:
-            verb = _ACTION_EVENTS[result.action]
-            events.normal(verb, f"{verb} {kind} {result.name}")
-            logger.info("%s %s %s", result.action, kind, result.name)
-        if kind == "Deployment":
-            deployment = result.object
-            desired_replicas = int((child.get("spec") or {}).get("replicas", 1) or 0)
-    for kind in sorted(set(MONITORING_PLURALS) - wanted_monitoring):
-        if kind in support.kinds:
-            _delete_if_owned(kube, kind, namespace, name, uid, events)
-
-    # 3. Status: only our keys.
-    dstatus = (deployment or {}).get("status") or {}
-    ready = int(dstatus.get("readyReplicas") or 0)
-    old_monitoring = find_condition(conditions, "MonitoringReady")
-    new_monitoring = monitoring_condition(wanted_monitoring, missing)
-    if old_monitoring is None or old_monitoring.get("status") != new_monitoring["status"]:
-        if missing:
-            events.warning("MonitoringCRDsMissing", new_monitoring["message"])
-        elif old_monitoring is not None:
-            events.normal(new_monitoring["reason"], new_monitoring["message"])
-    wanted = {
-        "observedGeneration": generation,
-        "replicas": int(dstatus.get("replicas") or 0),
-        "readyReplicas": ready,
-        "selector": selector_string(name),
-        "conditions": merge_conditions(
-            conditions,
-            [
-                available_condition(desired_replicas, ready),
-                new_monitoring,
-                condition("SpecValid", True, "SpecAccepted", "the spec is valid"),
-            ],
-            now=now,
-        ),
-    }
-    _patch_status(patch, status, wanted)
-    return "success"
+        actual = known.get(child["kind"], UNKNOWN)
+        applied.results.append(kube.apply(child, actual=actual, owner_uid=owner_uid))
+    for kind in sorted(set(MONITORING_PLURALS) - applied.wanted_monitoring):
+        if kind not in support.kinds:
+            continue
+        obj = known.get(kind, UNKNOWN)
+        if obj is UNKNOWN:
+            obj = kube.get(kind, namespace, name)
+        if obj is not None and owned_by(obj, owner_uid) and kube.delete(kind, namespace, name):
+            applied.deleted.append(kind)
+    return applied
 
 
-def _token(kube: Kube, namespace: str, name: str) -> str:
-    """The reset token: the one in the existing Secret, or a new one (created once)."""
-    secret = secret_name(name)
-    return (
-        kube.read_secret_value(namespace, secret, render.RESET_TOKEN_KEY)
-        or render.new_reset_token()
-    )
+# -- the kopf daemon -------------------------------------------------------------------------
 
 
-def _delete_if_owned(
-    kube: Kube, kind: str, namespace: str, name: str, uid: str, events: _Events
+def first_resync_seconds(namespace: str, name: str, resync: float) -> float:
+    """When a PromDemo's first resync is due: spread over [resync, 2 * resync) by its name,
+    so that PromDemos created together do not all resync at once."""
+    spread = zlib.crc32(f"{namespace}/{name}".encode()) / 2**32
+    return resync * (1.0 + spread)
+
+
+async def _stop_requested(stopped: kopf.DaemonStopped) -> None:
+    await stopped.wait()
+
+
+async def unless_stopped(stopped: kopf.DaemonStopped, work: Coroutine[Any, Any, T]) -> T | None:
+    """`work`'s result, or None when the daemon was asked to stop first (`work` cancelled).
+
+    kopf sets `stopped` and waits `cancellation_timeout` before it cancels the daemon;
+    work blocked on an unanswered API call would use all of it. Cancelling here
+    abandons the call's thread at once (a thread cannot be interrupted).
+    """
+    task = asyncio.ensure_future(work)
+    halt = asyncio.ensure_future(_stop_requested(stopped))
+    try:
+        await asyncio.wait({task, halt}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        halt.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    if task.cancelled():
+        return None
+    return task.result()
+
+
+async def wait_woken(stopped: kopf.DaemonStopped, wake: asyncio.Event, timeout: float) -> bool:
+    """True when `wake` was set within `timeout` seconds (False on timeout or stop)."""
+    if wake.is_set():
+        return True
+    woken = asyncio.ensure_future(wake.wait())
+    halt = asyncio.ensure_future(_stop_requested(stopped))
+    try:
+        await asyncio.wait({woken, halt}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        woken.cancel()
+        halt.cancel()
+    return wake.is_set() and not stopped
+
+
+@kopf.daemon(
+    GROUP, VERSION, PLURAL, id="reconcile", cancellation_timeout=CANCELLATION_TIMEOUT_SECONDS
+)
+async def reconcile_loop(
+    body: kopf.Body,
+    name: str,
+    namespace: str,
+    stopped: kopf.DaemonStopped,
+    memo: kopf.Memo,
+    **kwargs: Any,
 ) -> None:
-    """Delete a monitoring object the spec switched off, if this PromDemo owns it."""
-    obj = kube.get(kind, namespace, name)
-    if obj is not None and owned_by(obj, uid) and kube.delete(kind, namespace, name):
-        metrics().children.labels(kind=kind, action="deleted").inc()
-        events.normal("Deleted", f"Deleted {kind} {name} (switched off in spec.monitoring)")
-
-
-def _patch_status(patch: kopf.Patch, current: Mapping[str, Any], wanted: dict[str, Any]) -> None:
-    # Unchanged conditions keep their lastTransitionTime, so equal means unchanged, and a
-    # resync that found nothing new writes nothing.
-    for key, value in status_changes(current, wanted).items():
-        patch.status[key] = value
-
-
-# -- kopf registration -------------------------------------------------------------------
-
-
-@kopf.on.resume(GROUP, VERSION, PLURAL)
-@kopf.on.create(GROUP, VERSION, PLURAL)
-@kopf.on.update(GROUP, VERSION, PLURAL)
-def reconcile_on_change(
-    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: logging.Logger, **_: Any
-) -> None:
-    """A PromDemo appeared, changed, or the operator restarted: reconcile it."""
-    reconcile(body, patch, memo, logger)
-
-
-@kopf.timer(GROUP, VERSION, PLURAL, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
-def resync(
-    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: logging.Logger, **_: Any
-) -> None:
-    """Reconcile again: deleted children come back, readiness and new CRDs are seen."""
-    reconcile(body, patch, memo, logger)
+    """Reconcile now, then whenever the watches say so (and every --resync-seconds)."""
+    ctx = context_of(memo)
+    loop = ReconcileLoop(ctx, body, Watched.from_kwargs(kwargs))
+    key = (namespace, name)
+    wake = ctx.reconcilers.register(key)
+    resync = ctx.options.resync_seconds
+    next_resync = time.monotonic() + first_resync_seconds(namespace, name, resync)
+    fresh = False
+    try:
+        while not stopped:
+            wake.clear()
+            outcome = await unless_stopped(stopped, loop.reconcile(fresh=fresh))
+            if stopped or outcome is None:
+                break
+            if fresh:
+                next_resync = time.monotonic() + resync
+            delay = max(0.0, next_resync - time.monotonic())
+            if outcome.retry_after is not None:
+                delay = min(delay, outcome.retry_after)
+            woken = await wait_woken(stopped, wake, delay)
+            if stopped:
+                break
+            if woken:
+                await stopped.wait(DEBOUNCE_SECONDS)
+                fresh = False
+            else:
+                fresh = time.monotonic() >= next_resync
+    finally:
+        ctx.reconcilers.unregister(key, wake)

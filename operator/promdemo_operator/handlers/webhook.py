@@ -17,19 +17,26 @@ For each `InventoryNegative` alert of a notification:
   resets it only if it is still below the threshold and not in cooldown — the
   same lock, policy and cooldown as the direct mode. A duplicate, a late
   notification, or a repeat after the reset therefore finds the pod recovered
-  or in cooldown and does nothing.
+  or in cooldown and does nothing. Loops and pods are looked up in memory (the
+  watches): a notification naming a pod nobody knows costs no API request.
+- an alert without a `namespace` label that matches PromDemos (or pods) in more
+  than one namespace is refused as `ambiguous`: resetting the wrong tenant's pod
+  is worse than not resetting.
 
-The answer is 200 unless a reset failed (500, so Alertmanager retries), the
-token is wrong (401) or the body is not a notification (400).
+The answer is 200 with the outcome of each alert, unless a reset failed (500,
+so Alertmanager retries), the token is wrong (401: `Authorization: Bearer
+<token>`, the scheme in any case, RFC 7235) or the body is not a notification
+(400). Every answer is JSON, also for a body nested too deeply to parse (400)
+or one over the size limit (413).
 
 Bind address and port: ``--bind``/``--webhook-port`` of `promdemo operator`
-(`memo.options`), overridden by ``PROMDEMO_WEBHOOK_BIND`` / ``PROMDEMO_WEBHOOK_PORT``
-(tests use free loopback ports). Port 0 switches the receiver off.
+(`memo.options`). Port 0 switches the receiver off.
 """
 
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import os
 from collections.abc import Callable, Iterable
@@ -47,7 +54,8 @@ from promdemo_operator.heal.alertmanager import (
 )
 from promdemo_operator.heal.metrics import HealMetrics, default_metrics
 
-from .heal import LOOPS, HealLoop
+from .context import context_of
+from .heal import HealLoop
 
 log = logging.getLogger("promdemo.heal.webhook")
 
@@ -57,6 +65,8 @@ DEFAULT_PORT = 8082
 #: (a heal waiting for an API server that does not answer would otherwise hold the
 #: operator's shutdown; Alertmanager retries a notification that got no answer).
 SHUTDOWN_TIMEOUT_SECONDS = 2.0
+#: Larger notification bodies are answered 413 (Alertmanager sends a few KiB).
+MAX_BODY_BYTES = 1024 * 1024
 
 
 def webhook_token(environ: dict[str, str] | None = None) -> str | None:
@@ -74,18 +84,47 @@ def webhook_token(environ: dict[str, str] | None = None) -> str | None:
     return None
 
 
+class AmbiguousAlert(LookupError):
+    """An alert without a namespace that matches PromDemos in several namespaces."""
+
+
 def find_loop(ref: AlertRef, loops: Iterable[HealLoop]) -> HealLoop | None:
-    """The heal loop an alert points at (see the module docstring for the label order)."""
+    """The heal loop an alert points at (see the module docstring for the label order).
+
+    Raises `AmbiguousAlert` when the alert names no namespace and loops in more
+    than one namespace match.
+    """
     candidates = [lp for lp in loops if ref.namespace is None or lp.namespace == ref.namespace]
     if ref.promdemo:
-        for lp in candidates:
-            if lp.name == ref.promdemo:
-                return lp
+        matches = [lp for lp in candidates if lp.name == ref.promdemo]
+    else:
+        matches = [lp for lp in candidates if lp.find_pod(ref) is not None]
+    if len({lp.namespace for lp in matches}) > 1:
+        where = ", ".join(sorted(f"{lp.namespace}/{lp.name}" for lp in matches))
+        raise AmbiguousAlert(f"the alert has no namespace label and matches {where}")
+    return matches[0] if matches else None
+
+
+def bearer_credentials(header: str) -> str | None:
+    """The credentials of an `Authorization: Bearer <token>` header (scheme in any case)."""
+    scheme, _, credentials = header.strip().partition(" ")
+    if scheme.lower() != "bearer":
         return None
-    for lp in candidates:
-        if lp.find_pod(ref) is not None:
-            return lp
-    return None
+    return credentials.strip() or None
+
+
+@web.middleware
+async def _json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Every answer is JSON: aiohttp's own errors (404, 405, 413) and unexpected ones too."""
+    try:
+        return await handler(request)
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        return web.json_response({"error": e.reason}, status=e.status)
+    except Exception:
+        log.exception("the webhook receiver failed on %s %s", request.method, request.path)
+        return web.json_response({"error": "internal error"}, status=500)
 
 
 class AlertReceiver:
@@ -95,12 +134,14 @@ class AlertReceiver:
         self,
         token: str,
         *,
-        loops: Callable[[], Iterable[HealLoop]] = lambda: list(LOOPS.values()),
+        loops: Callable[[], Iterable[HealLoop]],
         metrics: HealMetrics | None = None,
     ) -> None:
         self.token = token
         self.loops = loops
         self.metrics = metrics
+        if metrics is not None:
+            metrics.notifications.labels("ambiguous")  # every series from start-up
 
     def _count(self, outcome: str) -> None:
         if self.metrics is not None:
@@ -119,36 +160,39 @@ class AlertReceiver:
             if not ref.firing:
                 outcome = "resolved"
             else:
-                loop = find_loop(ref, self.loops())
-                if loop is None:
-                    # pods of a loop may have changed since its last check: refresh once
-                    for candidate in self.loops():
-                        if ref.namespace in (None, candidate.namespace):
-                            await candidate.refresh_pods()
-                    loop = find_loop(ref, self.loops())
-                if loop is None:
-                    outcome = "unknown_target"
-                else:
-                    outcome = await loop.heal_alert(ref)
-                    where = f"{loop.namespace}/{loop.name} pod {ref.pod or ref.instance}"
+                outcome, where = await self._firing(ref, where)
             failed = failed or outcome == "failed"
             self._count(outcome)
             log.info("alert InventoryNegative %s for %s: %s", ref.status, where, outcome)
             results.append({"pod": ref.pod, "instance": ref.instance, "outcome": outcome})
         return (500 if failed else 200), {"alerts": results}
 
+    async def _firing(self, ref: AlertRef, where: str) -> tuple[str, str]:
+        """(outcome, where) for one firing alert, answered from the loops in memory."""
+        try:
+            loop = find_loop(ref, self.loops())
+        except AmbiguousAlert as e:
+            log.warning("alert InventoryNegative for %s refused as ambiguous: %s", where, e)
+            return "ambiguous", where
+        if loop is None:
+            return "unknown_target", where
+        where = f"{loop.namespace}/{loop.name} pod {ref.pod or ref.instance}"
+        return await loop.heal_alert(ref), where
+
     def authorized(self, request: web.Request) -> bool:
-        given = request.headers.get("Authorization", "")
-        expected = f"Bearer {self.token}"
-        return hmac.compare_digest(given.encode(), expected.encode())
+        given = bearer_credentials(request.headers.get("Authorization", "")) or ""
+        return hmac.compare_digest(given.encode(), self.token.encode())
 
     async def _post(self, request: web.Request) -> web.Response:
         if not self.authorized(request):
             return web.json_response({"error": "unauthorized"}, status=401)
+        body = await request.read()
         try:
-            payload = await request.json()
+            payload = json.loads(body)
         except ValueError:
             return web.json_response({"error": "body is not JSON"}, status=400)
+        except RecursionError:  # e.g. 100,000 nested arrays
+            return web.json_response({"error": "body is nested too deeply"}, status=400)
         status, answer = await self.handle(payload)
         return web.json_response(answer, status=status)
 
@@ -156,7 +200,7 @@ class AlertReceiver:
         return web.Response(text="ok\n")
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=1024 * 1024)
+        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_json_errors])
         app.router.add_post(PATH, self._post)
         app.router.add_get("/healthz", self._healthz)
         return app
@@ -189,15 +233,10 @@ class WebhookServer:
 
 
 def _listen_address(memo: Any) -> tuple[str, int]:
-    options = getattr(memo, "options", None) if memo is not None else None
-    host = os.environ.get("PROMDEMO_WEBHOOK_BIND") or getattr(options, "bind", None) or "0.0.0.0"
-    port_text = os.environ.get("PROMDEMO_WEBHOOK_PORT")
-    if port_text:
-        port = int(port_text)
-    else:
-        port = getattr(options, "webhook_port", DEFAULT_PORT)
-        port = DEFAULT_PORT if port is None else int(port)
-    return host, port
+    options = memo.get("options") if memo is not None else None
+    host = getattr(options, "bind", None) or "0.0.0.0"
+    port = getattr(options, "webhook_port", None)
+    return host, DEFAULT_PORT if port is None else int(port)
 
 
 @kopf.on.startup()
@@ -214,7 +253,12 @@ async def start_webhook(memo: kopf.Memo, **_: Any) -> None:
             "PROMDEMO_WEBHOOK_TOKEN_FILE (autoHeal.source: alertmanager needs it)"
         )
         return
-    server = WebhookServer(AlertReceiver(token, metrics=default_metrics()), host, port)
+    receiver = AlertReceiver(
+        token,
+        loops=lambda: list(context_of(memo).heal_loops.values()),
+        metrics=default_metrics(),
+    )
+    server = WebhookServer(receiver, host, port)
     try:
         await server.start()
     except OSError as e:

@@ -1,12 +1,15 @@
 """Pod objects (plain dicts as the API returns them) → `PodTarget`s for the engine.
 
-Plain dict work, no Kubernetes client: the kopf adapter lists the pods, this
-module decides which are ready and where each one answers.
+Plain dict work, no Kubernetes client: the kopf adapter watches the pods and keeps
+one small `PodRecord` per pod (name, IP, ready, app port: what a heal check needs,
+instead of the whole pod); this module makes the records and decides which pods
+are ready and where each one answers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from .access import API_PROXY, DEFAULT_APP_PORT, pod_base_url
@@ -44,6 +47,52 @@ def app_port(pod: Mapping[str, Any], default: int = DEFAULT_APP_PORT) -> int:
     return default
 
 
+@dataclass(frozen=True, slots=True)
+class PodRecord:
+    """What the heal loop keeps of one watched pod."""
+
+    name: str
+    ip: str | None
+    ready: bool
+    port: int
+
+
+def pod_record(pod: Mapping[str, Any]) -> PodRecord:
+    """The record of one pod object."""
+    return PodRecord(
+        name=str((pod.get("metadata") or {}).get("name") or ""),
+        ip=(pod.get("status") or {}).get("podIP") or None,
+        ready=is_ready(pod),
+        port=app_port(pod),
+    )
+
+
+def targets_from_records(
+    records: Iterable[PodRecord],
+    *,
+    access: str,
+    namespace: str,
+    api_server: str | None = None,
+) -> list[PodTarget]:
+    """One target per record, sorted by name; not-ready ones (or without an address) marked."""
+    targets = []
+    for rec in records:
+        if not rec.name:
+            continue
+        url = None
+        if rec.ready and (rec.ip or access == API_PROXY):
+            url = pod_base_url(
+                access,
+                namespace=namespace,
+                pod=rec.name,
+                pod_ip=rec.ip,
+                port=rec.port,
+                api_server=api_server,
+            )
+        targets.append(PodTarget(rec.name, url, rec.ready))
+    return sorted(targets, key=lambda t: t.name)
+
+
 def pod_targets(
     pods: Iterable[Mapping[str, Any]],
     *,
@@ -53,24 +102,5 @@ def pod_targets(
     api_server: str | None = None,
 ) -> list[PodTarget]:
     """One target per pod matching `selector`, sorted by name; not-ready ones marked so."""
-    targets = []
-    for pod in pods:
-        if not matches_selector(pod, selector):
-            continue
-        name = (pod.get("metadata") or {}).get("name")
-        if not name:
-            continue
-        ip = (pod.get("status") or {}).get("podIP")
-        ready = is_ready(pod)
-        url = None
-        if ready and (ip or access == API_PROXY):
-            url = pod_base_url(
-                access,
-                namespace=namespace,
-                pod=name,
-                pod_ip=ip,
-                port=app_port(pod),
-                api_server=api_server,
-            )
-        targets.append(PodTarget(name, url, ready))
-    return sorted(targets, key=lambda t: t.name)
+    records = [pod_record(p) for p in pods if matches_selector(p, selector)]
+    return targets_from_records(records, access=access, namespace=namespace, api_server=api_server)
