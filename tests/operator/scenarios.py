@@ -26,7 +26,7 @@ from tests.support.kmock_cluster import (
     operator_log_tail,
 )
 from tests.support.processes import wait_until
-from tests.support.rendering import render_body
+from tests.support.rendering import is_subset, render_body
 
 NS = "demo"
 TIMEOUT = 90.0
@@ -39,29 +39,6 @@ CHILD_RESOURCES = {
     "PrometheusRule": PROMETHEUSRULES,
 }
 MONITORING_KINDS = ("ServiceMonitor", "PrometheusRule")
-
-
-def is_subset(desired: Any, actual: Any) -> bool:
-    """True when every field of `desired` is in `actual` with the same value.
-
-    Dicts key by key (fields the server or other writers added are ignored); lists
-    item by item with the same length.
-    """
-    if isinstance(desired, dict):
-        return isinstance(actual, dict) and all(
-            k in actual and is_subset(v, actual[k]) for k, v in desired.items()
-        )
-    if isinstance(desired, list):
-        return (
-            isinstance(actual, list)
-            and len(desired) == len(actual)
-            and all(is_subset(d, a) for d, a in zip(desired, actual, strict=True))
-        )
-    if isinstance(desired, bool) or isinstance(actual, bool):
-        return desired is actual
-    if isinstance(desired, int | float) and isinstance(actual, int | float):
-        return float(desired) == float(actual)
-    return desired == actual
 
 
 def child_name(kind: str, name: str) -> str:

@@ -17,7 +17,6 @@ import httpx
 import pytest
 import yaml
 
-from promdemo_operator.kube import is_subset
 from tests.support.api_schemas import CRD_DIR
 from tests.support.kmock_cluster import (
     DEPLOYMENTS,
@@ -31,7 +30,7 @@ from tests.support.kmock_cluster import (
     resource_path,
 )
 from tests.support.processes import wait_until
-from tests.support.rendering import render_body
+from tests.support.rendering import is_subset, render_body
 
 pytestmark = pytest.mark.operator
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 import pytest
 
@@ -169,22 +168,6 @@ def test_update_config_keeps_state() -> None:
     assert policy.observe("p", -1, T0 + 1).action is RESET
 
 
-@dataclass(frozen=True)
-class _FakeAutoHeal:
-    enabled: bool = True
-    threshold: int = 3
-    interval_seconds: float = 1.5
-    for_seconds: float = 4.0
-    cooldown_seconds: float = 60.0
-
-
-def test_config_from_the_spec_dataclass_and_a_mapping() -> None:
-    c = PolicyConfig.from_auto_heal(_FakeAutoHeal())
-    assert c == PolicyConfig(threshold=3, interval=1.5, for_seconds=4.0, cooldown=60.0)
-    m = PolicyConfig.from_auto_heal({"threshold": 1, "interval": 2, "for": 3, "cooldown": 4})
-    assert m == PolicyConfig(threshold=1, interval=2, for_seconds=3, cooldown=4)
-
-
 def test_config_from_the_typed_spec() -> None:
     """`PolicyConfig.from_spec` reads `parse_spec(...).auto_heal`'s typed fields."""
     from promdemo_operator.spec import parse_spec
@@ -194,8 +177,6 @@ def test_config_from_the_typed_spec() -> None:
     )
     c = PolicyConfig.from_spec(parsed.auto_heal)
     assert c == PolicyConfig(threshold=3, interval=2.0, for_seconds=90.0, cooldown=45.0)
-    # the older guessing entry point takes the same path for the typed spec
-    assert PolicyConfig.from_auto_heal(parsed.auto_heal) == c
     defaults = PolicyConfig.from_spec(parse_spec({}).auto_heal)
     assert defaults == PolicyConfig(threshold=0, interval=5.0, for_seconds=0.0, cooldown=30.0)
 

@@ -55,8 +55,6 @@ from .reconcile import unless_stopped
 from .watches import Watched
 
 log = logging.getLogger("promdemo.heal")
-# httpx logs every request at INFO: one line per pod per interval would drown the heal log.
-logging.getLogger("httpx").setLevel(logging.WARNING)
 
 INVALID_SPEC_RETRY_SECONDS = 5.0
 #: kopf cancels the daemon this long after asking it to stop; the loop itself stops a
@@ -117,7 +115,7 @@ class HealLoop:
 
     def configure(self, settings: spec_mod.AutoHealSpec) -> None:
         self.settings = settings
-        self.state.policy.update_config(PolicyConfig.from_auto_heal(settings))
+        self.state.policy.update_config(PolicyConfig.from_spec(settings))
 
     def _clients(self) -> PodHttpClients:
         if self.ctx.pod_http is None:

@@ -140,8 +140,6 @@ class AlertReceiver:
         self.token = token
         self.loops = loops
         self.metrics = metrics
-        if metrics is not None:
-            metrics.notifications.labels("ambiguous")  # every series from start-up
 
     def _count(self, outcome: str) -> None:
         if self.metrics is not None:

@@ -19,7 +19,8 @@ SCRAPE_REASONS = ("unreachable", "timeout", "http_status", "garbage", "missing",
 # Why a reset did not complete (or could not be confirmed).
 RESET_REASONS = ("unreachable", "timeout", "http_status", "garbage", "too_large")
 # Calls to the Kubernetes API made by the heal loop.
-API_OPERATIONS = ("list_pods", "read_secret", "patch_status", "post_event", "other")
+# (pods and the reset token come from watches: the loop only writes)
+API_OPERATIONS = ("patch_status", "post_event", "other")
 # What an Alertmanager notification led to, per alert.
 WEBHOOK_OUTCOMES = (
     "reset",
@@ -28,6 +29,7 @@ WEBHOOK_OUTCOMES = (
     "resolved",
     "ignored",
     "unknown_target",
+    "ambiguous",
     "failed",
 )
 SOURCES = ("direct", "alertmanager")

@@ -68,34 +68,6 @@ class PolicyConfig:
             cooldown=float(auto_heal.cooldown_seconds),
         )
 
-    @classmethod
-    def from_auto_heal(cls, auto_heal: object) -> PolicyConfig:
-        """Build from any object with `threshold`, `interval`, `for_`/`for_seconds`, `cooldown`.
-
-        Prefer `from_spec` with the typed `AutoHealSpec`; this older entry guesses
-        among attribute and key names, and takes `from_spec`'s path for a typed spec.
-        """
-        if all(
-            hasattr(auto_heal, name)
-            for name in ("threshold", "interval_seconds", "for_seconds", "cooldown_seconds")
-        ):
-            return cls.from_spec(auto_heal)  # type: ignore[arg-type]
-
-        def pick(*names: str, default: float) -> float:
-            for name in names:
-                if isinstance(auto_heal, Mapping) and name in auto_heal:
-                    return float(auto_heal[name])
-                if hasattr(auto_heal, name):
-                    return float(getattr(auto_heal, name))
-            return default
-
-        return cls(
-            threshold=pick("threshold", default=0.0),
-            interval=pick("interval", "interval_seconds", default=5.0),
-            for_seconds=pick("for_", "for_seconds", "for", "hold", default=0.0),
-            cooldown=pick("cooldown", "cooldown_seconds", default=30.0),
-        )
-
 
 class Action(enum.Enum):
     """What the policy says about one observation."""
