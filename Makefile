@@ -34,12 +34,12 @@ format: ## ruff format and the safe fixes
 	ruff format .
 
 bench: ## run every benchmark in bench/ and print the figures
-	@set -e; found=0; for f in bench/*.py; do \
+	@set -e; found=0; for f in bench/bench_*.py; do \
 	  [ -e "$$f" ] || continue; found=1; echo "== $$f"; $(PYTHON) "$$f"; done; \
 	  [ "$$found" = 1 ] || echo "no benchmarks in bench/"
 
 local: ## the whole demo on this machine, with load
-	$(PYTHON) -m promdemo_operator.cli local --with-load
+	promdemo local --with-load
 
 constraints: ## refresh constraints.txt, the versions the image installs (then run the tests)
 	$(PYTHON) -m uv pip compile pyproject.toml --extra operator --universal --python-version 3.11 \

@@ -252,7 +252,7 @@ def test_duration_stops_by_itself(local_run) -> None:
     run = local_run(
         "--replicas", "1", "--port", str(port),
         "--prometheus-port", str(prom_port), "--alertmanager-port", str(am_port),
-        "--interval", "1s", "--scrape-interval", "1s", "--duration", "8",
+        "--interval", "1s", "--scrape-interval", "1s", "--duration", "25",
         "--with-load", "--load-rounds", "1", "--load-orders", "20",
     )  # fmt: skip
     run.wait_for(r"promdemo local is ready", timeout=90)
@@ -261,7 +261,7 @@ def test_duration_stops_by_itself(local_run) -> None:
     # The one round of load ends the load only; the demo runs until --duration.
     assert "load round 1 done" in run.stdout
     assert "load round 2" not in run.stdout
-    assert "--duration 8s elapsed" in run.stdout
+    assert "--duration 25s elapsed" in run.stdout
     assert_all_gone(run, [port, prom_port, am_port])
 
 
