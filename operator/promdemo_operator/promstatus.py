@@ -64,6 +64,7 @@ __all__ = [
     "health_status",
     "monitoring_objects",
     "prometheus_record",
+    "record_key",
     "select",
     "selected_condition",
     "selectors",
@@ -113,6 +114,12 @@ def prometheus_record(body: Mapping[str, Any]) -> dict[str, Any]:
         "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace")},
         "spec": kept,
     }
+
+
+def record_key(record: Mapping[str, Any]) -> str:
+    """`namespace/name` of a Prometheus record: how selection names it."""
+    meta = record.get("metadata") or {}
+    return f"{meta.get('namespace')}/{meta.get('name')}"
 
 
 def _plain(value: Any) -> Any:

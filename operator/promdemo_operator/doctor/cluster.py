@@ -126,7 +126,8 @@ class Connection:
     namespace: str
     configuration: k8s_client.Configuration
 
-    def client(self, timeout: float) -> httpx.AsyncClient:
+    def client(self, timeout: float, *, user_agent: str = USER_AGENT) -> httpx.AsyncClient:
+        """An HTTP client for the API server carrying these credentials (refreshed per request)."""
         cfg = self.configuration
         verify: ssl.SSLContext | bool = False
         if cfg.verify_ssl:
@@ -139,7 +140,7 @@ class Connection:
             verify=verify,
             proxy=cfg.proxy or None,
             timeout=timeout,
-            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+            headers={"User-Agent": user_agent, "Accept": "application/json"},
         )
 
 
