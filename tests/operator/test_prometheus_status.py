@@ -67,11 +67,23 @@ def status_of(cluster: KmockCluster) -> dict[str, Any]:
     return (cluster.get(PROMDEMOS, NS, NAME) or {}).get("status") or {}
 
 
-def doc_table() -> list[str]:
-    """The `kubectl get pd -n demo -w` example of docs/operator.md (its first two lines)."""
-    text = DOCS.read_text(encoding="utf-8")
-    block = text.split("```console\n$ kubectl get pd -n demo\n", 1)[1].split("```", 1)[0]
-    return block.splitlines()
+def doc_tables() -> list[list[str]]:
+    """The tables (header, row) after each `$ kubectl get pd -n demo` of docs/operator.md."""
+    lines = DOCS.read_text(encoding="utf-8").splitlines()
+    return [
+        lines[i + 1 : i + 3]
+        for i, line in enumerate(lines)
+        if line.startswith("$ kubectl get pd -n demo") and " -o " not in line
+    ]
+
+
+def assert_documented(shown: list[str], documented: list[str], varying: tuple[str, ...]) -> None:
+    """`shown` is the documented table, but for the columns whose value depends on the run."""
+    assert shown[0] == documented[0], (shown, documented)
+    got, want = columns(shown[1], shown[0]), columns(documented[1], documented[0])
+    for key in want:
+        if key not in varying:
+            assert got[key] == want[key], (key, shown, documented)
 
 
 def columns(line: str, header: str) -> dict[str, str]:
@@ -106,7 +118,17 @@ def test_not_selected_then_selected_scraped_evaluated_and_the_lesson_numbers(
             f"Prometheus {sc.KPS} selects ServiceMonitors and PrometheusRules labelled"
             " release=prometheus; add spec.monitoring.labels: {release: prometheus}"
         )
+        sc.wait_condition(cluster, NAME, "TargetsUp", "Unknown", "NotSelected", op)
+        sc.wait(
+            lambda: status_of(cluster).get("readyReplicas") == 1
+            and status_of(cluster).get("lowestInventory") == 100,
+            "readiness and the heal loop's first reading in the status", op,
+        )  # fmt: skip
         assert proxied(cluster) == []
+        tables = doc_tables()
+        first = table([cluster.get(PROMDEMOS, NS, NAME)])
+        print("\n".join(["$ kubectl get pd -n demo", *first]))
+        assert_documented(first, tables[0], ("AGE",))
 
         # 2. The label added: selected, and asked through the service proxy.
         labels = {"spec": {"monitoring": {"labels": {"release": "prometheus"}}}}
@@ -170,15 +192,10 @@ def test_not_selected_then_selected_scraped_evaluated_and_the_lesson_numbers(
         pd = cluster.get(PROMDEMOS, NS, NAME)
         shown = table([pd], now=datetime.now(UTC))
         print("\n".join(["$ kubectl get pd -n demo", *shown]))
-        (tmp_path / "kubectl-get-pd.txt").write_text("\n".join(shown) + "\n")
-        documented = doc_table()
-        assert shown[0] == documented[0]
-        got, want = columns(shown[1], shown[0]), columns(documented[1], documented[0])
-        for key in want:
-            if key not in VARYING:
-                assert got[key] == want[key], (key, shown, documented)
-        assert float(got["P95"]) == lessons["p95Seconds"]
-        assert float(got["SUCCESS"]) == lessons["successRatio"]
+        assert_documented(shown, tables[1], VARYING)
+        got = columns(shown[1], shown[0])
+        assert float(got["P95"]) == pd["status"]["lessons"]["p95Seconds"]
+        assert float(got["SUCCESS"]) == pd["status"]["lessons"]["successRatio"]
 
 
 def test_selection_follows_labels_prometheus_objects_and_namespaces_at_once(

@@ -183,26 +183,37 @@ class PrometheusSnapshots:
             self._client = None
 
 
+def observed_status(
+    current: Mapping[str, Any],
+    observation: Observation,
+    asked: Sequence[Asked],
+    *,
+    namespace: str,
+    name: str,
+) -> dict[str, Any]:
+    """The observe loop's status keys (`promstatus.health_status`) for `observation`."""
+    return health_status(
+        current,
+        namespace=namespace,
+        name=name,
+        service_monitor=observation.service_monitor,
+        prometheus_rule=observation.prometheus_rule,
+        replicas=observation.replicas,
+        asked=asked,
+        not_asked=observation.not_asked,
+        now=rfc3339(),
+    )
+
+
 async def observe_once(loop: ReconcileLoop, observation: Observation) -> None:
     """Read the snapshots `observation` asks for; patch the status if it changed."""
     ctx = loop.ctx
     asked = await ctx.prometheus.ask(observation) if observation.asks else []
-    namespace, name = loop.namespace, loop.name
-
-    def wanted(current: Mapping[str, Any]) -> Mapping[str, Any]:
-        return health_status(
-            current,
-            namespace=namespace,
-            name=name,
-            service_monitor=observation.service_monitor,
-            prometheus_rule=observation.prometheus_rule,
-            replicas=observation.replicas,
-            asked=asked,
-            not_asked=observation.not_asked,
-            now=rfc3339(),
+    await loop.update_status(
+        lambda current: observed_status(
+            current, observation, asked, namespace=loop.namespace, name=loop.name
         )
-
-    await loop.update_status(wanted)
+    )
 
 
 async def observe_loop(loop: ReconcileLoop, stopped: kopf.DaemonStopped) -> None:

@@ -71,7 +71,7 @@ from promdemo_operator.watched import controller_promdemo
 
 from .common import plain
 from .context import OperatorContext, context_of
-from .prometheus import Observation, observe_loop
+from .prometheus import Observation, observe_loop, observed_status
 from .watches import Watched
 
 T = TypeVar("T")
@@ -449,15 +449,20 @@ class ReconcileLoop:
         return selected
 
     def _selection_event(self, status: Mapping[str, Any], new: Mapping[str, str]) -> None:
-        """An Event when the PromDemo becomes selected, or not (or why not changes)."""
+        """An Event when the PromDemo becomes selected, or not (or why not changes).
+
+        A PromDemo that nothing selects gets the Warning from its first report on (what
+        to fix); one selected from the start gets no Event for it.
+        """
         old = find_condition(status.get("conditions"), promstatus.SELECTED)
         if old is not None and (old.get("status"), old.get("message")) == (
             new["status"], new["message"],
         ):  # fmt: skip
             return
         if new["status"] == "True":
-            self.events.normal("PrometheusSelected", new["message"])
             self.logger.info("%s", new["message"])
+            if old is not None:  # a change; being selected from the start is no news
+                self.events.normal("PrometheusSelected", new["message"])
         elif new["status"] == "False":
             self.events.warning("PrometheusNotSelected", new["message"])
             self.logger.info("not selected: %s", new["message"])
@@ -478,8 +483,10 @@ class ReconcileLoop:
         elif transition == "normal":
             self.events.normal(new_monitoring["reason"], new_monitoring["message"])
         self._selection_event(status, selected)
-        await self.update_status(
-            lambda current: reconciled_status(
+        observation = self.observation
+
+        def wanted(current: Mapping[str, Any]) -> Mapping[str, Any]:
+            keys = reconciled_status(
                 current,
                 name=meta["name"],
                 generation=meta.get("generation"),
@@ -489,7 +496,16 @@ class ReconcileLoop:
                 now=rfc3339(),
                 also=[selected],
             )
-        )
+            if observation is not None and not observation.asks:
+                # Prometheus is not to be asked: the observe loop's keys are known now, and
+                # one write carries both (a new PromDemo costs one status write, not two).
+                merged = {**current, **keys}
+                keys = {**keys, **observed_status(
+                    merged, observation, [], namespace=self.namespace, name=self.name,
+                )}  # fmt: skip
+            return keys
+
+        await self.update_status(wanted)
 
     async def update_status(
         self, compute: Callable[[Mapping[str, Any]], Mapping[str, Any]]
