@@ -592,6 +592,10 @@ def scenario_monitoring_absent_then_added(
     assert "servicemonitors" in c["message"]
     assert "prometheusrules" in c["message"]
     assert condition(pd, "SpecValid")["status"] == "True"
+    # Whether a Prometheus would select them cannot be told: Unknown, not False.
+    for type_ in ("PrometheusSelected", "TargetsUp", "RulesLoaded"):
+        c = condition(pd, type_)
+        assert (c["status"], c["reason"]) == ("Unknown", "MonitoringCRDsMissing"), c
     wait(
         lambda: ("Warning", "MonitoringCRDsMissing") in
         {(t, r) for t, r, _ in event_reasons(cluster, name)},
@@ -607,6 +611,12 @@ def scenario_monitoring_absent_then_added(
     )  # fmt: skip
     pd = cluster.get(PROMDEMOS, NS, name) or {}
     assert_children_match_render(cluster, pd, kids)
+    if cluster.prometheus:  # Prometheus objects served, none created yet
+        wait_condition(cluster, name, "PrometheusSelected", "False", "NoPrometheus", op)
+    else:  # prometheus-operator's CRDs without the Prometheus one
+        wait_condition(cluster, name, "PrometheusSelected", "Unknown", "PrometheusCRDMissing", op)
+        c = wait_condition(cluster, name, "TargetsUp", "Unknown", "PrometheusCRDMissing", op)
+        assert "prometheus-operator is not installed" in c["message"], c
 
 
 INVALID_SIMULATION = {"app": {"simulation": {"dependencyMinSeconds": 2, "dependencyMaxSeconds": 1}}}
