@@ -3,6 +3,7 @@
     python bench/bench_operator.py                      # 25, 50, 100, 200; heal on and off
     python bench/bench_operator.py --count 100 --json   # one run; its JSON is the last line
     python bench/bench_operator.py --count 100 --no-auto-heal
+    python bench/bench_operator.py --count 100 --no-prometheus   # no Prometheus object
 
 For each run (a fresh emulated API server and operator, resync set to hours so
 that everything measured is event-driven):
@@ -24,7 +25,16 @@ that everything measured is event-driven):
   connections, not requests);
 - **drift_repair_p95_seconds**: `--drift-trials` (10) times, at a random moment,
   delete one child (each kind in turn) of a random PromDemo and time until a new
-  one exists; p95 of those times (nearest rank: the slowest of 10).
+  one exists; p95 of those times (nearest rank: the slowest of 10);
+- with `--prometheus` (the default): kube-prometheus-stack's Prometheus object
+  (release `prometheus`, which every PromDemo's labels match) with a real
+  Prometheus process behind its service proxy (when `prometheus` is installed;
+  otherwise the proxy answers 503, which costs the operator the same requests), the
+  operator started with `--prometheus-interval` (5s here, 30s by default). At rest:
+  **proxy_gets_per_second** (the operator's GETs through `services/proxy`: targets,
+  rules, lessons query), **proxy_gets_per_round** (per `--prometheus-interval`:
+  3 for one Prometheus, whatever N), and **api_requests_at_rest** counts everything
+  else (status writes included).
 
 Prints a table (asserts nothing: bench/ is measured, never gated on); with
 `--json` also one JSON object per run, the last line being the run (one count) or
@@ -53,6 +63,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import contextlib  # noqa: E402
+import shutil  # noqa: E402
+
+import yaml  # noqa: E402
+
 from tests.support.kmock_cluster import (  # noqa: E402
     DEPLOYMENTS,
     PROMDEMOS,
@@ -63,6 +78,7 @@ from tests.support.kmock_cluster import (  # noqa: E402
     KmockCluster,
     OperatorProcess,
 )
+from tests.support.prometheus import run_prometheus  # noqa: E402
 
 NS = "bench"
 WARM_UP_NS = "bench-warm-up"
@@ -81,6 +97,8 @@ RESYNC_SECONDS = 6 * 3600
 #: After all are reconciled, before counting at rest: every heal loop (5 s interval,
 #: first checks spread over it) has written its first status.
 SETTLE_SECONDS = 12.0
+PROMETHEUS_NS = "monitoring"
+KPS = ROOT / "tests" / "fixtures" / "prometheus" / "kube-prometheus-stack.yaml"
 
 
 def proc_status_kib(pid: int, field: str) -> int:
@@ -130,7 +148,33 @@ def reconciled(cluster: KmockCluster, names: set[str], namespace: str = NS) -> i
 
 
 def operator_requests(cluster: KmockCluster, since: int = 0) -> list[Any]:
-    return [c for c in cluster.api_calls()[since:] if c.client == "operator" and c.verb != "watch"]
+    """The operator's API requests (watch streams and the service proxy aside)."""
+    return [
+        c
+        for c in cluster.api_calls()[since:]
+        if c.client == "operator" and c.verb != "watch" and c.resource != "services/proxy"
+    ]
+
+
+def proxy_gets(cluster: KmockCluster, since: int = 0) -> list[Any]:
+    """The operator's GETs through the API server's service proxy (to Prometheus)."""
+    return [
+        c
+        for c in cluster.api_calls()[since:]
+        if c.client == "operator" and c.resource == "services/proxy"
+    ]
+
+
+@contextlib.contextmanager
+def prometheus_behind(cluster: KmockCluster, workdir: Path) -> Any:
+    """kube-prometheus-stack's Prometheus object, a real Prometheus behind it if installed."""
+    cluster.add_prometheus(next(d for d in yaml.safe_load_all(KPS.read_text()) if d))
+    if shutil.which("prometheus") is None:
+        yield None
+        return
+    with run_prometheus(workdir / "prometheus", [], wait_up=False) as prom:
+        cluster.route_service(PROMETHEUS_NS, "prometheus-operated", "web", prom.url)
+        yield prom
 
 
 def nearest_rank(values: list[float], q: float) -> float:
@@ -173,14 +217,31 @@ def wait_for(predicate: Any, op: OperatorProcess, what: str, timeout: float = 90
 
 
 def run_once(
-    count: int, *, auto_heal: bool, workers: int, rest_seconds: float, trials: int, seed: int
+    count: int,
+    *,
+    auto_heal: bool,
+    workers: int,
+    rest_seconds: float,
+    trials: int,
+    seed: int,
+    prometheus: bool = True,
+    prometheus_interval: float = 5.0,
 ) -> dict[str, Any]:
     rng = random.Random(seed)
     with (
         tempfile.TemporaryDirectory(prefix="bench-operator-") as tmp,
-        KmockCluster(Path(tmp), namespaces=(NS,)) as cluster,
+        KmockCluster(
+            Path(tmp), namespaces=(NS, WARM_UP_NS, PROMETHEUS_NS), prometheus=prometheus
+        ) as cluster,
+        contextlib.ExitStack() as stack,
     ):
-        op = cluster.start_operator("--workers", str(workers), resync_seconds=RESYNC_SECONDS)
+        real_prometheus = None
+        if prometheus:
+            real_prometheus = stack.enter_context(prometheus_behind(cluster, Path(tmp)))
+        op = cluster.start_operator(
+            "--workers", str(workers), "--prometheus-interval", f"{prometheus_interval:g}",
+            resync_seconds=RESYNC_SECONDS,
+        )  # fmt: skip
         warm_up = {f"warm-up-{i}" for i in range(WARM_UP)}
         for name in sorted(warm_up):
             cluster.create(promdemo(name, WARM_UP_NS, auto_heal))
@@ -202,6 +263,7 @@ def run_once(
         mark = len(cluster.api_calls())
         time.sleep(rest_seconds)
         at_rest = operator_requests(cluster, mark)
+        proxied = proxy_gets(cluster, mark)
         rest_rss = proc_status_kib(op.pid, "VmRSS")
 
         repairs = drift_repair(cluster, op, names, trials, rng)
@@ -226,6 +288,13 @@ def run_once(
             len(at_rest) / rest_seconds / count, 5
         ),
         "at_rest_by_kind": dict(Counter(f"{c.verb} {c.resource}" for c in at_rest)),
+        "prometheus": prometheus,
+        "real_prometheus": real_prometheus is not None,
+        "prometheus_interval_seconds": prometheus_interval,
+        "proxy_gets_at_rest": len(proxied),
+        "proxy_gets_per_second": round(len(proxied) / rest_seconds, 4),
+        "proxy_gets_per_round": round(len(proxied) / (rest_seconds / prometheus_interval), 2),
+        "proxy_paths": dict(Counter(c.proxied_path for c in proxied)),
         "drift_repair_seconds": [round(t, 3) for t in repairs],
         "drift_repair_p50_seconds": round(nearest_rank(repairs, 0.5), 3),
         "drift_repair_p95_seconds": round(nearest_rank(repairs, 0.95), 3),
@@ -257,6 +326,15 @@ def print_table(runs: list[dict[str, Any]]) -> None:
         rest = r["at_rest_by_kind"] or "none"
         heal = "on" if r["auto_heal"] else "off"
         print(f"  {r['count']} PromDemos, heal {heal}: to reconcile: {top}; at rest: {rest}")
+        if r["prometheus"]:
+            behind = "a real Prometheus" if r["real_prometheus"] else "nothing (503)"
+            print(
+                f"    Prometheus object present ({behind} behind its proxy), asked every"
+                f" {r['prometheus_interval_seconds']:g}s: {r['proxy_gets_at_rest']} proxy GETs"
+                f" in {r['rest_seconds']:g}s = {r['proxy_gets_per_second']:g}/s,"
+                f" {r['proxy_gets_per_round']:g} per round ({r['proxy_paths']});"
+                f" other API requests at rest: {r['api_requests_at_rest']}"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -272,6 +350,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rest-seconds", type=float, default=60.0)
     parser.add_argument("--drift-trials", type=int, default=10)
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument(
+        "--prometheus",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="a kube-prometheus-stack Prometheus object selecting every PromDemo (default: on)",
+    )
+    parser.add_argument(
+        "--prometheus-interval",
+        type=float,
+        default=5.0,
+        help="the operator's --prometheus-interval in seconds (default 5)",
+    )
     parser.add_argument("--json", action="store_true", help="also print JSON (last line)")
     args = parser.parse_args(argv)
 
@@ -285,7 +375,8 @@ def main(argv: list[str] | None = None) -> int:
         for heal in heals:
             run = run_once(
                 count, auto_heal=heal, workers=args.workers, rest_seconds=args.rest_seconds,
-                trials=args.drift_trials, seed=args.seed,
+                trials=args.drift_trials, seed=args.seed, prometheus=args.prometheus,
+                prometheus_interval=args.prometheus_interval,
             )  # fmt: skip
             runs.append(run)
             if args.json and len(counts) * len(heals) > 1:

@@ -6,7 +6,8 @@ One rule per kind of value, so that an option means the same in every command:
   `1m30s`) or a bare number, which is seconds (`15`, `0.5`): `load --pause 15`
   and `local --load-pause 15s` both mean fifteen seconds;
 - a port is 1..65535 (`port_or_off`: 0 turns a server off);
-- a count is an integer in a stated range; a number is finite (no `nan`, `inf`).
+- a count is an integer in a stated range; a number is finite (no `nan`, `inf`);
+- a URL of a server (`http_url`) is http(s) with a host; a trailing slash is dropped.
 
 A bad value is one line on stderr and exit status 2 (`EXIT_USAGE`), never the
 usage text: `CommandParser` is the `argparse.ArgumentParser` that does that.
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import urllib.parse
 from collections.abc import Callable
 from typing import NoReturn
 
@@ -40,6 +42,7 @@ __all__ = [
     "CommandParser",
     "duration",
     "finite_float",
+    "http_url",
     "int_range",
     "port",
     "port_or_off",
@@ -151,6 +154,16 @@ def finite_float(text: str) -> float:
     if value is None:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number")
     return value
+
+
+def http_url(text: str) -> str:
+    """An http(s) URL with a host (a Prometheus: `http://127.0.0.1:9090`), without a final `/`."""
+    parts = urllib.parse.urlsplit(text.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an http(s) URL with a host (e.g. http://127.0.0.1:9090)"
+        )
+    return text.strip().rstrip("/")
 
 
 def usage_error(prog: str, message: str) -> int:

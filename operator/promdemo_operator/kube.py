@@ -18,10 +18,11 @@ re-creating it:
 reconcile of a converged PromDemo sends no request at all; without it, it reads
 the object first.
 
-Whether the API server serves `monitoring.coreos.com/v1` ServiceMonitors and
-PrometheusRules is a fact to report, not an error: `monitoring_support()` answers
-from discovery (cached until `invalidate_discovery()`, which the CRD watch calls)
-and treats a 404 as "not installed".
+Whether the API server serves `monitoring.coreos.com/v1` ServiceMonitors,
+PrometheusRules (and Prometheus objects) is a fact to report, not an error:
+`monitoring_support()` answers from discovery (cached until
+`invalidate_discovery()`, which the CRD watch calls) and treats a 404 as "not
+installed".
 
 Everything goes through `kubernetes.client.ApiClient` with plain dicts, so one
 code path serves built-in kinds and custom resources alike, and the same
@@ -123,9 +124,14 @@ class ApplyResult:
 
 @dataclass(frozen=True)
 class MonitoringSupport:
-    """Which monitoring.coreos.com/v1 kinds the API server serves."""
+    """Which monitoring.coreos.com/v1 kinds the API server serves.
+
+    `kinds`: of the ServiceMonitor and PrometheusRule the operator creates;
+    `prometheus`: whether Prometheus objects (which select them) are served.
+    """
 
     kinds: frozenset[str]
+    prometheus: bool = False
 
     @property
     def complete(self) -> bool:
@@ -330,7 +336,7 @@ class Kube:
             listing = {}
         served = {r.get("name") for r in listing.get("resources", []) if isinstance(r, dict)}
         kinds = frozenset(kind for kind, plural in MONITORING_PLURALS.items() if plural in served)
-        support = MonitoringSupport(kinds)
+        support = MonitoringSupport(kinds, prometheus="prometheuses" in served)
         with self._discovery_lock:
             self._discovery = (now, support)
         return support

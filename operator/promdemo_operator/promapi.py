@@ -55,6 +55,7 @@ __all__ = [
     "Snapshot",
     "SnapshotCache",
     "TargetsStatus",
+    "evaluation_interval",
     "lessons",
     "promdemo_selector",
     "rules_status",
@@ -264,6 +265,25 @@ def rules_status(
                         )
                     )
     return RulesStatus(expected, tuple(found), tuple(alerts))
+
+
+def evaluation_interval(body: Any, expected: Iterable[str] = PROMDEMO_GROUPS) -> float | None:
+    """The longest evaluation interval (seconds) of the groups named `expected`, of any PromDemo.
+
+    What the recorded lesson numbers cannot change faster than; None when none is loaded.
+    """
+    names = set(expected)
+    data = _data(body, "/api/v1/rules")
+    groups = (data.get("groups") or []) if isinstance(data, Mapping) else []
+    intervals = [
+        float(g["interval"])
+        for g in groups
+        if isinstance(g, Mapping)
+        and g.get("name") in names
+        and isinstance(g.get("interval"), (int, float))
+        and g["interval"] > 0
+    ]
+    return max(intervals) if intervals else None
 
 
 # --------------------------------------------------------------------------- lessons
@@ -498,6 +518,12 @@ class SnapshotCache:
         if self._snapshot is not None and self._clock() - self._taken < self.interval:
             return self._snapshot
         return None
+
+    def due_in(self) -> float:
+        """Seconds until the snapshot held is stale (0 when it is, or when there is none)."""
+        if self._snapshot is None:
+            return 0.0
+        return max(0.0, self._taken + self.interval - self._clock())
 
     async def get(self) -> Snapshot:
         snapshot = self._fresh()

@@ -45,6 +45,7 @@ __all__ = [
     "PORT_NAME",
     "RESET_TOKEN_KEY",
     "check_name",
+    "monitoring_labels",
     "new_reset_token",
     "owner_reference",
     "render_children",
@@ -116,8 +117,11 @@ def _metadata(name: str, namespace: str, owner: Mapping[str, Any] | None, **extr
     return meta
 
 
-def _monitoring_labels(name: str, spec: PromDemoSpec) -> dict[str, str]:
-    """spec.monitoring.labels plus ours (ours win: they are how the operator finds its objects)."""
+def monitoring_labels(name: str, spec: PromDemoSpec) -> dict[str, str]:
+    """The ServiceMonitor's and PrometheusRule's labels: spec.monitoring.labels plus ours.
+
+    Ours win: they are how the operator finds its objects.
+    """
     return {**spec.monitoring.labels, **labels_for(name)}
 
 
@@ -258,7 +262,7 @@ def _service_monitor(name: str, ns: str, owner: Mapping | None, spec: PromDemoSp
     return {
         "apiVersion": MONITORING_API_VERSION,
         "kind": "ServiceMonitor",
-        "metadata": _metadata(name, ns, owner, labels=_monitoring_labels(name, spec)),
+        "metadata": _metadata(name, ns, owner, labels=monitoring_labels(name, spec)),
         "spec": {
             "selector": {"matchLabels": labels_for(name)},
             "namespaceSelector": {"matchNames": [ns]},
@@ -286,7 +290,7 @@ def _prometheus_rule(name: str, ns: str, owner: Mapping | None, spec: PromDemoSp
     return {
         "apiVersion": MONITORING_API_VERSION,
         "kind": "PrometheusRule",
-        "metadata": _metadata(name, ns, owner, labels=_monitoring_labels(name, spec)),
+        "metadata": _metadata(name, ns, owner, labels=monitoring_labels(name, spec)),
         "spec": {"groups": groups},
     }
 

@@ -3,7 +3,9 @@
     promdemo operator [--namespace NS ... | --all-namespaces]
                       [--metrics-port 8080] [--health-port 8081] [--webhook-port 8082]
                       [--bind 0.0.0.0] [--standalone | --no-standalone]
-                      [--resync-seconds 10800] [--workers 16] [--verbose | --debug]
+                      [--resync-seconds 10800] [--workers 16]
+                      [--prometheus-interval 30s] [--prometheus-url URL]
+                      [--verbose | --debug]
 
 - `/metrics` (prometheus_client) on --metrics-port: the operator's own metrics;
 - `/healthz` (kopf's liveness endpoint) on --health-port;
@@ -11,7 +13,10 @@
 - the handlers find the options, the API client and what they share in kopf's
   memo (`memo.options`, `memo.kube`, `memo.context`: `handlers/context.py`);
   nothing is passed through environment variables;
-- standalone by default: one replica, no kopf peering objects (and no RBAC for them).
+- standalone by default: one replica, no kopf peering objects (and no RBAC for them);
+- every Prometheus that selects a PromDemo is asked for its targets, rules and lesson
+  numbers once per --prometheus-interval (through the API server's service proxy, or
+  the one at --prometheus-url): `handlers/prometheus.py`.
 
 SIGTERM or SIGINT stops it, with exit status 0, within `SHUTDOWN_GRACE_SECONDS`
 whether or not the API server still answers: kopf runs in a thread of its own
@@ -41,11 +46,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from promdemo_operator import cliargs
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 
 #: The safety-net resync: the watches repair drift at once, this catches what they missed.
 DEFAULT_RESYNC_SECONDS = 3 * 3600.0
+
+#: How often each selecting Prometheus is asked (stretched to its rules' evaluation interval).
+DEFAULT_PROMETHEUS_INTERVAL_SECONDS = 30.0
+#: Faster than this, Prometheus (1 s is its finest usual evaluation interval) has nothing new.
+MIN_PROMETHEUS_INTERVAL_SECONDS = 1.0
 
 #: After SIGTERM/SIGINT, how long kopf (and the handlers' threads) get to stop before
 #: the process exits anyway; well under kubelet's default 30 s grace period.
@@ -64,6 +76,8 @@ class OperatorOptions:
     standalone: bool
     resync_seconds: float
     workers: int
+    prometheus_interval: float = DEFAULT_PROMETHEUS_INTERVAL_SECONDS
+    prometheus_url: str | None = None
 
     @property
     def clusterwide(self) -> bool:
@@ -88,6 +102,13 @@ def _positive(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
     return value
+
+
+def _prometheus_interval(text: str) -> float:
+    seconds = cliargs.duration(text)
+    if seconds < MIN_PROMETHEUS_INTERVAL_SECONDS:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be at least 1s")
+    return seconds
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -147,6 +168,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="threads for blocking API calls (reconciles, status writes) and the API "
         "client's connection pool (default 16)",
     )
+    parser.add_argument(
+        "--prometheus-interval",
+        type=_prometheus_interval,
+        default=DEFAULT_PROMETHEUS_INTERVAL_SECONDS,
+        metavar="DURATION",
+        help="ask each Prometheus that selects a PromDemo for its targets, rules and lesson "
+        "numbers this often, one request of each per Prometheus whatever the number of "
+        "PromDemos; never faster than their rules are evaluated (default 30s, at least 1s)",
+    )
+    parser.add_argument(
+        "--prometheus-url",
+        type=cliargs.http_url,
+        metavar="URL",
+        help="ask this Prometheus for every PromDemo instead of the Prometheus objects that "
+        "select it (through the API server's service proxy); no Kubernetes credentials "
+        "are sent to it",
+    )
     verbosity = parser.add_mutually_exclusive_group()
     verbosity.add_argument("-v", "--verbose", action="store_true", help="log more")
     verbosity.add_argument("--debug", action="store_true", help="log everything, kopf included")
@@ -162,6 +200,8 @@ def options_from_args(args: argparse.Namespace) -> OperatorOptions:
         standalone=args.standalone,
         resync_seconds=args.resync_seconds,
         workers=max(1, args.workers),
+        prometheus_interval=args.prometheus_interval,
+        prometheus_url=args.prometheus_url,
     )
 
 
@@ -311,6 +351,8 @@ def run(args: argparse.Namespace) -> int:
         # kopf says "Handler ... succeeded" for every watch event of every child: the
         # operator logs what it changes itself (warnings and errors still come through).
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+        # httpx logs every request to Prometheus (three per Prometheus per interval).
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     log = logging.getLogger("promdemo.operator")
 
     try:

@@ -65,6 +65,8 @@ IMAGE_MAX_LENGTH = 512
 IMAGE_PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 HEAL_SOURCES = ("direct", "alertmanager")
 POD_ACCESS_MODES = ("auto", "podIP", "apiProxy")
+#: spec.monitoring.matchPrometheus: `auto` adds the labels the one able Prometheus needs.
+MATCH_PROMETHEUS_MODES = ("off", "auto")
 
 #: The full default spec (docs/architecture.md is binding). Read-only use: copy it.
 DEFAULTS: dict[str, Any] = {
@@ -97,6 +99,7 @@ DEFAULTS: dict[str, Any] = {
         "prometheusRule": True,
         "scrapeInterval": "15s",
         "labels": {},
+        "matchPrometheus": "off",
         "alerts": {
             "inventoryNegative": {"for": "0s"},
             "noSuccessOrders": {"minOrders": 100, "window": "30m", "for": "5m"},
@@ -329,6 +332,8 @@ class MonitoringSpec:
     scrape_interval_seconds: float
     labels: Mapping[str, str]  # read-only
     alerts: AlertsSpec
+    #: "off", or "auto": the operator adds the labels a Prometheus needs to select the objects.
+    match_prometheus: str = "off"
 
 
 @dataclass(frozen=True)
@@ -679,6 +684,7 @@ def parse_spec(spec: Mapping[str, Any] | None) -> PromDemoSpec:
         scrape_interval_seconds=scrape.seconds,
         labels=labels,
         alerts=alerts,
+        match_prometheus=mon_r.string("matchPrometheus", MATCH_PROMETHEUS_MODES),
     )
 
     return PromDemoSpec(

@@ -1,7 +1,9 @@
 """The PromDemo's status as the reconcile reports it: its keys and its conditions (pure).
 
 The reconcile owns `observedGeneration`, `replicas`, `readyReplicas`, `selector`
-and the conditions `Available`, `MonitoringReady` and `SpecValid`. The heal loop
+and the conditions `Available`, `MonitoringReady`, `SpecValid` and
+`PrometheusSelected` (`promstatus.py`, like the observation's `TargetsUp`,
+`RulesLoaded`, `targets` and `lessons`). The heal loop
 owns `inventory`, `lowestInventory`, `healCount` and `lastHeal` (`heal/state.py`);
 conditions of other types belong to whoever wrote them. Each function here returns
 the wanted values of the reconcile's keys; `status_changes` keeps those that differ
@@ -18,7 +20,7 @@ from typing import Any
 
 from promdemo_operator.resource import selector_string
 
-OWN_CONDITIONS = ("Available", "MonitoringReady", "SpecValid")
+OWN_CONDITIONS = ("Available", "MonitoringReady", "SpecValid", "PrometheusSelected")
 
 #: The monitoring kinds and the plural each is served under (for messages).
 MONITORING_PLURALS = {"ServiceMonitor": "servicemonitors", "PrometheusRule": "prometheusrules"}
@@ -140,8 +142,9 @@ def reconciled_status(
     deployment: Mapping[str, Any] | None,
     monitoring: dict[str, str],
     now: str,
+    also: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
-    """The reconcile's keys after the children were applied."""
+    """The reconcile's keys after the children were applied (`also`: more of its conditions)."""
     replicas, ready = deployment_counts(deployment)
     return {
         "observedGeneration": generation,
@@ -154,6 +157,7 @@ def reconciled_status(
                 available_condition(desired_replicas, ready),
                 monitoring,
                 condition("SpecValid", True, "SpecAccepted", "the spec is valid"),
+                *(also or []),
             ],
             now=now,
         ),

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from promdemo_operator import render
 from promdemo_operator.apply_plan import LAST_APPLIED_ANNOTATION
@@ -589,6 +592,10 @@ def scenario_monitoring_absent_then_added(
     assert "servicemonitors" in c["message"]
     assert "prometheusrules" in c["message"]
     assert condition(pd, "SpecValid")["status"] == "True"
+    # Whether a Prometheus would select them cannot be told: Unknown, not False.
+    for type_ in ("PrometheusSelected", "TargetsUp", "RulesLoaded"):
+        c = condition(pd, type_)
+        assert (c["status"], c["reason"]) == ("Unknown", "MonitoringCRDsMissing"), c
     wait(
         lambda: ("Warning", "MonitoringCRDsMissing") in
         {(t, r) for t, r, _ in event_reasons(cluster, name)},
@@ -604,6 +611,12 @@ def scenario_monitoring_absent_then_added(
     )  # fmt: skip
     pd = cluster.get(PROMDEMOS, NS, name) or {}
     assert_children_match_render(cluster, pd, kids)
+    if cluster.prometheus:  # Prometheus objects served, none created yet
+        wait_condition(cluster, name, "PrometheusSelected", "False", "NoPrometheus", op)
+    else:  # prometheus-operator's CRDs without the Prometheus one
+        wait_condition(cluster, name, "PrometheusSelected", "Unknown", "PrometheusCRDMissing", op)
+        c = wait_condition(cluster, name, "TargetsUp", "Unknown", "PrometheusCRDMissing", op)
+        assert "prometheus-operator is not installed" in c["message"], c
 
 
 INVALID_SIMULATION = {"app": {"simulation": {"dependencyMinSeconds": 2, "dependencyMaxSeconds": 1}}}
@@ -660,3 +673,155 @@ def scenario_delete_promdemo(cluster: KmockCluster, op: OperatorProcess, name: s
     assert cluster.delete(PROMDEMOS, NS, name)
     wait(lambda: cluster.get(PROMDEMOS, NS, name) is None, f"PromDemo {name} gone", op)
     wait(lambda: children(cluster, name) == {}, f"children of {name} garbage-collected", op)
+
+
+# --------------------------------------------------------------------------- Prometheus objects
+
+#: kube-prometheus-stack's Prometheus object with the chart's defaults (release `prometheus`).
+KPS_FIXTURE = (
+    Path(__file__).resolve().parents[1] / "fixtures" / "prometheus" / ("kube-prometheus-stack.yaml")
+)
+KPS = "monitoring/prometheus-kube-prometheus-prometheus"
+PROMETHEUS_NS = "monitoring"
+
+
+def kps_prometheus(release: str = "prometheus", name: str | None = None) -> dict[str, Any]:
+    """kube-prometheus-stack's Prometheus object, selecting objects labelled release=`release`."""
+    obj = next(d for d in yaml.safe_load_all(KPS_FIXTURE.read_text()) if d)
+    for field in ("serviceMonitorSelector", "ruleSelector"):
+        obj["spec"][field] = {"matchLabels": {"release": release}}
+    if name is not None:
+        obj["metadata"]["name"] = name
+    return obj
+
+
+def wait_condition(
+    cluster: KmockCluster,
+    name: str,
+    type_: str,
+    status: str,
+    reason: str | None = None,
+    op: OperatorProcess | None = None,
+    ns: str = NS,
+) -> dict[str, Any]:
+    """Wait until condition `type_` of PromDemo `name` has `status` (and `reason`); it."""
+    seen: dict[str, Any] = {}
+
+    def holds() -> bool:
+        c = condition(cluster.get(PROMDEMOS, ns, name) or {}, type_)
+        seen["c"] = c
+        return c.get("status") == status and reason in (None, c.get("reason"))
+
+    try:
+        wait(holds, f"{type_}={status} ({reason or 'any reason'}) on {name}", op)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\nlast {type_}: {seen.get('c')}") from None
+    return seen["c"]
+
+
+def has_event(cluster: KmockCluster, name: str, type_: str, reason: str, ns: str = NS) -> bool:
+    return any((t, r) == (type_, reason) for t, r, _ in event_reasons(cluster, name, ns))
+
+
+def scenario_prometheus_selection(
+    cluster: KmockCluster, op: OperatorProcess, name: str = "picked"
+) -> None:
+    """PrometheusSelected follows the PromDemo's labels, the Prometheus object and namespaces.
+
+    kube-prometheus-stack's Prometheus (no Prometheus process behind it: its service
+    proxy answers 503): not selected, with the exact label; the label added → selected,
+    and the operator asks that Prometheus (TargetsUp says why it cannot); its selector
+    changed, then a namespace selector and the namespace's label: each re-evaluated at
+    once, with an Event when the condition changes.
+    """
+    cluster.ensure_namespace(PROMETHEUS_NS)
+    if cluster.get("monitoring.coreos.com/v1/prometheuses", PROMETHEUS_NS, KPS.split("/")[1]):
+        raise AssertionError("start this scenario without the kube-prometheus-stack object")
+    cluster.add_prometheus(kps_prometheus())
+    cluster.create(promdemo(name, {"autoHeal": {"enabled": False}}))
+    c = wait_condition(cluster, name, "PrometheusSelected", "False", "LabelsNotMatched", op)
+    assert c["message"] == (
+        f"Prometheus {KPS} selects ServiceMonitors and PrometheusRules labelled"
+        " release=prometheus; add spec.monitoring.labels: {release: prometheus}"
+    ), c
+    wait(lambda: has_event(cluster, name, "Warning", "PrometheusNotSelected"),
+         "a PrometheusNotSelected event", op)  # fmt: skip
+    for type_ in ("TargetsUp", "RulesLoaded"):
+        wait_condition(cluster, name, type_, "Unknown", "NotSelected", op)
+
+    cluster.patch(
+        PROMDEMOS, NS, name, {"spec": {"monitoring": {"labels": {"release": "prometheus"}}}}
+    )
+    c = wait_condition(cluster, name, "PrometheusSelected", "True", "Selected", op)
+    assert c["message"] == f"selected by Prometheus {KPS} (ServiceMonitor and PrometheusRule)"
+    wait(lambda: has_event(cluster, name, "Normal", "PrometheusSelected"),
+         "a PrometheusSelected event", op)  # fmt: skip
+    # Asked through prometheus-operated:web, which has no endpoints here: 503, and the fix.
+    c = wait_condition(cluster, name, "TargetsUp", "False", "PrometheusUnreachable", op)
+    assert "HTTP 503" in c["message"], c
+    assert (
+        f"no Prometheus pod answers behind Service {PROMETHEUS_NS}/prometheus-operated"
+        in (c["message"])
+    ), c
+
+    # The Prometheus object changes: re-evaluated at once (the resync may be hours away).
+    prom = KPS.split("/")[1]
+    resource = "monitoring.coreos.com/v1/prometheuses"
+    other = {"matchLabels": {"release": "other"}}
+    cluster.patch(resource, PROMETHEUS_NS, prom,
+                  {"spec": {"serviceMonitorSelector": other, "ruleSelector": other}})  # fmt: skip
+    c = wait_condition(cluster, name, "PrometheusSelected", "False", "LabelsNotMatched", op)
+    assert c["message"].endswith("add spec.monitoring.labels: {release: other}"), c
+    for type_ in ("TargetsUp", "RulesLoaded"):
+        wait_condition(cluster, name, type_, "Unknown", "NotSelected", op)
+
+    # A namespace selector: the namespace's labels decide, and their change is seen at once.
+    team = {"matchLabels": {"team": "shop"}}
+    cluster.patch(resource, PROMETHEUS_NS, prom, {"spec": {
+        # {} selects every object: JSON merge patch empties the selector by deleting its key.
+        "serviceMonitorSelector": {"matchLabels": None}, "ruleSelector": {"matchLabels": None},
+        "serviceMonitorNamespaceSelector": team, "ruleNamespaceSelector": team,
+    }})  # fmt: skip
+    c = wait_condition(cluster, name, "PrometheusSelected", "False", "NamespaceNotSelected", op)
+    assert f"kubectl label namespace {NS} team=shop" in c["message"], c
+    cluster.patch("v1/namespaces", None, NS, {"metadata": {"labels": {"team": "shop"}}})
+    wait_condition(cluster, name, "PrometheusSelected", "True", "Selected", op)
+    # Put things back for whatever runs next on this cluster.
+    cluster.patch("v1/namespaces", None, NS, {"metadata": {"labels": {"team": None}}})
+    cluster.delete(resource, PROMETHEUS_NS, prom)
+    c = wait_condition(cluster, name, "PrometheusSelected", "False", "NoPrometheus", op)
+
+
+def scenario_match_prometheus_auto(
+    cluster: KmockCluster, op: OperatorProcess, name: str = "auto"
+) -> None:
+    """matchPrometheus: auto adds the release label of the one able Prometheus; two: no guess."""
+    cluster.ensure_namespace(PROMETHEUS_NS)
+    cluster.add_prometheus(kps_prometheus())
+    cluster.create(promdemo(name, {"autoHeal": {"enabled": False},
+                                   "monitoring": {"matchPrometheus": "auto",
+                                                  "labels": {"team": "shop"}}}))  # fmt: skip
+    c = wait_condition(cluster, name, "PrometheusSelected", "True", "Selected", op)
+    assert c["message"] == (
+        f"selected by Prometheus {KPS} (ServiceMonitor and PrometheusRule);"
+        " matchPrometheus: auto added {release: prometheus}"
+    ), c
+    for kind in MONITORING_KINDS:
+        labels = cluster.get(CHILD_RESOURCES[kind], NS, name)["metadata"]["labels"]
+        assert (labels.get("release"), labels.get("team")) == ("prometheus", "shop"), labels
+
+    # A second Prometheus wanting another release: the operator does not guess, and takes
+    # back the label it added (the user's stay).
+    cluster.add_prometheus(kps_prometheus("kps", "kps-kube-prometheus-stack-prometheus"))
+    c = wait_condition(cluster, name, "PrometheusSelected", "False", "AmbiguousPrometheus", op)
+    assert "set spec.monitoring.labels to the one you mean" in c["message"], c
+
+    def label_taken_back() -> bool:
+        labels = cluster.get(SERVICEMONITORS, NS, name)["metadata"]["labels"]
+        return "release" not in labels and labels.get("team") == "shop"
+
+    wait(label_taken_back, "the auto label taken back, the user's kept", op)
+    cluster.delete("monitoring.coreos.com/v1/prometheuses", PROMETHEUS_NS,
+                   "kps-kube-prometheus-stack-prometheus")  # fmt: skip
+    wait_condition(cluster, name, "PrometheusSelected", "True", "Selected", op)
+    cluster.delete("monitoring.coreos.com/v1/prometheuses", PROMETHEUS_NS, KPS.split("/")[1])

@@ -34,8 +34,6 @@ RBAC = ROOT / "manifests" / "base" / "rbac.yaml"
 DOCUMENTED_NEEDS: dict[tuple[str, str, str], str] = {
     ("", "pods/proxy", "get"): "heal loop (podAccess: apiProxy): scrape a pod's /metrics",
     ("", "pods/proxy", "create"): "heal loop (podAccess: apiProxy): POST /inventory/reset",
-    ("", "namespaces", "list"): "kopf with --namespace patterns (the scenarios run cluster-wide)",
-    ("", "namespaces", "watch"): "kopf with --namespace patterns (the scenarios run cluster-wide)",
     ("promdemo.dev", "promdemos/finalizers", "update"): (
         "OwnerReferencesPermissionEnforcement checks it for blockOwnerDeletion; no request"
     ),
@@ -114,6 +112,8 @@ def run_every_scenario(cluster: KmockCluster) -> list[ApiCall]:
     sc.scenario_other_writers(cluster, op, "shop")
     sc.scenario_not_owned(cluster, op, "taken")
     sc.scenario_invalid_spec(cluster, op, "broken", "fine")
+    sc.scenario_prometheus_selection(cluster, op, "picked")
+    sc.scenario_match_prometheus_auto(cluster, op, "auto")
     op = sc.scenario_restart(cluster, op, ["shop", "nomon"])
     sc.scenario_delete_promdemo(cluster, op, "shop")
     cluster.stop_operator(op)
@@ -121,7 +121,8 @@ def run_every_scenario(cluster: KmockCluster) -> list[ApiCall]:
 
 
 def test_rbac_grants_exactly_what_the_operator_uses(kmock_cluster_factory) -> None:
-    cluster = kmock_cluster_factory(monitoring=False)
+    # Prometheus objects are served once the monitoring CRDs are installed.
+    cluster = kmock_cluster_factory(monitoring=False, prometheus=True)
     calls = run_every_scenario(cluster)
     # The test's own requests come from httpx; the operator's from kopf (aiohttp)
     # and the kubernetes client (urllib3). Only the operator's count.

@@ -139,6 +139,8 @@ class ApiCall:
     #: A patch that changed metadata.ownerReferences (OwnerReferencesPermissionEnforcement
     #: then also requires `delete` on the resource).
     owner_references_changed: bool = False
+    #: The path a service-proxy request asked the process for (`/api/v1/targets`).
+    proxied_path: str | None = None
 
     @property
     def rbac_key(self) -> tuple[str, str, str]:
@@ -472,6 +474,8 @@ class StrictEmulator(kmock.KubernetesEmulator):
         namespace = request.namespace or ""
         ident = urllib.parse.unquote(request.name or "")
         method = str(request.method.value).upper()
+        match = _SERVICE_PROXY_PATH.match(request.url.raw_path)
+        path = (match.group("rest") if match else None) or "/"
         self.api_calls.append(
             ApiCall(
                 verb=PROXY_VERBS.get(method, method.lower()),
@@ -480,11 +484,10 @@ class StrictEmulator(kmock.KubernetesEmulator):
                 namespace=namespace,
                 name=ident,
                 client=client,
+                proxied_path=path,
             )
         )
         target = await self._service_endpoint(namespace, ident)
-        match = _SERVICE_PROXY_PATH.match(request.url.raw_path)
-        path = (match.group("rest") if match else None) or "/"
         query = request.url.raw_query_string
         url = f"{target}{path}" + (f"?{query}" if query else "")
         headers = {k: v for k, v in request.headers.items() if k.lower() in _FORWARDED_HEADERS}

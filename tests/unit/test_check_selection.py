@@ -75,6 +75,30 @@ def test_kube_prometheus_stack_ignores_the_default_promdemo(tmp_path: Path) -> N
     ]
 
 
+def test_match_prometheus_auto_is_checked_as_the_operator_applies_it(tmp_path: Path) -> None:
+    shop = write(tmp_path, "shop.yaml", promdemo(monitoring={"matchPrometheus": "auto"}))
+    code, out = run("-f", shop, "--prometheus", KPS)
+    assert code == 0
+    assert out.splitlines() == [
+        "PromDemo demo/shop: selected by Prometheus"
+        " monitoring/prometheus-kube-prometheus-prometheus (ServiceMonitor and PrometheusRule)",
+        "  matchPrometheus: auto added {release: prometheus} so that Prometheus"
+        " monitoring/prometheus-kube-prometheus-prometheus selects the PromDemo",
+    ]
+    # Two Prometheus wanting different labels: the operator adds none, and neither does this.
+    other = yaml.safe_load(Path(KPS).read_text())
+    other["metadata"]["name"] = "other"
+    for field in ("serviceMonitorSelector", "ruleSelector"):
+        other["spec"][field] = {"matchLabels": {"release": "other"}}
+    both = write(tmp_path, "both.yaml", yaml.safe_load(Path(KPS).read_text()), other)
+    code, out = run("-f", shop, "--prometheus", both)
+    assert code == 1
+    assert out.splitlines()[0] == "PromDemo demo/shop: not selected (LabelsNotMatched)"
+    assert out.splitlines()[-1].startswith(
+        "  matchPrometheus: auto found several Prometheus needing different labels"
+    )
+
+
 def test_the_fix_it_prints_makes_it_pass(tmp_path: Path) -> None:
     shop = write(tmp_path, "shop.yaml", promdemo(monitoring={"labels": {"release": "prometheus"}}))
     code, out = run("-f", shop, "--prometheus", KPS)

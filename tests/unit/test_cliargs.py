@@ -65,6 +65,14 @@ def test_int_range_and_finite_float() -> None:
             cliargs.finite_float(bad)
 
 
+def test_an_http_url_needs_a_scheme_and_a_host() -> None:
+    assert cliargs.http_url("http://127.0.0.1:9090/") == "http://127.0.0.1:9090"
+    assert cliargs.http_url(" https://prom.example/prefix ") == "https://prom.example/prefix"
+    for bad in ("127.0.0.1:9090", "ftp://host", "http://", "prometheus"):
+        with pytest.raises(argparse.ArgumentTypeError, match="not an http"):
+            cliargs.http_url(bad)
+
+
 def test_exit_codes() -> None:
     assert (cliargs.EXIT_OK, cliargs.EXIT_FAILED, cliargs.EXIT_USAGE) == (0, 1, 2)
     assert cliargs.EXIT_INTERRUPTED == 130

@@ -28,6 +28,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from promdemo_operator import promstatus
 from promdemo_operator import spec as spec_mod
 from promdemo_operator.duration import DURATION_PATTERN
 from promdemo_operator.duration import MAX_LENGTH as DURATION_MAX_LENGTH
@@ -231,6 +232,7 @@ def test_schema_limits_match_spec_py():
     assert node_at(".spec.imagePullPolicy")["enum"] == list(s.IMAGE_PULL_POLICIES)
     assert node_at(".spec.autoHeal.source")["enum"] == list(s.HEAL_SOURCES)
     assert node_at(".spec.autoHeal.podAccess")["enum"] == list(s.POD_ACCESS_MODES)
+    assert node_at(".spec.monitoring.matchPrometheus")["enum"] == list(s.MATCH_PROMETHEUS_MODES)
     assert node_at(".spec.image")["maxLength"] == s.IMAGE_MAX_LENGTH
     labels = node_at(".spec.monitoring.labels")
     assert labels["maxProperties"] == s.MAX_MONITORING_LABELS
@@ -283,16 +285,30 @@ def test_printer_columns():
     (version,) = load_crd()["spec"]["versions"]
     columns = {c["name"]: c for c in version["additionalPrinterColumns"]}
     default_view = [c["name"] for c in version["additionalPrinterColumns"] if not c.get("priority")]
-    assert default_view == ["Replicas", "Ready", "Lowest-Inventory", "Heals", "Age"]
+    assert default_view == [
+        "Replicas", "Ready", "Lowest-Inventory", "Heals",
+        "Selected", "Scraped", "Evaluated", "P95", "Success", "Age",
+    ]  # fmt: skip
     assert columns["Age"] == {
         "name": "Age",
         "type": "date",
         "jsonPath": ".metadata.creationTimestamp",
     }
+    # The status of a condition the operator writes (kubectl shows True, False or Unknown).
+    of_condition = {
+        "Selected": promstatus.SELECTED,
+        "Scraped": promstatus.TARGETS_UP,
+        "Evaluated": promstatus.RULES_LOADED,
+    }
+    for column, type_ in of_condition.items():
+        assert columns[column]["type"] == "string"
+        assert columns[column]["jsonPath"] == f'.status.conditions[?(@.type=="{type_}")].status'
     for column in columns.values():
         if column["name"] == "Age":
             continue
         assert column.get("description")
+        if column["name"] in of_condition:
+            continue
         node = node_at(column["jsonPath"])
         assert node["type"] == column["type"], column["name"]
 
@@ -309,6 +325,8 @@ def test_status_schema_keeps_what_the_operator_writes():
         "inventory",
         "healCount",
         "lastHeal",
+        "targets",
+        "lessons",
         "conditions",
     ):
         assert key in status["properties"], key
@@ -330,9 +348,14 @@ def test_a_written_status_validates():
         "healCount": 4,
         "lastHeal": {"pod": "shop-7d9f-abcde", "before": -12, "after": 100,
                      "time": "2026-01-01T00:00:00Z"},
+        "targets": {"up": 1, "total": 2, "lastError": "connection refused"},
+        "lessons": {"p95Seconds": 1.9, "successRatio": 0.9, "requestsPerSecond": 3.5},
         "conditions": [
             {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable",
              "message": "2/2 ready", "lastTransitionTime": "2026-01-01T00:00:00Z"},
+            {"type": "TargetsUp", "status": "Unknown", "reason": "NotSelected",
+             "message": "no Prometheus selects the PromDemo",
+             "lastTransitionTime": "2026-01-01T00:00:00Z"},
         ],
         "kopf": {"progress": {}},
     }  # fmt: skip

@@ -59,8 +59,8 @@ def kubeconfig(tmp_path: Path, server: str, **user: str) -> Path:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--prometheus-url", "ftp://x"], "is not an http(s) URL of a Prometheus"),
-        (["--prometheus-url", "http://"], "is not an http(s) URL of a Prometheus"),
+        (["--prometheus-url", "ftp://x"], "is not an http(s) URL with a host"),
+        (["--prometheus-url", "http://"], "is not an http(s) URL with a host"),
         (["-A", "shop"], "a NAME is looked up in one namespace: drop -A"),
         (["-A", "-n", "demo"], "not allowed with argument"),
         (["--timeout", "0"], "must be at least 1ms"),

@@ -24,6 +24,7 @@ from promdemo_operator.promapi import (
     PrometheusAPI,
     Snapshot,
     SnapshotCache,
+    evaluation_interval,
     lessons,
     promdemo_selector,
     rules_status,
@@ -382,6 +383,31 @@ def test_cache_fetches_once_per_interval_for_every_caller() -> None:
         assert len(seen) == 6  # one interval later: one more round
 
     asyncio.run(main())
+
+
+def test_cache_says_when_its_snapshot_is_due() -> None:
+    now = [100.0]
+
+    async def main() -> None:
+        cache = SnapshotCache(api(answering()), interval=10, clock=lambda: now[0])
+        assert cache.due_in() == 0  # nothing yet: ask now
+        await cache.get()
+        now[0] += 4
+        assert cache.due_in() == pytest.approx(6)
+        now[0] += 7
+        assert cache.due_in() == 0
+
+    asyncio.run(main())
+
+
+def test_the_evaluation_interval_is_the_longest_of_the_promdemo_groups() -> None:
+    rules = body("rules")
+    assert evaluation_interval(rules) == 1
+    slower = copy.deepcopy(rules)
+    slower["data"]["groups"][0]["interval"] = 30
+    slower["data"]["groups"].append({"name": "other", "interval": 300, "rules": []})
+    assert evaluation_interval(slower) == 30  # groups of others do not count
+    assert evaluation_interval({"status": "success", "data": {"groups": []}}) is None
 
 
 def test_cache_interval_must_be_positive() -> None:

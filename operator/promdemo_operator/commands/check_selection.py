@@ -12,6 +12,10 @@ reason and the fix otherwise, 2 for input it cannot read (one line on stderr).
 Namespace labels come from Namespace objects in either file and from
 --namespace-labels (the PromDemo's namespace); every namespace also has the
 `kubernetes.io/metadata.name` label the API server sets.
+
+A PromDemo with `spec.monitoring.matchPrometheus: auto` is checked with the labels
+the operator would add (`promstatus.auto_match`), and the line says so, or why it
+would add none.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from promdemo_operator.cliargs import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from promdemo_operator.resource import API_VERSION, KIND, MONITORING_GROUP
 from promdemo_operator.selection import (
     KINDS,
+    AutoLabels,
     LabelSelector,
     MonitoringObject,
     PrometheusError,
@@ -153,10 +158,20 @@ def _prometheuses(objects: Iterable[Mapping[str, Any]], files: str) -> list[Prom
     return found
 
 
+def _promdemo_namespace(doc: Mapping[str, Any], default_namespace: str) -> str:
+    return str((doc.get("metadata") or {}).get("namespace") or default_namespace)
+
+
 def _promdemo_objects(
-    doc: Mapping[str, Any], filename: str, default_namespace: str
-) -> tuple[str, list[MonitoringObject]]:
-    """`namespace/name` and the ServiceMonitor/PrometheusRule the operator would render."""
+    doc: Mapping[str, Any],
+    filename: str,
+    default_namespace: str,
+    prometheuses: list[Mapping[str, Any]],
+    namespaces: Mapping[str, Mapping[str, str]],
+) -> tuple[str, list[MonitoringObject], AutoLabels | None]:
+    """`namespace/name`, the ServiceMonitor/PrometheusRule the operator would render, and
+    what `matchPrometheus: auto` would add (None when off)."""
+    from promdemo_operator.promstatus import auto_match
     from promdemo_operator.render import render_children
     from promdemo_operator.spec import SpecError, parse_spec
 
@@ -166,15 +181,16 @@ def _promdemo_objects(
         )
     meta = doc.get("metadata") or {}
     name = meta.get("name")
-    namespace = meta.get("namespace") or default_namespace
+    namespace = _promdemo_namespace(doc, default_namespace)
     try:
         spec = parse_spec(doc.get("spec"))
+        spec, auto = auto_match(str(name), namespace, spec, prometheuses, namespaces)
         # Only the labels matter; the rendered Secret (and so its token) is thrown away.
         children = render_children(name, namespace, spec, token="unused")  # noqa: S106
     except SpecError as exc:
         raise _InputError(f"{filename}: PromDemo {name!r}: {exc.message}") from exc
     objects = [MonitoringObject.from_object(c) for c in children if c.get("kind") in KINDS]
-    return f"{namespace}/{name}", objects
+    return f"{namespace}/{name}", objects, auto
 
 
 # --------------------------------------------------------------------------- output
@@ -259,16 +275,25 @@ def run(
         promdemos = [d for d in promdemo_docs if d.get("kind") == KIND]
         if not promdemos:
             raise _InputError(f"{args.filename}: no PromDemo ({API_VERSION}) in the file")
+        default_namespace = args.namespace or "default"
+        for doc in promdemos:
+            namespace = _promdemo_namespace(doc, default_namespace)
+            namespaces[namespace] = {**namespaces.get(namespace, {}), **extra}
+        raw_prometheuses = [d for d in prometheus_docs if d.get("kind") == "Prometheus"]
         checked = []
         for doc in promdemos:
-            key, objects = _promdemo_objects(doc, args.filename, args.namespace or "default")
-            for namespace in {o.namespace for o in objects}:
-                namespaces[namespace] = {**namespaces.get(namespace, {}), **extra}
-            checked.append((key, check(prometheuses, objects, namespaces)))
+            key, objects, auto = _promdemo_objects(
+                doc, args.filename, default_namespace, raw_prometheuses, namespaces
+            )
+            checked.append((key, check(prometheuses, objects, namespaces), auto))
     except _InputError as exc:
         print(f"promdemo check-selection: {exc}", file=sys.stderr)
         return EXIT_USAGE
     show = _rich if out.isatty() else _plain
-    for key, report in checked:
+    for key, report, auto in checked:
         show(key, report, out)
-    return EXIT_SELECTED if all(r.selected for _, r in checked) else EXIT_NOT_SELECTED
+        if auto is not None and auto.refused:
+            print(f"  {auto.message}", file=out)  # "matchPrometheus: auto found ..."
+        elif auto is not None and auto.labels:
+            print(f"  matchPrometheus: auto {auto.message}", file=out)
+    return EXIT_SELECTED if all(r.selected for _, r, _ in checked) else EXIT_NOT_SELECTED

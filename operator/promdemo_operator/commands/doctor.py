@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import urllib.parse
 from collections.abc import Sequence
 from typing import Any, TextIO
 
@@ -39,16 +38,6 @@ MARKS = {OK: "[green]✓[/]", BROKEN: "[red]✗[/]", SKIPPED: "[dim]–[/]", NOT
 WORDS = {OK: "ok", BROKEN: "BROKEN", SKIPPED: "skipped", NOTE: "note"}
 
 
-def prometheus_url(text: str) -> str:
-    """An http(s) URL with a host: where a Prometheus answers (its API under /api/v1)."""
-    parts = urllib.parse.urlsplit(text.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an http(s) URL of a Prometheus (e.g. http://127.0.0.1:9090)"
-        )
-    return text.strip().rstrip("/")
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `promdemo doctor`."""
     parser.description = DESCRIPTION
@@ -63,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--prometheus-url",
-        type=prometheus_url,
+        type=cliargs.http_url,
         metavar="URL",
         help="ask this Prometheus (e.g. after kubectl port-forward) instead of going through"
         " the API server's service proxy to the Prometheus objects that select each PromDemo",

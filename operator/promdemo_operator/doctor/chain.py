@@ -65,11 +65,14 @@ __all__ = [
     "SKIPPED",
     "Chain",
     "ClusterFacts",
+    "Finding",
     "Link",
     "PrometheusAnswer",
     "diagnose",
     "prometheuses_to_ask",
+    "rules_finding",
     "select",
+    "targets_finding",
 ]
 
 # The states of a link.
@@ -429,19 +432,43 @@ def _selected(
 
 _HTTP_STATUS = re.compile(r": HTTP (\d{3})\b")
 
+# Reasons of a finding (CamelCase: the operator's TargetsUp and RulesLoaded conditions use them).
+TARGETS_UP = "TargetsUp"
+NO_TARGETS = "NoTargets"
+TARGETS_DOWN = "TargetsDown"
+RULES_LOADED = "RulesLoaded"
+RULES_NOT_LOADED = "RulesNotLoaded"
+RULE_EVALUATION_FAILED = "RuleEvaluationFailed"
+UNREACHABLE = "PrometheusUnreachable"
 
-def _unreachable_fix(answer: PrometheusAnswer, error: str) -> str:
-    """What to do when a Prometheus could not be asked (by the message promapi gave)."""
+
+def _unreachable_fix(answer: PrometheusAnswer, error: str, *, operator: bool = False) -> str:
+    """What to do when a Prometheus could not be asked (by the message promapi gave).
+
+    `operator`: the operator asked (its ServiceAccount, its --prometheus-url), not the user.
+    """
     if answer.direct:
         return f"check that Prometheus answers at {answer.prometheus} ({error})"
     ns, svc = answer.namespace, answer.service
-    forward = (
-        f"or ask it directly: `kubectl -n {ns} port-forward svc/{svc} 9090` and"
-        " `promdemo doctor --prometheus-url http://127.0.0.1:9090`"
-    )
+    if operator:
+        forward = (
+            "or start the operator with --prometheus-url URL of a Prometheus it can reach directly"
+        )
+    else:
+        forward = (
+            f"or ask it directly: `kubectl -n {ns} port-forward svc/{svc} 9090` and"
+            " `promdemo doctor --prometheus-url http://127.0.0.1:9090`"
+        )
     match = _HTTP_STATUS.search(error)
     status = int(match.group(1)) if match else None
     if status in (401, 403):
+        if operator:
+            who = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_DEPLOYMENT}"
+            return (
+                f"the operator may not reach Prometheus through the API server: its ClusterRole"
+                f" needs get on services/proxy (manifests/base/rbac.yaml; `kubectl auth can-i"
+                f" get services/proxy -n {ns} --as {who}`), {forward}"
+            )
         return (
             f"you may not reach Prometheus through the API server: ask for get on services/proxy"
             f" in namespace {ns} (`kubectl auth can-i get services/proxy -n {ns}`), {forward}"
@@ -477,11 +504,32 @@ def _who(answer: PrometheusAnswer) -> str:
     return f"Prometheus {answer.prometheus}" + "".join(f" ({n})" for n in answer.notes)
 
 
-def _targets_part(
-    answer: PrometheusAnswer, selector: Mapping[str, str], pd: Mapping[str, Any]
-) -> tuple[str, str, str | None]:
-    """(state, detail, fix) of the targets of one Prometheus."""
-    namespace, name = _meta(pd)
+@dataclass(frozen=True)
+class Finding:
+    """What one Prometheus says about the targets or the rules of one PromDemo.
+
+    `state` is OK or BROKEN; `reason` a CamelCase word (TARGETS_UP, NO_TARGETS, ...);
+    `detail` what was seen and `fix` what to do when broken; `targets` / `rules` what
+    was read (None when Prometheus could not be asked).
+    """
+
+    state: str
+    reason: str
+    detail: str
+    fix: str | None = None
+    targets: TargetsStatus | None = None
+    rules: RulesStatus | None = None
+
+    @property
+    def part(self) -> tuple[str, str, str | None]:
+        return self.state, self.detail, self.fix
+
+
+def targets_finding(
+    answer: PrometheusAnswer, namespace: str, name: str, *, operator: bool = False
+) -> Finding:
+    """The targets of PromDemo `namespace/name` in what `answer` holds."""
+    selector = promdemo_selector(namespace, name)
     who = _who(answer)
     error = answer.errors.get("targets")
     status: TargetsStatus | None = None
@@ -492,27 +540,32 @@ def _targets_part(
             error = str(exc)
     if status is None:
         error = error or "no answer"
-        return BROKEN, f"{who}: {error}", _unreachable_fix(answer, error)
+        fix = _unreachable_fix(answer, error, operator=operator)
+        return Finding(BROKEN, UNREACHABLE, f"{who}: {error}", fix)
     if status.total == 0:
-        return (
+        return Finding(
             BROKEN,
+            NO_TARGETS,
             f"{who} has no target {_series(selector)}",
             f"Prometheus has not loaded ServiceMonitor {namespace}/{name} yet: prometheus-operator"
             " rewrites its configuration within a minute of a change. If it stays so: its log"
             f" names the ServiceMonitor, and Prometheus's ServiceAccount must be allowed to list"
             f" Services, Endpoints and EndpointSlices in namespace {namespace} (kube-prometheus"
             " grants that only in default, kube-system and monitoring)",
+            targets=status,
         )
     if status.up < status.total:
         where = f" ({status.last_error_target})" if status.last_error_target else ""
         error_text = f"; last error{where}: {status.last_error}" if status.last_error else ""
-        return (
+        return Finding(
             BROKEN,
+            TARGETS_DOWN,
             f"{status.up}/{status.total} up in {who}{error_text}",
             f"the scrape of a pod fails{where}: {status.last_error or 'see the target'};"
             f" `kubectl -n {namespace} get pods -l app.kubernetes.io/instance={name}`",
+            targets=status,
         )
-    return OK, f"{status.up}/{status.total} up in {who}", None
+    return Finding(OK, TARGETS_UP, f"{status.up}/{status.total} up in {who}", targets=status)
 
 
 def _series(selector: Mapping[str, str]) -> str:
@@ -526,10 +579,11 @@ def _combine(name: str, parts: list[tuple[str, str, str | None]]) -> Link:
     return Link(name, state, "; ".join(p[1] for p in parts), fix)
 
 
-def _rules(
-    answer: PrometheusAnswer, selector: Mapping[str, str], pd: Mapping[str, Any]
-) -> tuple[tuple[str, str, str | None], RulesStatus | None]:
-    namespace, name = _meta(pd)
+def rules_finding(
+    answer: PrometheusAnswer, namespace: str, name: str, *, operator: bool = False
+) -> Finding:
+    """The rule groups of PromDemo `namespace/name` in what `answer` holds."""
+    selector = promdemo_selector(namespace, name)
     who = _who(answer)
     error = answer.errors.get("rules")
     status: RulesStatus | None = None
@@ -540,27 +594,33 @@ def _rules(
             error = str(exc)
     if status is None:
         error = error or "no answer"
-        return (BROKEN, f"{who}: {error}", _unreachable_fix(answer, error)), None
+        fix = _unreachable_fix(answer, error, operator=operator)
+        return Finding(BROKEN, UNREACHABLE, f"{who}: {error}", fix)
     if not status.loaded:
-        return (
+        return Finding(
             BROKEN,
+            RULES_NOT_LOADED,
             f"{who} has not loaded {_and(list(status.missing))}",
             f"Prometheus has not loaded PrometheusRule {namespace}/{name} yet: prometheus-operator"
             " puts it in the rules ConfigMap and Prometheus reloads within a minute or two. If it"
             " stays so, prometheus-operator may have rejected it: `kubectl -n"
             f" {namespace} describe prometheusrule {name}` (Events) and its log",
-        ), status
+            rules=status,
+        )
     if status.last_error:
-        return (
+        return Finding(
             BROKEN,
+            RULE_EVALUATION_FAILED,
             f"{who}: evaluation fails: {status.last_error}",
             f"a rule of PrometheusRule {namespace}/{name} fails to evaluate ({status.last_error});"
             " check spec.monitoring.alerts of the PromDemo",
-        ), status
+            rules=status,
+        )
     rules = sum(g.rules for g in status.groups)
     every = f", every {status.evaluation_interval:g}s" if status.evaluation_interval else ""
     groups = _and([g.name for g in status.groups])
-    return (OK, f"{groups} loaded ({rules} rules{every}) in {who}", None), status
+    detail = f"{groups} loaded ({rules} rules{every}) in {who}"
+    return Finding(OK, RULES_LOADED, detail, rules=status)
 
 
 def _alert_text(alert: AlertState) -> str:
@@ -624,7 +684,6 @@ def _chain(
     pods, desired = _pods(facts, pd)
     links += [pods, _selected(facts, pd, spec, wanted, report)]
     asked = _asked(report, answers, direct)
-    selector = promdemo_selector(namespace, name)
     no_prometheus = (
         "no Prometheus selects the PromDemo"
         if report is not None
@@ -637,7 +696,7 @@ def _chain(
     elif not asked:
         links.append(Link("targets", SKIPPED, no_prometheus))
     else:
-        links.append(_combine("targets", [_targets_part(a, selector, pd) for a in asked]))
+        links.append(_combine("targets", [targets_finding(a, namespace, name).part for a in asked]))
     statuses: list[RulesStatus] = []
     if PROMETHEUS_RULE not in wanted:
         links.append(Link("rules", SKIPPED, "spec.monitoring.prometheusRule is off"))
@@ -648,10 +707,10 @@ def _chain(
     else:
         parts = []
         for answer in asked:
-            part, status = _rules(answer, selector, pd)
-            parts.append(part)
-            if status is not None:
-                statuses.append(status)
+            finding = rules_finding(answer, namespace, name)
+            parts.append(finding.part)
+            if finding.rules is not None:
+                statuses.append(finding.rules)
         links.append(_combine("rules", parts))
         links.append(_alerts(statuses) if statuses else Link("alerts", SKIPPED, "no rules read"))
     links.append(_heal(pd, spec))

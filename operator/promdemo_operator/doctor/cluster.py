@@ -53,10 +53,12 @@ from promdemo_operator.resource import (
 __all__ = [
     "Connection",
     "CredentialsError",
+    "PrometheusPlace",
     "ReadError",
     "ask_prometheus",
     "ask_url",
     "connect",
+    "locate_prometheus",
     "proxy_path",
     "read_facts",
 ]
@@ -124,7 +126,8 @@ class Connection:
     namespace: str
     configuration: k8s_client.Configuration
 
-    def client(self, timeout: float) -> httpx.AsyncClient:
+    def client(self, timeout: float, *, user_agent: str = USER_AGENT) -> httpx.AsyncClient:
+        """An HTTP client for the API server carrying these credentials (refreshed per request)."""
         cfg = self.configuration
         verify: ssl.SSLContext | bool = False
         if cfg.verify_ssl:
@@ -137,7 +140,7 @@ class Connection:
             verify=verify,
             proxy=cfg.proxy or None,
             timeout=timeout,
-            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+            headers={"User-Agent": user_agent, "Accept": "application/json"},
         )
 
 
@@ -405,17 +408,30 @@ def proxy_path(prometheus: Mapping[str, Any], port: str | None = None) -> str:
     return f"/api/v1/namespaces/{meta.get('namespace')}/services/{ident}/proxy{prefix}"
 
 
-async def ask_prometheus(
+@dataclass(frozen=True)
+class PrometheusPlace:
+    """Where one Prometheus object answers through the API server, and what qualifies it.
+
+    `path` is `proxy_path` (append `/api/v1/targets`); `namespace`/`service` the Service
+    it is asked through; `notes` say when the answer may be another's or a shard's.
+    """
+
+    prometheus: str  # namespace/name
+    path: str
+    namespace: str
+    service: str
+    notes: tuple[str, ...] = ()
+
+
+async def locate_prometheus(
     client: httpx.AsyncClient,
     prometheus: Mapping[str, Any],
     every: Iterable[Mapping[str, Any]],
-    *,
-    timeout: float,
-) -> PrometheusAnswer:
-    """GET /api/v1/targets and /api/v1/rules of one Prometheus object, through the proxy.
+) -> PrometheusPlace:
+    """Where Prometheus object `prometheus` answers (a GET of its Service with spec.serviceName).
 
     `every` is every Prometheus object: those sharing its governing Service make
-    the answer ambiguous, which the answer's notes say (as they say a sharded one).
+    the answer ambiguous, which the notes say (as they say a sharded one).
     """
     meta = prometheus.get("metadata") or {}
     spec = prometheus.get("spec") or {}
@@ -436,16 +452,33 @@ async def ask_prometheus(
     shards = spec.get("shards")
     if isinstance(shards, int) and shards > 1:
         notes.append(f"{shards} shards: one shard answered, with its part of the targets")
-    base = str(client.base_url).rstrip("/") + proxy_path(prometheus, port)
-    answer = await _ask(PrometheusAPI(base, client=client, timeout=timeout), f"{namespace}/{name}")
+    return PrometheusPlace(
+        f"{namespace}/{name}", proxy_path(prometheus, port), namespace, service, tuple(notes)
+    )
+
+
+async def ask_prometheus(
+    client: httpx.AsyncClient,
+    prometheus: Mapping[str, Any],
+    every: Iterable[Mapping[str, Any]],
+    *,
+    timeout: float,
+) -> PrometheusAnswer:
+    """GET /api/v1/targets and /api/v1/rules of one Prometheus object, through the proxy.
+
+    `every` is every Prometheus object (see `locate_prometheus`).
+    """
+    place = await locate_prometheus(client, prometheus, every)
+    base = str(client.base_url).rstrip("/") + place.path
+    answer = await _ask(PrometheusAPI(base, client=client, timeout=timeout), place.prometheus)
     return PrometheusAnswer(
         prometheus=answer.prometheus,
         targets=answer.targets,
         rules=answer.rules,
         errors=answer.errors,
-        namespace=namespace,
-        service=service,
-        notes=tuple(notes),
+        namespace=place.namespace,
+        service=place.service,
+        notes=place.notes,
     )
 
 

@@ -2,6 +2,8 @@
 
 - `watches`: what is watched, the in-memory indexes, the events that wake a reconcile;
 - `reconcile`: one reconcile loop per PromDemo;
+- `prometheus`: asking the selecting Prometheus (one snapshot cache per Prometheus),
+  the observe loop each reconcile daemon runs;
 - `heal`: one heal loop per PromDemo with autoHeal on;
 - `webhook`: the Alertmanager webhook receiver;
 - `context`: what they share (kopf's memo), `pod_http`: the heal loops' HTTP clients.
@@ -11,10 +13,10 @@ from typing import Any
 
 import kopf
 
-from . import heal, reconcile, watches, webhook
+from . import heal, prometheus, reconcile, watches, webhook
 from .context import OperatorContext
 
-__all__ = ["heal", "reconcile", "watches", "webhook"]
+__all__ = ["heal", "prometheus", "reconcile", "watches", "webhook"]
 
 
 @kopf.on.startup()

@@ -15,7 +15,10 @@ otherwise copy it per object), so every handler sees the same context:
   another does not plan against the state before it);
 - `heal_loops`: the running heal loops, where the Alertmanager webhook finds its
   target;
-- `pod_http`: the HTTP clients every heal loop shares.
+- `pod_http`: the HTTP clients every heal loop shares;
+- `prometheus`: one snapshot cache per Prometheus asked, shared by every PromDemo
+  (`handlers/prometheus.py`), and `seen_prometheuses` / `seen_namespaces`: what the
+  Prometheus and namespace watches delivered last, to tell a change from a re-list.
 
 `kopf run -m promdemo_operator.handlers` (no `run.py`) gets a context with the
 default options from the startup handler `ensure_context`.
@@ -38,6 +41,7 @@ if TYPE_CHECKING:
     from promdemo_operator.run import OperatorOptions
 
     from .pod_http import PodHttpClients
+    from .prometheus import PrometheusSnapshots
 
 T = TypeVar("T")
 
@@ -64,6 +68,15 @@ class Triggers:
             return False
         event.set()
         return True
+
+    def poke_namespace(self, namespace: str) -> int:
+        """Wake the loops whose key is (namespace, name) in `namespace`."""
+        woken = 0
+        for key, event in self._events.items():
+            if isinstance(key, tuple) and key and key[0] == namespace:
+                event.set()
+                woken += 1
+        return woken
 
     def poke_all(self) -> int:
         for event in self._events.values():
@@ -92,16 +105,26 @@ class OperatorContext:
     #: The operator's own writes the watches have not delivered yet, by (kind, namespace,
     #: name): the version written over (None: created) and the object now (None: deleted).
     unseen_writes: dict[tuple[str, str, str], tuple[str | None, Any]] = field(default_factory=dict)
+    prometheus: PrometheusSnapshots = field(default=None)  # type: ignore[assignment]
+    #: The Prometheus records and namespace labels the watches delivered last.
+    seen_prometheuses: dict[tuple[str, str], Any] = field(default_factory=dict)
+    seen_namespaces: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @classmethod
     def create(cls, options: OperatorOptions, kube: Kube | None = None) -> OperatorContext:
         """A context with a pool of `options.workers` threads (and a client sized to match)."""
+        from .prometheus import PrometheusSnapshots
+
         pool = ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="promdemo-api")
+        kube = kube or Kube.from_default_config(pool_size=options.workers)
         return cls(
             options=options,
-            kube=kube or Kube.from_default_config(pool_size=options.workers),
+            kube=kube,
             pool=pool,
             reconcile_slots=asyncio.Semaphore(options.workers),
+            prometheus=PrometheusSnapshots(
+                kube, url=options.prometheus_url, interval=options.prometheus_interval
+            ),
         )
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -17,13 +17,21 @@ A reconcile has three steps, each idempotent:
    `kube.Kube.apply` for each against the watched object (create, patch when it
    drifted, nothing otherwise; an object this PromDemo does not control is left
    alone). ServiceMonitor/PrometheusRule are skipped while monitoring.coreos.com/v1
-   is not served, and deleted (when owned) once the spec switches them off.
+   is not served, and deleted (when owned) once the spec switches them off. With
+   `spec.monitoring.matchPrometheus: auto` the labels the one able Prometheus
+   needs are added first (`promstatus.auto_match`, from the watched Prometheus
+   objects).
 3. **Status** (`report_status`): only the reconcile's keys (`status.py`), patched
-   only when they changed.
+   only when they changed; `PrometheusSelected` from the watched Prometheus objects,
+   the namespace's labels and the ServiceMonitor/PrometheusRule as applied
+   (`promstatus.selected_condition`), which also tells the PromDemo's observe loop
+   (`handlers/prometheus.py`) which Prometheus to ask for TargetsUp, RulesLoaded,
+   `status.targets` and `status.lessons`. Both write the status one at a time.
 
 Events on the PromDemo say what changed: children created, updated (a drift
 repaired) or deleted, a replicas change by another writer set back, the spec
-becoming invalid, monitoring CRDs missing or back, a child that is not ours. A
+becoming invalid, monitoring CRDs missing or back, a child that is not ours, the
+PromDemo selected by a Prometheus or not any more. A
 failed API call is retried after `TRANSIENT_RETRY_SECONDS` (409, 429, 5xx, no
 connection) or `PERMANENT_RETRY_SECONDS` (e.g. 403) with a `ReconcileFailed` Event.
 """
@@ -35,20 +43,22 @@ import contextlib
 import logging
 import time
 import zlib
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import kopf
 
-from promdemo_operator import render
+from promdemo_operator import promstatus, render
 from promdemo_operator import spec as spec_mod
 from promdemo_operator.apply_plan import owned_by, secret_value
 from promdemo_operator.kube import UNKNOWN, ApplyResult, Kube, KubeError
 from promdemo_operator.opmetrics import metrics
 from promdemo_operator.resource import GROUP, PLURAL, VERSION, secret_name
+from promdemo_operator.selection import AutoLabels
 from promdemo_operator.status import (
     MONITORING_PLURALS,
+    find_condition,
     invalid_spec_status,
     monitoring_condition,
     monitoring_transition,
@@ -61,6 +71,7 @@ from promdemo_operator.watched import controller_promdemo
 
 from .common import plain
 from .context import OperatorContext, context_of
+from .prometheus import Observation, observe_loop, observed_status
 from .watches import Watched
 
 T = TypeVar("T")
@@ -107,6 +118,7 @@ class Applied:
     wanted_monitoring: set[str] = field(default_factory=set)
     missing_monitoring: list[str] = field(default_factory=list)
     monitoring_complete: bool = True
+    prometheus_served: bool = False
 
     def object_of(self, kind: str) -> dict[str, Any] | None:
         for result in self.results:
@@ -136,15 +148,22 @@ class ReconcileLoop:
         self.body = body  # kopf's live view of the PromDemo
         self.watched = watched
         meta = body.get("metadata") or {}
+        self.namespace = str(meta.get("namespace") or "")
+        self.name = str(meta.get("name") or "")
         # kopf's per-object logger would also post each warning as an Event: the loop posts
         # its own Events, and logs on its own logger.
-        self.logger = _Prefixed(log, {"who": f"{meta.get('namespace')}/{meta.get('name')}"})
+        self.logger = _Prefixed(log, {"who": f"{self.namespace}/{self.name}"})
         self.events = Events(body)
-        # The status keys this loop wrote, and the PromDemo's version when it wrote them:
-        # until the watch delivers the newer version, those keys are taken from here.
+        # The status keys this loop (or its observe loop) wrote, and the PromDemo's version
+        # when it wrote them: until the watch delivers the newer version, those keys are
+        # taken from here. One writer at a time, so neither drops the other's conditions.
         self._written: dict[str, Any] = {}
         self._written_over: str | None = None
+        self._status_lock = asyncio.Lock()
         self._warned_not_owned: set[str] = set()
+        #: What the observe loop asks Prometheus, as the last reconcile decided.
+        self.observation: Observation | None = None
+        self.observation_changed = asyncio.Event()
 
     # -- the reconcile -------------------------------------------------------------------
 
@@ -195,8 +214,11 @@ class ReconcileLoop:
             # that the collector just deleted would only delay that.
             return Outcome("success")
         status = self._current_status(raw)
+        records = self.watched.prometheuses()
+        namespace_labels = self.watched.namespace_labels(namespace)
         try:
             spec = spec_mod.parse_spec(raw.get("spec") or {})
+            spec, auto = promstatus.auto_match(name, namespace, spec, records, namespace_labels)
             # The watches hold every Secret of ours: no Secret there means a new PromDemo (and
             # if one was created meanwhile, its data is never rewritten: see apply_plan).
             secret = self._known("Secret", namespace, name)
@@ -219,7 +241,8 @@ class ReconcileLoop:
             await self.invalid_spec(raw, status, getattr(e, "message", None) or str(e))
             return Outcome("invalid_spec")
         applied = await self.apply_children(raw, status, spec, children, fresh=fresh)
-        await self.report_status(raw, status, spec, applied)
+        selected = self.decide_selection(spec, applied, auto, records, namespace_labels)
+        await self.report_status(raw, status, spec, applied, selected)
         retry = None
         if any(r.action == "not_owned" for r in applied.results):
             # An object in the way may not be watched (not our label): look again later.
@@ -239,11 +262,12 @@ class ReconcileLoop:
         if spec_newly_invalid(status, message):
             self.events.warning("InvalidSpec", message)
             self.logger.warning("invalid spec: %s", message)
-        wanted = invalid_spec_status(
-            status, generation=(raw.get("metadata") or {}).get("generation"), message=message,
-            now=rfc3339(),
-        )  # fmt: skip
-        await self._write_status(raw, status, wanted)
+        generation = (raw.get("metadata") or {}).get("generation")
+        await self.update_status(
+            lambda current: invalid_spec_status(
+                current, generation=generation, message=message, now=rfc3339()
+            )
+        )
 
     # -- 2. the children ---------------------------------------------------------------------
 
@@ -381,12 +405,75 @@ class ReconcileLoop:
 
     # -- 3. the status -------------------------------------------------------------------------
 
+    def decide_selection(
+        self,
+        spec: spec_mod.PromDemoSpec,
+        applied: Applied,
+        auto: AutoLabels | None,
+        records: list[dict[str, Any]],
+        namespace_labels: Mapping[str, Mapping[str, str]],
+    ) -> dict[str, str]:
+        """PrometheusSelected for the objects as applied; tell the observe loop whom to ask."""
+        name, namespace = self.name, self.namespace
+        monitoring = spec.monitoring
+        wanted = monitoring.service_monitor or monitoring.prometheus_rule
+        live = {kind: applied.object_of(kind) for kind in MONITORING_PLURALS}
+        objects = promstatus.monitoring_objects(name, namespace, spec, live)
+        report = promstatus.select(records, objects, namespace_labels) if wanted else None
+        selected = promstatus.selected_condition(
+            wanted=wanted,
+            monitoring_served=not applied.missing_monitoring,
+            prometheus_served=applied.prometheus_served,
+            report=report,
+            auto=auto,
+        )
+        asked: tuple[dict[str, Any], ...] = ()
+        not_asked = ("NotSelected", "no Prometheus selects the PromDemo (see PrometheusSelected)")
+        if selected["status"] == "True" and report is not None:
+            chosen = set(report.selected_by)
+            asked = tuple(r for r in records if promstatus.record_key(r) in chosen)
+        elif selected["reason"] in ("MonitoringCRDsMissing", "PrometheusCRDMissing"):
+            not_asked = (selected["reason"], selected["message"])
+        observation = Observation(
+            service_monitor=monitoring.service_monitor,
+            prometheus_rule=monitoring.prometheus_rule,
+            replicas=spec.replicas,
+            prometheuses=asked,
+            every=tuple(records),
+            by_url=self.ctx.options.prometheus_url is not None,
+            not_asked=not_asked,
+        )
+        if observation != self.observation:
+            self.observation = observation
+            self.observation_changed.set()
+        return selected
+
+    def _selection_event(self, status: Mapping[str, Any], new: Mapping[str, str]) -> None:
+        """An Event when the PromDemo becomes selected, or not (or why not changes).
+
+        A PromDemo that nothing selects gets the Warning from its first report on (what
+        to fix); one selected from the start gets no Event for it.
+        """
+        old = find_condition(status.get("conditions"), promstatus.SELECTED)
+        if old is not None and (old.get("status"), old.get("message")) == (
+            new["status"], new["message"],
+        ):  # fmt: skip
+            return
+        if new["status"] == "True":
+            self.logger.info("%s", new["message"])
+            if old is not None:  # a change; being selected from the start is no news
+                self.events.normal("PrometheusSelected", new["message"])
+        elif new["status"] == "False":
+            self.events.warning("PrometheusNotSelected", new["message"])
+            self.logger.info("not selected: %s", new["message"])
+
     async def report_status(
         self,
         raw: Mapping[str, Any],
         status: Mapping[str, Any],
         spec: spec_mod.PromDemoSpec,
         applied: Applied,
+        selected: dict[str, str],
     ) -> None:
         meta = raw.get("metadata") or {}
         new_monitoring = monitoring_condition(applied.wanted_monitoring, applied.missing_monitoring)
@@ -395,33 +482,58 @@ class ReconcileLoop:
             self.events.warning("MonitoringCRDsMissing", new_monitoring["message"])
         elif transition == "normal":
             self.events.normal(new_monitoring["reason"], new_monitoring["message"])
-        wanted = reconciled_status(
-            status,
-            name=meta["name"],
-            generation=meta.get("generation"),
-            desired_replicas=spec.replicas,
-            deployment=applied.object_of("Deployment"),
-            monitoring=new_monitoring,
-            now=rfc3339(),
-        )
-        await self._write_status(raw, status, wanted)
+        self._selection_event(status, selected)
+        observation = self.observation
 
-    async def _write_status(
-        self, raw: Mapping[str, Any], current: Mapping[str, Any], wanted: Mapping[str, Any]
+        def wanted(current: Mapping[str, Any]) -> Mapping[str, Any]:
+            keys = reconciled_status(
+                current,
+                name=meta["name"],
+                generation=meta.get("generation"),
+                desired_replicas=spec.replicas,
+                deployment=applied.object_of("Deployment"),
+                monitoring=new_monitoring,
+                now=rfc3339(),
+                also=[selected],
+            )
+            if observation is not None and not observation.asks:
+                # Prometheus is not to be asked: the observe loop's keys are known now, and
+                # one write carries both (a new PromDemo costs one status write, not two).
+                merged = {**current, **keys}
+                keys = {**keys, **observed_status(
+                    merged, observation, [], namespace=self.namespace, name=self.name,
+                )}  # fmt: skip
+            return keys
+
+        await self.update_status(wanted)
+
+    async def update_status(
+        self, compute: Callable[[Mapping[str, Any]], Mapping[str, Any]]
     ) -> None:
-        # Unchanged conditions keep their lastTransitionTime, so equal means unchanged, and a
-        # reconcile that found nothing new writes nothing.
-        changes = status_changes(current, wanted)
-        if not changes:
-            return
-        meta = raw.get("metadata") or {}
-        await self.ctx.call(
-            self.ctx.kube.merge_patch, "PromDemo", meta.get("namespace"), meta["name"],
-            {"status": changes}, subresource="status",
-        )  # fmt: skip
-        self._written = {**(self._written if meta.get("resourceVersion") == self._written_over
-                            else {}), **changes}  # fmt: skip
-        self._written_over = meta.get("resourceVersion")
+        """Patch the keys of `compute(current status)` that changed; one writer at a time.
+
+        `current` is the status as the watch last delivered it, with this loop's own
+        writes it has not delivered yet; the reconcile and the observe loop both write
+        through here, so neither plans its conditions against a list the other just
+        changed.
+        """
+        async with self._status_lock:
+            meta = dict(self.body.get("metadata") or {})
+            raw = {"metadata": meta, "status": plain(self.body.get("status") or {})}
+            current = self._current_status(raw)
+            # Unchanged conditions keep their lastTransitionTime, so equal means unchanged,
+            # and a reconcile that found nothing new writes nothing.
+            changes = status_changes(current, compute(current))
+            if not changes:
+                return
+            await self.ctx.call(
+                self.ctx.kube.merge_patch, "PromDemo", self.namespace, self.name,
+                {"status": changes}, subresource="status",
+            )  # fmt: skip
+            version = meta.get("resourceVersion")
+            kept = self._written if version == self._written_over else {}
+            self._written = {**kept, **changes}
+            self._written_over = version
 
 
 def apply_children(
@@ -435,7 +547,7 @@ def apply_children(
 ) -> Applied:
     """Step 2's API calls (blocking; run in the pool). `known`: kind → object, None, UNKNOWN."""
     support = kube.monitoring_support()
-    applied = Applied(monitoring_complete=support.complete)
+    applied = Applied(monitoring_complete=support.complete, prometheus_served=support.prometheus)
     applied.wanted_monitoring = {c["kind"] for c in children if c["kind"] in MONITORING_PLURALS}
     applied.missing_monitoring = sorted(applied.wanted_monitoring - support.kinds)
     # In render order: the Secret before the Deployment that mounts it.
@@ -524,6 +636,7 @@ async def reconcile_loop(
     resync = ctx.options.resync_seconds
     next_resync = time.monotonic() + first_resync_seconds(namespace, name, resync)
     fresh = False
+    observer = asyncio.ensure_future(observe_loop(loop, stopped))
     try:
         while not stopped:
             wake.clear()
@@ -544,4 +657,7 @@ async def reconcile_loop(
             else:
                 fresh = time.monotonic() >= next_resync
     finally:
+        observer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await observer
         ctx.reconcilers.unregister(key, wake)

@@ -7,20 +7,33 @@ Watched (each one list + watch stream per resource, shared by every PromDemo):
   and the app's pods, all filtered by the API server with the label selector
   `app.kubernetes.io/name=promdemo` that every child and pod carries, so other
   objects in the cluster never reach the operator;
-- the monitoring CRDs (`servicemonitors/prometheusrules.monitoring.coreos.com`).
+- the monitoring CRDs (`servicemonitors/prometheusrules/prometheuses.monitoring.coreos.com`);
+- prometheus-operator's `Prometheus` objects (all of them: which one selects a
+  PromDemo is the question) and the namespaces (their labels, which namespace
+  selectors match).
 
 Indexes (kopf keeps them current; a handler reads memory, never the API; kopf
 fills them completely before any handler runs, also after a restart):
 
 - `promdemo_children`: (kind, namespace, name) → `watched.ChildRecord`;
-- `promdemo_pods`: (namespace, PromDemo name) → `heal.pods.PodRecord` per pod.
+- `promdemo_pods`: (namespace, PromDemo name) → `heal.pods.PodRecord` per pod;
+- `promdemo_prometheuses`: (namespace, name) → `promstatus.prometheus_record` (the
+  selectors and the fields of the service proxy path, nothing else);
+- `promdemo_namespaces`: name → labels.
 
 Events that wake a reconcile (the reconcile loop debounces them):
 
 - any change to, or deletion of, a child → its controlling PromDemo (drift repair,
   and a Deployment's readiness reaching the status);
 - a spec change of a PromDemo (generation ahead of `status.observedGeneration`);
-- a monitoring CRD added or removed → every PromDemo (discovery is read again).
+- a monitoring CRD added or removed → every PromDemo (discovery is read again);
+- a Prometheus object added, deleted, or changed in what its record holds → every
+  PromDemo (PrometheusSelected is decided again; prometheus-operator's frequent
+  status updates of the object change nothing and wake nothing);
+- a namespace's labels changed → the PromDemos of that namespace.
+
+Objects the watches list at start (or again after a watch broke off) only fill the
+indexes, which kopf completes before any handler runs: a restart wakes nothing.
 """
 
 from __future__ import annotations
@@ -31,6 +44,7 @@ from typing import Any
 import kopf
 
 from promdemo_operator.heal.pods import PodRecord, pod_record
+from promdemo_operator.promstatus import prometheus_record
 from promdemo_operator.render import RESET_TOKEN_KEY
 from promdemo_operator.resource import (
     APP_NAME,
@@ -57,10 +71,16 @@ CHILD_RESOURCES = (
     (MONITORING_GROUP, MONITORING_VERSION, "prometheusrules"),
 )
 POD_RESOURCE = ("", "v1", "pods")
-MONITORING_CRDS = frozenset(f"{plural}.{MONITORING_GROUP}" for _, _, plural in CHILD_RESOURCES[3:])
+PROMETHEUS_RESOURCE = (MONITORING_GROUP, MONITORING_VERSION, "prometheuses")
+NAMESPACE_RESOURCE = ("", "v1", "namespaces")
+MONITORING_CRDS = frozenset(
+    f"{plural}.{MONITORING_GROUP}" for _, _, plural in (*CHILD_RESOURCES[3:], PROMETHEUS_RESOURCE)
+)
 
 CHILDREN_INDEX = "promdemo_children"
 PODS_INDEX = "promdemo_pods"
+PROMETHEUS_INDEX = "promdemo_prometheuses"
+NAMESPACES_INDEX = "promdemo_namespaces"
 
 
 @kopf.on.startup()
@@ -73,14 +93,27 @@ async def restrict_watches(settings: kopf.OperatorSettings, **_: Any) -> None:
 class Watched:
     """Read access to the indexes, as the reconcile and heal loops use them."""
 
-    def __init__(self, children: Mapping[Any, Any], pods: Mapping[Any, Any]) -> None:
+    def __init__(
+        self,
+        children: Mapping[Any, Any],
+        pods: Mapping[Any, Any],
+        prometheuses: Mapping[Any, Any] | None = None,
+        namespaces: Mapping[Any, Any] | None = None,
+    ) -> None:
         self._children = children
         self._pods = pods
+        self._prometheuses = prometheuses if prometheuses is not None else {}
+        self._namespaces = namespaces if namespaces is not None else {}
 
     @classmethod
     def from_kwargs(cls, kwargs: Mapping[str, Any]) -> Watched:
         """From a kopf handler's kwargs (kopf passes each index under its name)."""
-        return cls(kwargs[CHILDREN_INDEX], kwargs[PODS_INDEX])
+        return cls(
+            kwargs[CHILDREN_INDEX],
+            kwargs[PODS_INDEX],
+            kwargs.get(PROMETHEUS_INDEX),
+            kwargs.get(NAMESPACES_INDEX),
+        )
 
     def child(self, kind: str, namespace: str, name: str) -> ChildRecord | None:
         store = self._children.get((kind, namespace, name))
@@ -96,6 +129,16 @@ class Watched:
         store = self._pods.get((namespace, promdemo))
         return list(store) if store else []
 
+    def prometheuses(self) -> list[dict[str, Any]]:
+        """Every watched Prometheus object's record, by namespace and name."""
+        records = [next(iter(store)) for store in self._prometheuses.values() if store]
+        return sorted(records, key=lambda r: (r["metadata"]["namespace"], r["metadata"]["name"]))
+
+    def namespace_labels(self, namespace: str) -> dict[str, dict[str, str]]:
+        """{namespace: its labels}, as `selection.check` takes them ({} when not watched)."""
+        store = self._namespaces.get(namespace)
+        return {namespace: dict(next(iter(store)))} if store else {}
+
 
 # -- indexes ------------------------------------------------------------------------------
 
@@ -108,6 +151,16 @@ async def index_child(body: kopf.Body, resource: kopf.Resource, **_: Any) -> dic
 
 for _resource in CHILD_RESOURCES:
     kopf.index(*_resource, id=CHILDREN_INDEX, labels=APP_LABELS)(index_child)
+
+
+@kopf.index(*PROMETHEUS_RESOURCE, id=PROMETHEUS_INDEX)
+async def index_prometheus(body: kopf.Body, namespace: str, name: str, **_: Any) -> Any:
+    return {(namespace, name): prometheus_record(body)}
+
+
+@kopf.index(*NAMESPACE_RESOURCE, id=NAMESPACES_INDEX)
+async def index_namespace(name: str, labels: kopf.Labels, **_: Any) -> Any:
+    return {name: {str(k): str(v) for k, v in labels.items()}}
 
 
 @kopf.index(*POD_RESOURCE, id=PODS_INDEX, labels=APP_LABELS)
@@ -174,3 +227,43 @@ async def monitoring_crd_changed(memo: kopf.Memo, **_: Any) -> None:
     ctx = context_of(memo)
     ctx.kube.invalidate_discovery()
     ctx.reconcilers.poke_all()
+
+
+def _news(seen: dict[Any, Any], key: Any, value: Any, event: kopf.RawEvent) -> bool:
+    """Record `value` (None: deleted) under `key`; True when it is a change worth a wake-up.
+
+    A first sight is news only as a watch event (ADDED), not in a listing (at start,
+    or again after a watch broke off, when kopf's event has no type).
+    """
+    missing = key not in seen
+    previous = seen.get(key)
+    if event.get("type") == "DELETED":
+        seen.pop(key, None)
+        return not missing
+    seen[key] = value
+    if missing:
+        return event.get("type") == "ADDED"
+    return previous != value
+
+
+@kopf.on.event(*PROMETHEUS_RESOURCE, id="watch-prometheuses")
+async def prometheus_changed(
+    event: kopf.RawEvent, body: kopf.Body, namespace: str, name: str, memo: kopf.Memo, **_: Any
+) -> None:
+    """A Prometheus object came, went or changed its selectors: decide selection again."""
+    ctx = context_of(memo)
+    key = (namespace, name)
+    if _news(ctx.seen_prometheuses, key, prometheus_record(body), event):
+        ctx.prometheus.forget(f"{namespace}/{name}")
+        ctx.reconcilers.poke_all()
+
+
+@kopf.on.event(*NAMESPACE_RESOURCE, id="watch-namespaces")
+async def namespace_changed(
+    event: kopf.RawEvent, name: str, labels: kopf.Labels, memo: kopf.Memo, **_: Any
+) -> None:
+    """A namespace's labels changed: decide selection again for its PromDemos."""
+    ctx = context_of(memo)
+    plain_labels = {str(k): str(v) for k, v in labels.items()}
+    if _news(ctx.seen_namespaces, name, plain_labels, event):
+        ctx.reconcilers.poke_namespace(name)
