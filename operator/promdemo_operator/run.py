@@ -47,9 +47,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from promdemo_operator import cliargs
+from promdemo_operator.cliargs import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
-EXIT_OK = 0
-EXIT_FAILED = 1
+#: Enough threads for hundreds of PromDemos; more only adds idle connections to the API.
+MAX_WORKERS = 256
 
 #: The safety-net resync: the watches repair drift at once, this catches what they missed.
 DEFAULT_RESYNC_SECONDS = 3 * 3600.0
@@ -84,26 +85,6 @@ class OperatorOptions:
         return not self.namespaces
 
 
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be 0-65535 (0 = off), got {value}")
-    return value
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
-
-
 def _prometheus_interval(text: str) -> float:
     seconds = cliargs.duration(text)
     if seconds < MIN_PROMETHEUS_INTERVAL_SECONDS:
@@ -135,14 +116,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="address the metrics, health and webhook servers listen on (default: 0.0.0.0)",
     )
     parser.add_argument(
-        "--metrics-port", type=_port, default=8080, help="/metrics port (default 8080; 0 = off)"
+        "--metrics-port",
+        type=cliargs.port_or_off,
+        default=8080,
+        help="/metrics port (default 8080; 0 = off)",
     )
     parser.add_argument(
-        "--health-port", type=_port, default=8081, help="/healthz port (default 8081; 0 = off)"
+        "--health-port",
+        type=cliargs.port_or_off,
+        default=8081,
+        help="/healthz port (default 8081; 0 = off)",
     )
     parser.add_argument(
         "--webhook-port",
-        type=_port,
+        type=cliargs.port_or_off,
         default=8082,
         help="Alertmanager webhook receiver port (default 8082; 0 = off)",
     )
@@ -154,15 +141,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--resync-seconds",
-        type=_positive,
+        type=cliargs.positive_duration,
         default=DEFAULT_RESYNC_SECONDS,
         metavar="S",
         help="also reconcile every PromDemo this often, reading every child from the API: "
-        "a safety net, the watches repair drift at once (default 10800 = 3 h)",
+        "a safety net, the watches repair drift at once (seconds or a duration such as 3h; "
+        "default 10800 = 3 h)",
     )
     parser.add_argument(
         "--workers",
-        type=int,
+        type=cliargs.int_range(1, MAX_WORKERS),
         default=16,
         metavar="N",
         help="threads for blocking API calls (reconciles, status writes) and the API "
@@ -199,7 +187,7 @@ def options_from_args(args: argparse.Namespace) -> OperatorOptions:
         webhook_port=args.webhook_port,
         standalone=args.standalone,
         resync_seconds=args.resync_seconds,
-        workers=max(1, args.workers),
+        workers=args.workers,
         prometheus_interval=args.prometheus_interval,
         prometheus_url=args.prometheus_url,
     )
@@ -207,7 +195,7 @@ def options_from_args(args: argparse.Namespace) -> OperatorOptions:
 
 def default_options() -> OperatorOptions:
     """The options of `promdemo operator` without arguments."""
-    parser = argparse.ArgumentParser(prog="promdemo operator")
+    parser = cliargs.CommandParser(prog="promdemo operator")
     add_arguments(parser)
     return options_from_args(parser.parse_args([]))
 
@@ -373,7 +361,7 @@ def run(args: argparse.Namespace) -> int:
                 f"promdemo operator: cannot listen on {options.bind}:{options.metrics_port}: {e}",
                 file=sys.stderr,
             )
-            return EXIT_FAILED
+            return EXIT_USAGE  # a busy port is the same as a bad option: nothing started
         log.info("metrics on http://%s:%d/metrics", options.bind, options.metrics_port)
 
     settings = kopf.OperatorSettings()
@@ -456,7 +444,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m promdemo_operator.run ...`: the same as `promdemo operator ...`."""
-    parser = argparse.ArgumentParser(prog="promdemo operator")
+    parser = cliargs.CommandParser(prog="promdemo operator")
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from promdemo_operator import cli
+from promdemo_operator import cli, cliargs
 from tests.support.console import promdemo
 
 SAMPLES = Path(__file__).resolve().parents[2] / "manifests" / "samples"
@@ -35,6 +35,10 @@ def test_no_command_is_a_usage_error() -> None:
         (["load", "http://127.0.0.1:1", "--nope"], "promdemo load"),
         (["local", "--replicas", "zero"], "promdemo local"),
         (["render"], "promdemo render"),
+        (["operator", "--workers", "0"], "promdemo operator"),
+        (["operator", "--metrics-port", "70000"], "promdemo operator"),
+        (["operator", "--resync-seconds", "soon"], "promdemo operator"),
+        (["operator", "--prometheus-interval", "500ms"], "promdemo operator"),
         (["nope"], "promdemo"),
     ],
 )
@@ -119,3 +123,15 @@ def test_ctrl_c_in_a_command_is_exit_130(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setitem(sys.modules, "promdemo_operator.fake_cmd", fake)
     monkeypatch.setitem(cli.COMMANDS, "load", cli._Command("fake_cmd", "fake"))
     assert cli.main(["load"]) == 130
+
+
+def test_operator_options_take_durations_and_ports_like_every_command() -> None:
+    from promdemo_operator import run
+
+    parser = cliargs.CommandParser(prog="promdemo operator")
+    run.add_arguments(parser)
+    options = run.options_from_args(
+        parser.parse_args(["--resync-seconds", "1h", "--metrics-port", "0", "--workers", "4"])
+    )
+    assert (options.resync_seconds, options.metrics_port, options.workers) == (3600.0, 0, 4)
+    assert run.default_options().resync_seconds == run.DEFAULT_RESYNC_SECONDS
