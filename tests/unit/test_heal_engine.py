@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -410,6 +411,36 @@ def test_a_2xx_reset_with_an_unusable_answer_is_unconfirmed_never_a_value(
         assert result.inventory == {"p": -4}  # the value read before the reset
         assert engine.policy.last_reset("p") is not None
         assert sample(metrics, "promdemo_heal_reset_failures_total", reason=reason) == 1
+
+    run(test)
+
+
+def test_a_reset_failing_the_same_way_every_check_warns_once_and_counts_each(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With cooldown 0 a broken pod is reset at every check: the log says it once per
+    change of reason (not a line per check), the failure counter has every attempt."""
+
+    async def test(stub: Stub) -> None:
+        stub.pods = {"p": FakePod(-4, reset="http500")}
+        engine, metrics, clock = make_engine(PolicyConfig(cooldown=0))
+        caplog.set_level(logging.DEBUG, logger="promdemo")
+        async with engine:
+            for _ in range(3):
+                await engine.check([stub.target("p")])
+                clock.t += 5
+            warned = [r for r in caplog.records if r.levelno == logging.WARNING]
+            assert len(warned) == 1, [r.getMessage() for r in warned]
+            assert "reset of pod p failed (http_status)" in warned[0].getMessage()
+            assert sample(metrics, "promdemo_heal_reset_failures_total", reason="http_status") == 3
+            # Fixed, then broken again: said again.
+            stub.pods["p"].reset = "ok"
+            await engine.check([stub.target("p")])
+            clock.t += 5
+            stub.pods["p"].value, stub.pods["p"].reset = -4.0, "http500"
+            await engine.check([stub.target("p")])
+        warned = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warned) == 2, [r.getMessage() for r in warned]
 
     run(test)
 

@@ -194,6 +194,7 @@ class HealEngine:
         self._slots = asyncio.Semaphore(concurrency)
         self._locks: dict[str, asyncio.Lock] = {}
         self._last_problem: dict[str, str] = {}  # pod → last logged failure reason
+        self._last_reset_problem: dict[str, str] = {}  # pod → last logged reset failure
         self._last_action: dict[str, Action] = {}  # pod → last logged decision
         self._who = f"{namespace}/{promdemo}" if namespace or promdemo else "heal"
         if metrics is not None:
@@ -434,7 +435,8 @@ class HealEngine:
                 self.metrics.latency.labels(self.namespace, self.promdemo, source).observe(latency)
         if failure is not None:
             self._count_reset_failure(failure)
-            log.warning(
+            self._log_reset_problem(
+                failure,
                 "%s: reset pod %s (inventory was %s) but its answer is unusable (%s: %s); "
                 "cooldown started anyway",
                 self._who,
@@ -444,6 +446,7 @@ class HealEngine:
                 failure.detail,
             )
         else:
+            self._last_reset_problem.pop(pod.name, None)
             log.info(
                 "%s: reset pod %s inventory %s -> %s (%s, %s after it was first seen below %s)",
                 self._who,
@@ -463,7 +466,8 @@ class HealEngine:
     ) -> HealOutcome:
         failure = Failure(pod.name, "reset", reason, detail)
         self._count_reset_failure(failure)
-        log.warning(
+        self._log_reset_problem(
+            failure,
             "%s: reset of pod %s failed (%s): %s%s",
             self._who,
             pod.name,
@@ -488,6 +492,15 @@ class HealEngine:
             )
         else:
             log.debug("%s: pod %s still %s", self._who, failure.pod, failure.reason)
+
+    def _log_reset_problem(self, failure: Failure, message: str, *args: object) -> None:
+        # A pod whose resets fail the same way at every check (a hostile or broken pod
+        # with cooldown 0) logs it once per change of reason; the counter has every one.
+        if self._last_reset_problem.get(failure.pod) != failure.reason:
+            self._last_reset_problem[failure.pod] = failure.reason
+            log.warning(message, *args)
+        else:
+            log.debug(message, *args)
 
     def _count_reset_failure(self, failure: Failure) -> None:
         if self.metrics is not None:

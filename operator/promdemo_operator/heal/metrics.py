@@ -44,7 +44,8 @@ class HealMetrics:
         self.registry = registry
         self.resets = Counter(
             "promdemo_inventory_resets_total",
-            "Inventory resets the operator performed and confirmed, per PromDemo.",
+            "Inventory resets the pods accepted (answered 2xx), per PromDemo; those whose answer "
+            "was unusable are also in promdemo_heal_reset_failures_total.",
             ["namespace", "promdemo"],
             registry=registry,
         )
