@@ -173,7 +173,7 @@ def test_alertmanager_notification_resets_once(
         prometheus_for(tmp_path, pods, rules, am),
     ):
         before_a, before_b = resets_counted(url_a), resets_counted(url_b)
-        oversell(url_a)
+        oversell(url_a, token=token)
         healed = wait_status(cluster, op, lambda s: s.get("healCount") == 1, "healCount 1")
         assert healed["lastHeal"]["pod"] == "shop-a"
         assert healed["lastHeal"]["before"] < 0

@@ -130,7 +130,7 @@ def test_operator_resets_the_negative_pod_once_across_a_restart(
 
     # 1. concurrent orders drive A negative: the operator resets A only.
     before = resets_counted(url_a)
-    oversell(url_a)  # the operator may reset A while orders are still in flight
+    oversell(url_a, token=token)  # the operator may reset A while orders are still in flight
     healed = wait_status(cluster, op, lambda s: s.get("healCount") == 1, "healCount 1")
     assert healed["lastHeal"]["pod"] == "shop-a"
     assert healed["lastHeal"]["before"] < 0
@@ -153,7 +153,7 @@ def test_operator_resets_the_negative_pod_once_across_a_restart(
 
     # 2. restart within the cooldown, with A negative again: no second reset.
     cluster.stop_operator(op)
-    oversell(url_a)
+    oversell(url_a, token=token)
     op = cluster.start_operator(log_name="operator-restarted.log")
     wait_status(
         cluster,

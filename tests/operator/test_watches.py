@@ -118,17 +118,18 @@ def test_a_restart_rebuilds_the_indexes_and_keeps_the_cooldowns(
     cluster.create(
         promdemo({"interval": "1s", "for": "0s", "cooldown": "10m", "podAccess": "podIP"})
     )
-    env = {**APP_ENV, "PROMDEMO_RESET_TOKEN": reset_token(cluster)}
+    token = reset_token(cluster)
+    env = {**APP_ENV, "PROMDEMO_RESET_TOKEN": token}
     _, url_a = start_app(env=env, host="127.0.0.2")
     _, url_b = start_app(env=env, host="127.0.0.3")
     store_pod(cluster, "shop-a", url_a)
     store_pod(cluster, "shop-b", url_b)
-    oversell(url_a)
+    oversell(url_a, token=token)
     wait_status(cluster, op, lambda s: s.get("healCount") == 1, "the first reset")
     assert resets_counted(url_a) == 1
 
     cluster.stop_operator(op)
-    oversell(url_a)  # negative again while no operator runs
+    oversell(url_a, token=token)  # negative again while no operator runs
     mark = len(cluster.api_calls())
     op = cluster.start_operator(resync_seconds=HOURS, log_name="operator-restarted.log")
     # The pods are known again from the watches alone: A's new value reaches the status.
