@@ -51,7 +51,7 @@ from promdemo_operator.timefmt import rfc3339
 from .common import plain
 from .context import OperatorContext, context_of
 from .pod_http import POD_TIMEOUT_SECONDS, PodHttpClients
-from .reconcile import unless_stopped
+from .reconcile import pause, stop_requested, unless_stopped
 from .watches import Watched
 
 log = logging.getLogger("promdemo.heal")
@@ -276,23 +276,24 @@ async def auto_heal(
     ctx.heal_loops[(namespace, name)] = loop
     log.info("%s: heal loop started", loop.who)
     next_at: float | None = None
+    halt = stop_requested(stopped)
     try:
         while not stopped:
             try:
                 settings = parse_auto_heal(body.get("spec"))
             except spec_mod.SpecError as e:
                 log.warning("%s: invalid spec, not healing: %s", loop.who, e)
-                await stopped.wait(INVALID_SPEC_RETRY_SECONDS)
+                await pause(halt, INVALID_SPEC_RETRY_SECONDS)
                 continue
             loop.configure(settings)
             interval = settings.interval_seconds
             if next_at is None:
                 next_at = time.monotonic() + first_check_delay(namespace, name, interval)
-                await stopped.wait(max(0.0, next_at - time.monotonic()))
+                await pause(halt, next_at - time.monotonic())
                 if stopped:
                     break
             try:
-                await unless_stopped(stopped, loop.tick(body))
+                await unless_stopped(halt, loop.tick(body))
             except asyncio.CancelledError:
                 raise
             except Exception as e:
@@ -305,8 +306,9 @@ async def auto_heal(
             if delay <= 0:  # a check longer than the interval: start the next one now
                 next_at = time.monotonic()
                 continue
-            await stopped.wait(delay)
+            await pause(halt, delay)
     finally:
+        halt.cancel()
         if ctx.heal_loops.get((namespace, name)) is loop:
             del ctx.heal_loops[(namespace, name)]
         reason = getattr(stopped, "reason", None)

@@ -216,8 +216,13 @@ async def observe_once(loop: ReconcileLoop, observation: Observation) -> None:
     )
 
 
-async def observe_loop(loop: ReconcileLoop, stopped: kopf.DaemonStopped) -> None:
-    """Keep TargetsUp, RulesLoaded, status.targets and status.lessons current (module doc)."""
+async def observe_loop(
+    loop: ReconcileLoop, stopped: kopf.DaemonStopped, halt: asyncio.Future[None]
+) -> None:
+    """Keep TargetsUp, RulesLoaded, status.targets and status.lessons current (module doc).
+
+    `halt`: the reconcile daemon's `reconcile.stop_requested(stopped)`.
+    """
     from .reconcile import wait_woken
 
     ctx = loop.ctx
@@ -225,7 +230,7 @@ async def observe_loop(loop: ReconcileLoop, stopped: kopf.DaemonStopped) -> None
         observation = loop.observation
         loop.observation_changed.clear()
         if observation is None:  # the first reconcile has not decided yet
-            await wait_woken(stopped, loop.observation_changed, 3600.0)
+            await wait_woken(halt, loop.observation_changed, 3600.0)
             continue
         delay: float | None = None
         try:
@@ -238,7 +243,7 @@ async def observe_loop(loop: ReconcileLoop, stopped: kopf.DaemonStopped) -> None
             loop.logger.warning("reading Prometheus failed (retry in %.0fs): %s", RETRY_SECONDS, e)
             delay = RETRY_SECONDS
         # Nothing asked: nothing changes until the reconcile says otherwise.
-        await wait_woken(stopped, loop.observation_changed, 3600.0 if delay is None else delay)
+        await wait_woken(halt, loop.observation_changed, 3600.0 if delay is None else delay)
 
 
 @kopf.on.cleanup()

@@ -581,19 +581,36 @@ async def _stop_requested(stopped: kopf.DaemonStopped) -> None:
     await stopped.wait()
 
 
-async def unless_stopped(stopped: kopf.DaemonStopped, work: Coroutine[Any, Any, T]) -> T | None:
+def stop_requested(stopped: kopf.DaemonStopped) -> asyncio.Future[None]:
+    """A future done once kopf asks the daemon to stop: made once per daemon (cancel it
+    when the daemon returns), and raced by every wait of the daemon.
+
+    One per daemon rather than one per wait: kopf's `await stopped.wait(t)` makes two
+    tasks, a timer and a TimeoutError each time, and every PromDemo's loops wait all the
+    time (at rest they are most of the operator's memory per PromDemo that is not the
+    objects themselves).
+    """
+    return asyncio.ensure_future(_stop_requested(stopped))
+
+
+async def pause(halt: asyncio.Future[None], seconds: float) -> None:
+    """Sleep `seconds`, less when the daemon is asked to stop (`halt`, see `stop_requested`)."""
+    if not halt.done():
+        await asyncio.wait({halt}, timeout=max(0.0, seconds))
+
+
+async def unless_stopped(halt: asyncio.Future[None], work: Coroutine[Any, Any, T]) -> T | None:
     """`work`'s result, or None when the daemon was asked to stop first (`work` cancelled).
 
-    kopf sets `stopped` and waits `cancellation_timeout` before it cancels the daemon;
-    work blocked on an unanswered API call would use all of it. Cancelling here
-    abandons the call's thread at once (a thread cannot be interrupted).
+    kopf sets the daemon's `stopped` flag (`halt`, see `stop_requested`) and waits
+    `cancellation_timeout` before it cancels the daemon; work blocked on an unanswered
+    API call would use all of it. Cancelling here abandons the call's thread at once
+    (a thread cannot be interrupted).
     """
     task = asyncio.ensure_future(work)
-    halt = asyncio.ensure_future(_stop_requested(stopped))
     try:
         await asyncio.wait({task, halt}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        halt.cancel()
         if not task.done():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -603,18 +620,16 @@ async def unless_stopped(stopped: kopf.DaemonStopped, work: Coroutine[Any, Any, 
     return task.result()
 
 
-async def wait_woken(stopped: kopf.DaemonStopped, wake: asyncio.Event, timeout: float) -> bool:
+async def wait_woken(halt: asyncio.Future[None], wake: asyncio.Event, timeout: float) -> bool:
     """True when `wake` was set within `timeout` seconds (False on timeout or stop)."""
     if wake.is_set():
         return True
     woken = asyncio.ensure_future(wake.wait())
-    halt = asyncio.ensure_future(_stop_requested(stopped))
     try:
         await asyncio.wait({woken, halt}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     finally:
         woken.cancel()
-        halt.cancel()
-    return wake.is_set() and not stopped
+    return wake.is_set() and not halt.done()
 
 
 @kopf.daemon(
@@ -636,11 +651,12 @@ async def reconcile_loop(
     resync = ctx.options.resync_seconds
     next_resync = time.monotonic() + first_resync_seconds(namespace, name, resync)
     fresh = False
-    observer = asyncio.ensure_future(observe_loop(loop, stopped))
+    halt = stop_requested(stopped)
+    observer = asyncio.ensure_future(observe_loop(loop, stopped, halt))
     try:
         while not stopped:
             wake.clear()
-            outcome = await unless_stopped(stopped, loop.reconcile(fresh=fresh))
+            outcome = await unless_stopped(halt, loop.reconcile(fresh=fresh))
             if stopped or outcome is None:
                 break
             if fresh:
@@ -648,11 +664,11 @@ async def reconcile_loop(
             delay = max(0.0, next_resync - time.monotonic())
             if outcome.retry_after is not None:
                 delay = min(delay, outcome.retry_after)
-            woken = await wait_woken(stopped, wake, delay)
+            woken = await wait_woken(halt, wake, delay)
             if stopped:
                 break
             if woken:
-                await stopped.wait(DEBOUNCE_SECONDS)
+                await pause(halt, DEBOUNCE_SECONDS)
                 fresh = False
             else:
                 fresh = time.monotonic() >= next_resync
@@ -660,4 +676,5 @@ async def reconcile_loop(
         observer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await observer
+        halt.cancel()
         ctx.reconcilers.unregister(key, wake)
