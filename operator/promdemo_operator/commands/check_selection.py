@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, TextIO
 
 from promdemo_operator.cliargs import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from promdemo_operator.commands.yaml_input import InputError, read_documents
 from promdemo_operator.resource import API_VERSION, KIND, MONITORING_GROUP
 from promdemo_operator.selection import (
     KINDS,
@@ -48,10 +49,6 @@ Check, before applying, that a Prometheus of prometheus-operator would select th
 ServiceMonitor and the PrometheusRule of the PromDemo(s) in FILE: exit 0 when one
 Prometheus selects both, 1 with the reason and the fix otherwise, 2 on bad input.
 Get the Prometheus objects with: kubectl get prometheus -A -o yaml > prometheus.yaml"""
-
-
-class _InputError(Exception):
-    """One line for stderr; exit status 2."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -91,29 +88,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _read(filename: str, stdin: TextIO) -> list[dict[str, Any]]:
     """The objects of a YAML file: every document, the items of a `List` flattened."""
-    import yaml
-
-    try:
-        if filename == "-":
-            text = stdin.read()
-        else:
-            with open(filename, encoding="utf-8") as handle:
-                text = handle.read()
-    except OSError as exc:
-        raise _InputError(f"{filename}: {exc.strerror or exc}") from exc
-    try:
-        docs = [doc for doc in yaml.safe_load_all(text) if doc is not None]
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" (line {mark.line + 1})" if mark is not None else ""
-        raise _InputError(f"{filename}: not valid YAML{line}") from exc
+    docs = read_documents(filename, stdin)
     return list(_flatten(docs, filename))
 
 
 def _flatten(docs: Iterable[Any], filename: str) -> Iterable[dict[str, Any]]:
     for doc in docs:
         if not isinstance(doc, dict):
-            raise _InputError(f"{filename}: every document must be an object")
+            raise InputError(f"{filename}: every document must be an object")
         if str(doc.get("kind", "")).endswith("List") and isinstance(doc.get("items"), list):
             yield from _flatten(doc["items"], filename)
         else:
@@ -125,12 +107,12 @@ def _labels_option(text: str) -> dict[str, str]:
     for part in filter(None, (p.strip() for p in text.split(","))):
         key, sep, value = part.partition("=")
         if not sep or not key:
-            raise _InputError(f"--namespace-labels: {part!r} is not KEY=VALUE")
+            raise InputError(f"--namespace-labels: {part!r} is not KEY=VALUE")
         labels[key.strip()] = value.strip()
     try:  # the same checks Kubernetes applies to label keys and values
         LabelSelector.parse({"matchLabels": labels}, where="--namespace-labels")
     except SelectorError as exc:
-        raise _InputError(str(exc).replace(".matchLabels", "")) from exc
+        raise InputError(str(exc).replace(".matchLabels", "")) from exc
     return labels
 
 
@@ -152,9 +134,9 @@ def _prometheuses(objects: Iterable[Mapping[str, Any]], files: str) -> list[Prom
             try:
                 found.append(PrometheusSelectors.from_object(obj))
             except PrometheusError as exc:
-                raise _InputError(f"{files}: {exc}") from exc
+                raise InputError(f"{files}: {exc}") from exc
     if not found:
-        raise _InputError(f"{files}: no Prometheus ({MONITORING_GROUP}/v1) in the file")
+        raise InputError(f"{files}: no Prometheus ({MONITORING_GROUP}/v1) in the file")
     return found
 
 
@@ -176,7 +158,7 @@ def _promdemo_objects(
     from promdemo_operator.spec import SpecError, parse_spec
 
     if doc.get("apiVersion") != API_VERSION:
-        raise _InputError(
+        raise InputError(
             f"{filename}: apiVersion {doc.get('apiVersion')!r} of a PromDemo must be {API_VERSION}"
         )
     meta = doc.get("metadata") or {}
@@ -188,7 +170,7 @@ def _promdemo_objects(
         # Only the labels matter; the rendered Secret (and so its token) is thrown away.
         children = render_children(name, namespace, spec, token="unused")  # noqa: S106
     except SpecError as exc:
-        raise _InputError(f"{filename}: PromDemo {name!r}: {exc.message}") from exc
+        raise InputError(f"{filename}: PromDemo {name!r}: {exc.message}") from exc
     objects = [MonitoringObject.from_object(c) for c in children if c.get("kind") in KINDS]
     return f"{namespace}/{name}", objects, auto
 
@@ -265,7 +247,7 @@ def run(
     out = stdout or sys.stdout
     try:
         if [args.filename, *args.prometheus].count("-") > 1:
-            raise _InputError("only one of -f and --prometheus can read stdin (-)")
+            raise InputError("only one of -f and --prometheus can read stdin (-)")
         promdemo_docs = _read(args.filename, stdin)
         prometheus_docs = [doc for f in args.prometheus for doc in _read(f, stdin)]
         files = ", ".join(args.prometheus)
@@ -274,7 +256,7 @@ def run(
         extra = _labels_option(args.namespace_labels)
         promdemos = [d for d in promdemo_docs if d.get("kind") == KIND]
         if not promdemos:
-            raise _InputError(f"{args.filename}: no PromDemo ({API_VERSION}) in the file")
+            raise InputError(f"{args.filename}: no PromDemo ({API_VERSION}) in the file")
         default_namespace = args.namespace or "default"
         for doc in promdemos:
             namespace = _promdemo_namespace(doc, default_namespace)
@@ -286,7 +268,7 @@ def run(
                 doc, args.filename, default_namespace, raw_prometheuses, namespaces
             )
             checked.append((key, check(prometheuses, objects, namespaces), auto))
-    except _InputError as exc:
+    except InputError as exc:
         print(f"promdemo check-selection: {exc}", file=sys.stderr)
         return EXIT_USAGE
     show = _rich if out.isatty() else _plain

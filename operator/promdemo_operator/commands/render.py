@@ -18,6 +18,7 @@ from .. import render as render_mod
 from ..resource import API_VERSION, KIND
 from ..rules import rule_groups
 from ..spec import SpecError, parse_spec
+from .yaml_input import InputError, read_documents
 
 DESCRIPTION = """\
 Print what the operator would create for the PromDemo(s) in FILE: the reset-token
@@ -60,42 +61,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-class _RenderError(Exception):
-    """One line for stderr; exit status 2."""
-
-
-def _load_documents(filename: str, stdin: TextIO) -> list[Any]:
-    try:
-        if filename == "-":
-            text = stdin.read()
-        else:
-            with open(filename, encoding="utf-8") as handle:
-                text = handle.read()
-    except OSError as exc:
-        raise _RenderError(f"{filename}: {exc.strerror or exc}") from exc
-    try:
-        return [doc for doc in yaml.safe_load_all(text) if doc is not None]
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        line = f" (line {where.line + 1})" if where is not None else ""
-        problem = getattr(exc, "problem", None) or "not valid YAML"
-        raise _RenderError(f"{filename}: not valid YAML{line}: {problem}") from exc
-
-
 def _promdemos(docs: list[Any], filename: str) -> list[dict[str, Any]]:
     found = []
     for doc in docs:
         if not isinstance(doc, dict):
-            raise _RenderError(f"{filename}: every document must be an object")
+            raise InputError(f"{filename}: every document must be an object")
         if doc.get("kind") == KIND:
             if doc.get("apiVersion") != API_VERSION:
-                raise _RenderError(
+                raise InputError(
                     f"{filename}: apiVersion {doc.get('apiVersion')!r} of a PromDemo"
                     f" must be {API_VERSION}"
                 )
             found.append(doc)
     if not found:
-        raise _RenderError(f"{filename}: no PromDemo ({API_VERSION}) in the file")
+        raise InputError(f"{filename}: no PromDemo ({API_VERSION}) in the file")
     return found
 
 
@@ -113,7 +92,7 @@ def _body(doc: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
 def _render(args: argparse.Namespace, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
     output: list[dict[str, Any]] = []
     if args.rules_file and len(bodies) != 1:
-        raise _RenderError(f"{args.filename}: --rules-file needs exactly one PromDemo")
+        raise InputError(f"{args.filename}: --rules-file needs exactly one PromDemo")
     token = args.token or render_mod.new_reset_token()
     for body in bodies:
         name = body["metadata"].get("name")
@@ -137,7 +116,7 @@ def _render(args: argparse.Namespace, bodies: list[dict[str, Any]]) -> list[dict
                     )
                 )
         except SpecError as exc:
-            raise _RenderError(f"{args.filename}: PromDemo {name!r}: {exc.message}") from exc
+            raise InputError(f"{args.filename}: PromDemo {name!r}: {exc.message}") from exc
     if not args.rules_file and not args.token:
         print(
             "promdemo render: generated a new reset token for the Secret"
@@ -150,10 +129,10 @@ def _render(args: argparse.Namespace, bodies: list[dict[str, Any]]) -> list[dict
 def run(args: argparse.Namespace, *, stdin: TextIO | None = None) -> int:
     """`promdemo render`: YAML on stdout; an invalid spec exits 2 with one stderr line."""
     try:
-        docs = _load_documents(args.filename, stdin or sys.stdin)
+        docs = read_documents(args.filename, stdin or sys.stdin)
         bodies = [_body(doc, args) for doc in _promdemos(docs, args.filename)]
         output = _render(args, bodies)
-    except _RenderError as exc:
+    except InputError as exc:
         print(f"promdemo render: {exc}", file=sys.stderr)
         return cliargs.EXIT_USAGE
     sys.stdout.write(
