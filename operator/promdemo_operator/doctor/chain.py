@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from promdemo_operator.promapi import (
     AlertState,
@@ -76,6 +76,9 @@ __all__ = [
 ]
 
 # The states of a link.
+#: What a reader of one part of a Prometheus answer returns (TargetsStatus, RulesStatus).
+S = TypeVar("S")
+
 OK = "ok"
 BROKEN = "broken"
 SKIPPED = "skipped"
@@ -525,23 +528,36 @@ class Finding:
         return self.state, self.detail, self.fix
 
 
+def _read(
+    answer: PrometheusAnswer,
+    part: str,
+    body: Any,
+    read: Callable[[Any, Mapping[str, str]], S],
+    selector: Mapping[str, str],
+    operator: bool,
+) -> S | Finding:
+    """`read(body, selector)`, or the UNREACHABLE finding when Prometheus did not answer
+    that `part` (`targets`, `rules`) or answered something unreadable."""
+    error = answer.errors.get(part)
+    if error is None and body is not None:
+        try:
+            return read(body, selector)
+        except PromAPIError as exc:
+            error = str(exc)
+    error = error or "no answer"
+    fix = _unreachable_fix(answer, error, operator=operator)
+    return Finding(BROKEN, UNREACHABLE, f"{_who(answer)}: {error}", fix)
+
+
 def targets_finding(
     answer: PrometheusAnswer, namespace: str, name: str, *, operator: bool = False
 ) -> Finding:
     """The targets of PromDemo `namespace/name` in what `answer` holds."""
     selector = promdemo_selector(namespace, name)
     who = _who(answer)
-    error = answer.errors.get("targets")
-    status: TargetsStatus | None = None
-    if error is None and answer.targets is not None:
-        try:
-            status = targets_status(answer.targets, selector)
-        except PromAPIError as exc:
-            error = str(exc)
-    if status is None:
-        error = error or "no answer"
-        fix = _unreachable_fix(answer, error, operator=operator)
-        return Finding(BROKEN, UNREACHABLE, f"{who}: {error}", fix)
+    status = _read(answer, "targets", answer.targets, targets_status, selector, operator)
+    if isinstance(status, Finding):
+        return status
     if status.total == 0:
         return Finding(
             BROKEN,
@@ -585,17 +601,9 @@ def rules_finding(
     """The rule groups of PromDemo `namespace/name` in what `answer` holds."""
     selector = promdemo_selector(namespace, name)
     who = _who(answer)
-    error = answer.errors.get("rules")
-    status: RulesStatus | None = None
-    if error is None and answer.rules is not None:
-        try:
-            status = rules_status(answer.rules, selector)
-        except PromAPIError as exc:
-            error = str(exc)
-    if status is None:
-        error = error or "no answer"
-        fix = _unreachable_fix(answer, error, operator=operator)
-        return Finding(BROKEN, UNREACHABLE, f"{who}: {error}", fix)
+    status = _read(answer, "rules", answer.rules, rules_status, selector, operator)
+    if isinstance(status, Finding):
+        return status
     if not status.loaded:
         return Finding(
             BROKEN,
