@@ -73,6 +73,7 @@ from kmock._internal import parsing as kmock_parsing
 
 from tests.support import api_schemas
 from tests.support.api_schemas import Kind, Rejected
+from tests.support.merge_patch import merge_patch
 
 #: The User-Agent of the test harness's own client: its requests are not the operator's.
 HARNESS_USER_AGENT = "promdemo-tests-kmock-cluster"
@@ -261,19 +262,6 @@ def split_scheme_name_port(ident: str) -> tuple[str, str, str] | None:
     if not name or scheme not in ("", "http", "https"):
         return None
     return scheme, name, port
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch (null deletes; lists and scalars replace)."""
-    if not isinstance(patch, Mapping):
-        return copy.deepcopy(patch)
-    result = dict(target) if isinstance(target, Mapping) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
 
 
 def _now() -> str:

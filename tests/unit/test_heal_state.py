@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from promdemo_operator.heal.engine import ResetDone
 from promdemo_operator.heal.policy import HealPolicy, PolicyConfig
 from promdemo_operator.heal.state import HealState, int_if_whole, reset_message
 from promdemo_operator.timefmt import parse_rfc3339, rfc3339
+from tests.support.merge_patch import merge_patch
 
 T0 = 1_800_000_000.0
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386, as the API server applies the status patch."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    out = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = merge_patch(out.get(key), value)
-    return out
 
 
 def state(cooldown: float = 600.0) -> HealState:

@@ -19,23 +19,11 @@ from promdemo_operator.apply_plan import (
     with_last_applied,
 )
 from promdemo_operator.kube import KINDS, Kube, KubeError
+from tests.support.merge_patch import merge_patch
 from tests.support.rendering import render_body
 
 UID = "6a1e2c3d-0000-4000-8000-000000000002"
 TOKEN = "s3cret-token"
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386, as an API server applies it (null deletes; lists and scalars replace)."""
-    if not isinstance(patch, Mapping):
-        return copy.deepcopy(patch)
-    out = dict(target) if isinstance(target, Mapping) else {}
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = merge_patch(out.get(key), value)
-    return out
 
 
 def service_monitor(labels: dict[str, str], **extra_meta: Any) -> dict[str, Any]:
