@@ -37,6 +37,7 @@ from promdemo_operator.doctor.chain import (
     rules_finding,
     targets_finding,
 )
+from promdemo_operator.plaindata import plain
 from promdemo_operator.promapi import Snapshot
 from promdemo_operator.render import monitoring_labels
 from promdemo_operator.resource import MONITORING_API_VERSION
@@ -103,11 +104,11 @@ def prometheus_record(body: Mapping[str, Any]) -> dict[str, Any]:
     meta = body.get("metadata") or {}
     spec = body.get("spec") or {}
     kept: dict[str, Any] = {
-        key: _plain(spec[key]) for key in PROMETHEUS_SPEC_FIELDS if spec.get(key) is not None
+        key: plain(spec[key]) for key in PROMETHEUS_SPEC_FIELDS if spec.get(key) is not None
     }
     tls = (spec.get("web") or {}).get("tlsConfig") if isinstance(spec.get("web"), Mapping) else None
     if tls:
-        kept["web"] = {"tlsConfig": _plain(tls)}
+        kept["web"] = {"tlsConfig": plain(tls)}
     return {
         "apiVersion": MONITORING_API_VERSION,
         "kind": "Prometheus",
@@ -120,14 +121,6 @@ def record_key(record: Mapping[str, Any]) -> str:
     """`namespace/name` of a Prometheus record: how selection names it."""
     meta = record.get("metadata") or {}
     return f"{meta.get('namespace')}/{meta.get('name')}"
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 def selectors(records: Iterable[Mapping[str, Any]]) -> list[PrometheusSelectors]:

@@ -48,7 +48,7 @@ from promdemo_operator.kube import KubeError
 from promdemo_operator.resource import GROUP, PLURAL, VERSION, secret_name
 from promdemo_operator.timefmt import rfc3339
 
-from .common import plain
+from ..plaindata import plain
 from .context import OperatorContext, context_of
 from .pod_http import POD_TIMEOUT_SECONDS, PodHttpClients
 from .reconcile import pause, stop_requested, unless_stopped

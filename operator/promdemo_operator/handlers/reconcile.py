@@ -69,7 +69,7 @@ from promdemo_operator.status import (
 from promdemo_operator.timefmt import rfc3339
 from promdemo_operator.watched import controller_promdemo
 
-from .common import plain
+from ..plaindata import plain
 from .context import OperatorContext, context_of
 from .prometheus import Observation, observe_loop, observed_status
 from .watches import Watched

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from promdemo_operator.plaindata import plain
 from promdemo_operator.timefmt import parse_rfc3339, rfc3339
 
 from .engine import ResetDone
@@ -87,7 +88,7 @@ class HealState:
             self.inventory = {
                 str(k): float(v) for k, v in inventory.items() if isinstance(v, int | float)
             }
-        self.written = {k: _plain(status[k]) for k in HEAL_KEYS if status.get(k) is not None}
+        self.written = {k: plain(status[k]) for k in HEAL_KEYS if status.get(k) is not None}
         return saved
 
     # -- resets -----------------------------------------------------------------------------
@@ -160,11 +161,3 @@ class HealState:
         """The last `status_patch` was accepted by the API server."""
         if self._pending is not None:
             self.written, self._pending = self._pending, None
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value

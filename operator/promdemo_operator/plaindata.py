@@ -1,4 +1,5 @@
-"""What the kopf adapters share: plain copies of kopf bodies."""
+"""Plain copies of API objects: kopf bodies and other read-only mappings become dicts
+and lists that can be stored, compared and written back (core and adapters share it)."""
 
 from __future__ import annotations
 
