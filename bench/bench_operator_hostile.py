@@ -79,7 +79,6 @@ from bench.bench_operator import cpu_seconds, proc_status_kib  # noqa: E402
 from tests.support.fake_pods import fake_pods  # noqa: E402
 from tests.support.kmock_cluster import (  # noqa: E402
     DEPLOYMENTS,
-    PODS,
     PROMDEMOS,
     SECRETS,
     KmockCluster,
@@ -119,34 +118,6 @@ def promdemo(name: str, replicas: int) -> dict[str, Any]:
             },
         },
     }
-
-
-def store_pod(cluster: KmockCluster, promdemo_name: str, pod: str, url: str) -> None:
-    """Play the kubelet: a Ready pod of `promdemo_name` answering at `url` (as the tests do)."""
-    host, port = url.removeprefix("http://").split(":")
-    labels = {"app.kubernetes.io/name": "promdemo", "app.kubernetes.io/instance": promdemo_name}
-    cluster.create(
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": pod, "namespace": NS, "labels": labels},
-            "spec": {
-                "containers": [
-                    {
-                        "name": "app",
-                        "image": "ghcr.io/promdemo/promdemo:0.1.0",
-                        "ports": [{"name": "http", "containerPort": int(port)}],
-                    }
-                ]
-            },
-        }
-    )
-    status = {
-        "phase": "Running",
-        "podIP": host,
-        "conditions": [{"type": "Ready", "status": "True"}],
-    }
-    cluster.patch(PODS, NS, pod, {"status": status}, subresource="status")
 
 
 def deployment_ready(cluster: KmockCluster, name: str) -> None:
@@ -354,7 +325,7 @@ def run_once(
         rss_before_pods = proc_status_kib(op.pid, "VmRSS")
         for name, members in groups.items():
             for pod, url in members.items():
-                store_pod(cluster, name, pod, url)
+                cluster.store_pod(NS, name, pod, url)
 
         def honest_read() -> bool:
             pd = cluster.get(PROMDEMOS, NS, HONEST) or {}

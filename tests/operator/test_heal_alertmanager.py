@@ -27,7 +27,6 @@ from tests.operator.test_heal_operator import (
     promdemo,
     reset_token,
     status,
-    store_pod,
     wait_status,
 )
 from tests.support.kmock_cluster import (
@@ -157,8 +156,8 @@ def test_alertmanager_notification_resets_once(
     env = {**APP_ENV, "PROMDEMO_RESET_TOKEN": token}
     _, url_a = start_app(env=env, host="127.0.0.2")
     _, url_b = start_app(env=env, host="127.0.0.3")
-    store_pod(cluster, "shop-a", url_a)
-    store_pod(cluster, "shop-b", url_b)
+    cluster.store_pod(NS, NAME, "shop-a", url_a)
+    cluster.store_pod(NS, NAME, "shop-b", url_b)
     wait_status(
         cluster, op, lambda s: set(s.get("inventory") or {}) == {"shop-a", "shop-b"}, "inventory"
     )

@@ -21,7 +21,6 @@ import pytest
 
 from tests.integration.test_heal_engine_apps import APP_ENV, inventory, oversell, resets_counted
 from tests.support.kmock_cluster import (
-    PODS,
     PROMDEMOS,
     SECRETS,
     KmockCluster,
@@ -65,32 +64,6 @@ def reset_token(cluster: KmockCluster) -> str:
     return holder["token"]
 
 
-def store_pod(cluster: KmockCluster, name: str, url: str, *, ready: bool = True) -> None:
-    host, port = url.removeprefix("http://").split(":")
-    cluster.create(
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": name, "namespace": NS, "labels": dict(SELECTOR)},
-            "spec": {
-                "containers": [
-                    {
-                        "name": "app",
-                        "image": "ghcr.io/promdemo/promdemo:0.1.0",
-                        "ports": [{"name": "http", "containerPort": int(port)}],
-                    }
-                ]
-            },
-        }
-    )
-    status = {
-        "phase": "Running",
-        "podIP": host,
-        "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
-    }
-    cluster.patch(PODS, NS, name, {"status": status}, subresource="status")
-
-
 def status(cluster: KmockCluster) -> dict[str, Any]:
     return (cluster.get(PROMDEMOS, NS, NAME) or {}).get("status") or {}
 
@@ -122,8 +95,8 @@ def test_operator_resets_the_negative_pod_once_across_a_restart(
     env = {**APP_ENV, "PROMDEMO_RESET_TOKEN": token}
     _, url_a = start_app(env=env, host="127.0.0.2")
     proc_b, url_b = start_app(env=env, host="127.0.0.3")
-    store_pod(cluster, "shop-a", url_a)
-    store_pod(cluster, "shop-b", url_b)
+    cluster.store_pod(NS, NAME, "shop-a", url_a)
+    cluster.store_pod(NS, NAME, "shop-b", url_b)
     wait_status(
         cluster, op, lambda s: set(s.get("inventory") or {}) == {"shop-a", "shop-b"}, "inventory"
     )

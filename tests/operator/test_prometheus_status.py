@@ -32,7 +32,6 @@ import pytest
 from promdemo_operator.load import run_load
 from tests.operator import scenarios as sc
 from tests.operator.test_doctor import POD, play_prometheus_operator
-from tests.operator.test_heal_operator import store_pod
 from tests.support.kmock_cluster import DEPLOYMENTS, PROMDEMOS, ApiCall, KmockCluster
 from tests.support.printer_columns import table
 from tests.support.prometheus import run_prometheus
@@ -111,7 +110,7 @@ def test_not_selected_then_selected_scraped_evaluated_and_the_lesson_numbers(
         sc.wait_children(cluster, NAME, ("Deployment",), op)
         ready = {"replicas": 1, "readyReplicas": 1, "availableReplicas": 1}
         cluster.patch(DEPLOYMENTS, NS, NAME, {"status": ready}, subresource="status")
-        store_pod(cluster, POD, app_url)
+        cluster.store_pod(NS, NAME, POD, app_url)
 
         # 1. kube-prometheus-stack ignores it: which label to add; nobody asked.
         c = sc.wait_condition(cluster, NAME, "PrometheusSelected", "False", "LabelsNotMatched", op)

@@ -20,12 +20,12 @@ import pytest
 from tests.integration.test_heal_engine_apps import APP_ENV, inventory, oversell, resets_counted
 from tests.operator import scenarios as sc
 from tests.operator.test_heal_operator import (
+    NAME,
     NS,
     heal_checks,
     promdemo,
     reset_token,
     status,
-    store_pod,
     wait_status,
 )
 from tests.support.kmock_cluster import ApiCall, KmockCluster
@@ -97,8 +97,8 @@ def test_a_heal_check_makes_no_api_request(
     env = {**APP_ENV, "PROMDEMO_RESET_TOKEN": reset_token(cluster)}
     _, url_a = start_app(env=env, host="127.0.0.2")
     _, url_b = start_app(env=env, host="127.0.0.3")
-    store_pod(cluster, "shop-a", url_a)
-    store_pod(cluster, "shop-b", url_b)
+    cluster.store_pod(NS, NAME, "shop-a", url_a)
+    cluster.store_pod(NS, NAME, "shop-b", url_b)
     wait_status(
         cluster, op, lambda s: set(s.get("inventory") or {}) == {"shop-a", "shop-b"}, "inventory"
     )
@@ -122,8 +122,8 @@ def test_a_restart_rebuilds_the_indexes_and_keeps_the_cooldowns(
     env = {**APP_ENV, "PROMDEMO_RESET_TOKEN": token}
     _, url_a = start_app(env=env, host="127.0.0.2")
     _, url_b = start_app(env=env, host="127.0.0.3")
-    store_pod(cluster, "shop-a", url_a)
-    store_pod(cluster, "shop-b", url_b)
+    cluster.store_pod(NS, NAME, "shop-a", url_a)
+    cluster.store_pod(NS, NAME, "shop-b", url_b)
     oversell(url_a, token=token)
     wait_status(cluster, op, lambda s: s.get("healCount") == 1, "the first reset")
     assert resets_counted(url_a) == 1

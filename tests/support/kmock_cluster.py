@@ -39,6 +39,7 @@ import httpx
 import kmock
 import pytest
 
+from promdemo_operator.resource import selector_for
 from tests.support import api_schemas
 from tests.support.kmock_emulator import (
     HARNESS_USER_AGENT,
@@ -481,6 +482,35 @@ class KmockCluster:
             return False
         self._json(response)
         return True
+
+    def store_pod(
+        self, namespace: str, promdemo: str, pod: str, url: str, *, ready: bool = True
+    ) -> None:
+        """Play the kubelet (kmock runs none): a Running pod of PromDemo `promdemo`, its
+        `podIP` and `http` container port those of `url` (an app process on 127.0.0.x)."""
+        host, port = url.removeprefix("http://").split(":")
+        self.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": pod, "namespace": namespace, "labels": selector_for(promdemo)},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "app",
+                            "image": "ghcr.io/promdemo/promdemo:0.1.0",
+                            "ports": [{"name": "http", "containerPort": int(port)}],
+                        }
+                    ]
+                },
+            }
+        )
+        status = {
+            "phase": "Running",
+            "podIP": host,
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+        }
+        self.patch(PODS, namespace, pod, {"status": status}, subresource="status")
 
     def events_for(self, namespace: str, name: str) -> list[dict[str, Any]]:
         """Events (core v1 and events.k8s.io) whose involved/regarding object is `name`."""
