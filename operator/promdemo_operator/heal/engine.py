@@ -193,8 +193,8 @@ class HealEngine:
         # cannot take every connection of the process. Waiting here is not timed.
         self._slots = asyncio.Semaphore(concurrency)
         self._locks: dict[str, asyncio.Lock] = {}
-        self._last_problem: dict[str, str] = {}  # pod → last logged failure reason
-        self._last_reset_problem: dict[str, str] = {}  # pod → last logged reset failure
+        # (pod, stage) → the reason of the last failure logged for it
+        self._last_problem: dict[tuple[str, str], str] = {}
         self._last_action: dict[str, Action] = {}  # pod → last logged decision
         self._who = f"{namespace}/{promdemo}" if namespace or promdemo else "heal"
         if metrics is not None:
@@ -446,7 +446,7 @@ class HealEngine:
                 failure.detail,
             )
         else:
-            self._last_reset_problem.pop(pod.name, None)
+            self._last_problem.pop((pod.name, "reset"), None)
             log.info(
                 "%s: reset pod %s inventory %s -> %s (%s, %s after it was first seen below %s)",
                 self._who,
@@ -480,9 +480,7 @@ class HealEngine:
     def _count_scrape_failure(self, failure: Failure) -> None:
         if self.metrics is not None:
             self.metrics.scrape_failures.labels(self.namespace, self.promdemo, failure.reason).inc()
-        # A pod failing every interval logs once per change of reason, not every time.
-        if self._last_problem.get(failure.pod) != failure.reason:
-            self._last_problem[failure.pod] = failure.reason
+        if self._first_of_its_kind(failure):
             log.warning(
                 "%s: cannot read pod %s (%s): %s; skipped this check",
                 self._who,
@@ -494,20 +492,29 @@ class HealEngine:
             log.debug("%s: pod %s still %s", self._who, failure.pod, failure.reason)
 
     def _log_reset_problem(self, failure: Failure, message: str, *args: object) -> None:
-        # A pod whose resets fail the same way at every check (a hostile or broken pod
-        # with cooldown 0) logs it once per change of reason; the counter has every one.
-        if self._last_reset_problem.get(failure.pod) != failure.reason:
-            self._last_reset_problem[failure.pod] = failure.reason
-            log.warning(message, *args)
-        else:
-            log.debug(message, *args)
+        log.log(
+            logging.WARNING if self._first_of_its_kind(failure) else logging.DEBUG, message, *args
+        )
+
+    def _first_of_its_kind(self, failure: Failure) -> bool:
+        """Whether `failure` differs from the last one logged for its pod and stage.
+
+        A pod failing the same way at every check (broken, hostile, or reset at every
+        check with cooldown 0) is logged once per change of reason, not once per check;
+        the failure counters have every one.
+        """
+        key = (failure.pod, failure.stage)
+        if self._last_problem.get(key) == failure.reason:
+            return False
+        self._last_problem[key] = failure.reason
+        return True
 
     def _count_reset_failure(self, failure: Failure) -> None:
         if self.metrics is not None:
             self.metrics.reset_failures.labels(self.namespace, self.promdemo, failure.reason).inc()
 
     def _note_recovered(self, pod: str) -> None:
-        if self._last_problem.pop(pod, None) is not None:
+        if self._last_problem.pop((pod, "scrape"), None) is not None:
             log.info("%s: pod %s answers again", self._who, pod)
 
     def _log_decision(self, d: Decision) -> None:
