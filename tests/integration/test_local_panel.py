@@ -81,9 +81,8 @@ def test_targets_rules_lessons_then_a_replica_down_and_its_fix(local_run) -> Non
 
     # After the round, the status line has every link holding and the lesson numbers.
     done = run.wait_for(r"load round 1 done in [0-9.]+s: HTTP 200: \d+", timeout=120)
-    line = wait_after(
-        run, done.end(), rf"prometheus: targets 2/2 up \| {LOADED} \| alerts .* \| {NUMBERS}", 90
-    )
+    status = rf"prometheus: targets 2/2 up \| {LOADED} \| alerts .* \| {NUMBERS}"
+    line = wait_after(run, done.end(), status, 90)
     p95, success, rate = (float(x) for x in line.groups())
     assert 1.0 < p95 <= 2.0  # a burst's p95 falls in the bucket (1, 2] (docs/lessons.md, 3)
     assert 50.0 < success <= 100.0
@@ -91,7 +90,6 @@ def test_targets_rules_lessons_then_a_replica_down_and_its_fix(local_run) -> Non
     # They are what Prometheus's recording rules hold. The first line after the round may
     # come from a snapshot taken before the last scrape of the burst, so the panel gets a
     # few refreshes to show the ratio the rule settles on once the load has stopped.
-    status = rf"prometheus: targets 2/2 up \| {LOADED} \| alerts .* \| {NUMBERS}"
     agreed: list[tuple[float, float]] = []
 
     def panel_shows_the_recorded_ratio() -> bool:
