@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -142,20 +141,6 @@ class LocalRun:
                 os.kill(pid, signal.SIGKILL)
         self._out.close()
         self._err.close()
-
-
-@pytest.fixture
-def local_run(tmp_path: Path) -> Iterator:
-    runs: list[LocalRun] = []
-
-    def start(*args: str, env: dict[str, str] | None = None) -> LocalRun:
-        run = LocalRun(tmp_path, *args, env=env)
-        runs.append(run)
-        return run
-
-    yield start
-    for run in runs:
-        run.close()
 
 
 def assert_all_gone(run: LocalRun, ports: list[int]) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -25,20 +24,6 @@ pytestmark = pytest.mark.integration
 
 LOADED = r"rules promdemo\.alerts and promdemo\.recording loaded \(12 rules, every 1s\)"
 NUMBERS = r"lessons p95 ([0-9.]+)s, success ([0-9.]+)%, ([0-9.]+) req/s"
-
-
-@pytest.fixture
-def local_run(tmp_path: Path) -> Iterator:
-    runs: list[LocalRun] = []
-
-    def start(*args: str) -> LocalRun:
-        run = LocalRun(tmp_path, *args)
-        runs.append(run)
-        return run
-
-    yield start
-    for run in runs:
-        run.close()
 
 
 def wait_after(run: LocalRun, start: int, pattern: str, timeout: float) -> re.Match[str]:
