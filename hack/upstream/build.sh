@@ -139,6 +139,10 @@ build() {
   local tool="$1" version root started
   version="$(version_of "$tool")"
   root="$cache/$tool/$version"
+  mkdir -p "$root"
+  # One build of a tool at a time (CI's background build and a developer's make).
+  exec 9>"$root/.lock"
+  flock 9
   if [ -e "$root/.built" ]; then
     log "$tool $version: cached in $root/bin"
     return 0
@@ -152,6 +156,7 @@ build() {
   rm -rf "$root/src"
   echo "$((SECONDS - started))" >"$root/.built"
   log "$tool $version: built in $((SECONDS - started)) s"
+  exec 9>&-
 }
 
 if [ "${1:-}" = --print-bin ]; then
