@@ -12,8 +12,8 @@ STACK    ?= kube-prometheus-stack
 export CLUSTER IMAGE STACK PYTHON
 
 .DEFAULT_GOAL := help
-# constraints.txt and install.yaml are files, but their targets always rebuild them.
-.PHONY: help install test test-e2e lint format bench local constraints install.yaml image \
+# constraints.txt, the CRD and install.yaml are files, but their targets always rebuild them.
+.PHONY: help install test test-e2e lint format bench local constraints crd install.yaml image \
         kind-up kind-load deploy demo undeploy kind-logs kind-down e2e
 
 help: ## list the targets
@@ -44,6 +44,9 @@ local: ## the whole demo on this machine, with load
 constraints: ## refresh constraints.txt, the versions the image installs (then run the tests)
 	$(PYTHON) -m uv pip compile pyproject.toml --extra operator --universal --python-version 3.11 \
 	  --upgrade --quiet --custom-compile-command 'make constraints' -o constraints.txt
+
+crd: ## regenerate crds/promdemos.promdemo.dev.yaml from the typed spec (then make install.yaml)
+	$(PYTHON) -m promdemo_operator.crd crds/promdemos.promdemo.dev.yaml
 
 install.yaml: ## regenerate install.yaml (CRD, RBAC, operator) from manifests/overlays/release
 	hack/install-yaml.sh

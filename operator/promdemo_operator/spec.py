@@ -1,21 +1,25 @@
-"""The PromDemo spec: its defaults, its bounds, its validation and its typed form.
+"""The PromDemo spec, written once: its fields, defaults, bounds, rules and typed form.
 
-`apply_defaults(spec)` fills every missing field with the same default the
-CRD's schema sets (`crds/promdemos.promdemo.dev.yaml`; a unit test keeps the
-two equal), so a spec read from a file (`promdemo render`, `promdemo local`)
-means the same as one the API server has defaulted.
+The frozen dataclasses below are both the typed spec that every renderer
+takes and its declaration: each field carries its JSON name, default,
+bounds, description and CEL rules (`spec_fields.py`), and each object's
+docstring is its description in the CRD. From them come
 
-`NUMBER_BOUNDS` and `DURATION_BOUNDS` hold the floor and ceiling of every
-numeric and duration field (docs/crd.md says why each is where it is); the
-CRD states the same bounds as `minimum`/`maximum` and CEL rules, and a unit
-test keeps them equal.
+- `DEFAULTS`, `NUMBER_BOUNDS`, `DURATION_BOUNDS` (docs/crd.md says why each
+  bound is where it is);
+- the CRD's openAPIV3Schema: `make crd` writes `crds/promdemos.promdemo.dev.yaml`
+  with `promdemo_operator.crd`, and a unit test fails when the committed file
+  differs;
+- `parse_spec(spec)`: defaults, then validates, then returns the dataclasses.
+  It checks everything the schema checks, because a file never went through an
+  API server (and an older one skips CEL rules), and what a schema cannot
+  express: durations Prometheus would refuse (`30s1m`), label keys, min <= max
+  pairs. A problem is a `SpecError(reason, message)`; the message is one line
+  that names the field.
 
-`parse_spec(spec)` defaults, then validates, then returns frozen dataclasses.
-It checks everything the schema checks, because a file never went through an
-API server (and an older one skips CEL rules), and what a schema cannot
-express: min <= max pairs, durations Prometheus would refuse (`30s1m`), label
-keys. A problem is a `SpecError(reason, message)`; the message is one line
-that names the field.
+`apply_defaults(spec)` fills every missing field with its default, as the API
+server does with the CRD's, so a spec read from a file (`promdemo render`,
+`promdemo local`) means the same as one the API server has defaulted.
 
 Plain Python: no kopf, no kubernetes client.
 """
@@ -31,11 +35,32 @@ from types import MappingProxyType
 from typing import Any
 
 from promdemo_operator.duration import DurationError, format_seconds, parse_duration
+from promdemo_operator.spec_fields import (
+    Boolean,
+    Bounds,
+    Choice,
+    Declaration,
+    Duration,
+    Integer,
+    LabelMap,
+    Nested,
+    Number,
+    Rule,
+    Seconds,
+    Text,
+    declarations,
+    declared,
+    defaults_of,
+    known_names,
+    nested_class,
+    walk,
+)
 
 __all__ = [
     "DEFAULTS",
     "DURATION_BOUNDS",
     "NUMBER_BOUNDS",
+    "SPEC",
     "AlertsSpec",
     "AppSpec",
     "AutoHealSpec",
@@ -59,118 +84,12 @@ LABEL_KEY_PATTERN = (
     r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
 )
 LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
-MAX_MONITORING_LABELS = 20
-IMAGE_MAX_LENGTH = 512
-
-IMAGE_PULL_POLICIES = ("Always", "IfNotPresent", "Never")
-HEAL_SOURCES = ("direct", "alertmanager")
-POD_ACCESS_MODES = ("auto", "podIP", "apiProxy")
-#: spec.monitoring.matchPrometheus: `auto` adds the labels the one able Prometheus needs.
-MATCH_PROMETHEUS_MODES = ("off", "auto")
-
-#: The full default spec (docs/architecture.md is binding). Read-only use: copy it.
-DEFAULTS: dict[str, Any] = {
-    "replicas": 1,
-    "image": "ghcr.io/promdemo/promdemo:0.1.0",
-    "imagePullPolicy": "IfNotPresent",
-    "app": {
-        "initialInventory": 100,
-        "oversell": True,
-        "simulation": {
-            "enabled": True,
-            "dependencyMinSeconds": 0.05,
-            "dependencyMaxSeconds": 1.5,
-            "dependencyFailureRate": 0.1,
-            "processingMinSeconds": 0.1,
-            "processingMaxSeconds": 0.5,
-        },
-    },
-    "autoHeal": {
-        "enabled": True,
-        "source": "direct",
-        "threshold": 0,
-        "interval": "5s",
-        "for": "0s",
-        "cooldown": "30s",
-        "podAccess": "auto",
-    },
-    "monitoring": {
-        "serviceMonitor": True,
-        "prometheusRule": True,
-        "scrapeInterval": "15s",
-        "labels": {},
-        "matchPrometheus": "off",
-        "alerts": {
-            "inventoryNegative": {"for": "0s"},
-            "noSuccessOrders": {"minOrders": 100, "window": "30m", "for": "5m"},
-            "highLatencyP95": {"thresholdSeconds": 1, "window": "5m", "for": "5m"},
-            "lowSuccessRate": {"threshold": 0.9, "window": "5m", "for": "5m"},
-            "dependencyErrors": {"ratePerSecond": 0.2, "window": "5m", "for": "5m"},
-        },
-    },
-}
-
-
-# --------------------------------------------------------------------------- bounds
-
-
-@dataclass(frozen=True)
-class Bounds:
-    """The smallest and largest value a field accepts (seconds, for a duration)."""
-
-    low: float
-    high: float
-
 
 _DAY_SECONDS = 86_400.0
 _SIMULATION = Bounds(0, 60)
 _ALERT_FOR = Bounds(0, _DAY_SECONDS)
 _ALERT_WINDOW = Bounds(2, _DAY_SECONDS)  # floor: two scrapes at the scrapeInterval floor
-
-#: Floor and ceiling of every numeric field (the CRD's minimum/maximum say the same;
-#: docs/crd.md gives the reason of each).
-NUMBER_BOUNDS: Mapping[str, Bounds] = MappingProxyType(
-    {
-        "spec.replicas": Bounds(0, 50),
-        "spec.app.initialInventory": Bounds(0, 1_000_000),
-        "spec.app.simulation.dependencyMinSeconds": _SIMULATION,
-        "spec.app.simulation.dependencyMaxSeconds": _SIMULATION,
-        "spec.app.simulation.dependencyFailureRate": Bounds(0, 1),
-        "spec.app.simulation.processingMinSeconds": _SIMULATION,
-        "spec.app.simulation.processingMaxSeconds": _SIMULATION,
-        "spec.autoHeal.threshold": Bounds(-1_000_000, 1_000_000),
-        "spec.monitoring.alerts.noSuccessOrders.minOrders": Bounds(0, 1_000_000_000),
-        "spec.monitoring.alerts.highLatencyP95.thresholdSeconds": Bounds(0.001, 3600),
-        "spec.monitoring.alerts.lowSuccessRate.threshold": Bounds(0, 1),
-        "spec.monitoring.alerts.dependencyErrors.ratePerSecond": Bounds(0, 1_000_000),
-    }
-)
-
-#: Floor and ceiling, in seconds, of every duration field (the CRD's CEL rules say the
-#: same; docs/crd.md gives the reason of each). Alert windows must also span two scrapes.
-DURATION_BOUNDS: Mapping[str, Bounds] = MappingProxyType(
-    {
-        "spec.autoHeal.interval": Bounds(1, 3600),
-        "spec.autoHeal.for": Bounds(0, _DAY_SECONDS),
-        "spec.autoHeal.cooldown": Bounds(0, _DAY_SECONDS),
-        "spec.monitoring.scrapeInterval": Bounds(1, 120),
-        "spec.monitoring.alerts.inventoryNegative.for": _ALERT_FOR,
-        "spec.monitoring.alerts.noSuccessOrders.window": _ALERT_WINDOW,
-        "spec.monitoring.alerts.noSuccessOrders.for": _ALERT_FOR,
-        "spec.monitoring.alerts.highLatencyP95.window": _ALERT_WINDOW,
-        "spec.monitoring.alerts.highLatencyP95.for": _ALERT_FOR,
-        "spec.monitoring.alerts.lowSuccessRate.window": _ALERT_WINDOW,
-        "spec.monitoring.alerts.lowSuccessRate.for": _ALERT_FOR,
-        "spec.monitoring.alerts.dependencyErrors.window": _ALERT_WINDOW,
-        "spec.monitoring.alerts.dependencyErrors.for": _ALERT_FOR,
-    }
-)
-
-# Maps whose keys are user data (not fields): defaults never merge into them.
-_FREE_MAPS = {("monitoring", "labels")}
-
-_LABEL_KEY_RE = re.compile(LABEL_KEY_PATTERN)
-_LABEL_VALUE_RE = re.compile(LABEL_VALUE_PATTERN)
+_ALERT_FOR_TEXT = "How long the condition must hold before the alert fires ({bounds})."
 
 
 class SpecError(ValueError):
@@ -186,23 +105,501 @@ class SpecError(ValueError):
         return self.message
 
 
+# --------------------------------------------------------------------------- rules between fields
+
+
+@dataclass(frozen=True)
+class _Ordered:
+    """`low` must not exceed `high` (two numbers of one object); the operator checks it."""
+
+    low: str
+    high: str
+    what: str
+
+    def rules(self) -> tuple[Rule, ...]:
+        return ()
+
+    def check(self, data: Mapping[str, Any], path: str) -> None:
+        low, high = data[self.low], data[self.high]
+        if low > high:
+            raise SpecError(
+                "InvalidRange",
+                f"{path}.{self.low} ({low:g}) must not exceed {path}.{self.high} ({high:g}):"
+                f" {self.what}",
+                field=f"{path}.{self.low}",
+            )
+
+
+@dataclass(frozen=True)
+class _TwoScrapes:
+    """An alert's window holds at least two scrapes: `function` needs two samples in it.
+
+    The CEL rule sits on spec.monitoring, the nearest object that sees both fields;
+    CEL rules run after defaulting, so the window and the scrape interval are there.
+    """
+
+    alert: str
+    function: str
+
+    def rules(self) -> tuple[Rule, ...]:
+        window = f"alerts.{self.alert}.window"
+        return (
+            Rule(
+                f"duration(self.{window}) >="
+                " duration(self.scrapeInterval) + duration(self.scrapeInterval)",
+                f"{window} must be at least twice scrapeInterval:"
+                f" {self.function} needs two samples in the window",
+            ),
+        )
+
+    def check(self, data: Mapping[str, Any], path: str) -> None:
+        scrape, window = data["scrapeInterval"], data["alerts"][self.alert]["window"]
+        if parse_duration(window) < 2 * parse_duration(scrape):
+            field = f"{path}.alerts.{self.alert}.window"
+            raise SpecError(
+                "WindowTooShort",
+                f"{field} ({window}) must be at least twice {path}.scrapeInterval ({scrape}):"
+                f" {self.function} needs two samples in the window",
+                field=field,
+            )
+
+
+# --------------------------------------------------------------------------- the spec
+# A duration field keeps the text the user wrote (what goes into Prometheus YAML,
+# as written); a `Seconds` attribute beside it holds its value in seconds (what
+# Python code computes with).
+
+
+@dataclass(frozen=True)
+class SimulationSpec:
+    """The simulated dependency call and order processing (sleeps and failures) that give
+    the latency histograms something to show."""
+
+    enabled: bool = declared(
+        Boolean(
+            name="enabled",
+            default=True,
+            description="false turns every sleep and simulated failure off"
+            " (PROMDEMO_SIMULATION=off).",
+        )
+    )
+    dependency_min_seconds: float = declared(
+        Number(
+            name="dependencyMinSeconds",
+            default=0.05,
+            bounds=_SIMULATION,
+            description="Shortest simulated dependency call, in seconds; must not exceed"
+            " dependencyMaxSeconds (PROMDEMO_DEPENDENCY_MIN_SECONDS).",
+        )
+    )
+    dependency_max_seconds: float = declared(
+        Number(
+            name="dependencyMaxSeconds",
+            default=1.5,
+            bounds=_SIMULATION,
+            description="Longest simulated dependency call, in seconds; the call sleeps"
+            " uniformly between min and max (PROMDEMO_DEPENDENCY_MAX_SECONDS).",
+        )
+    )
+    dependency_failure_rate: float = declared(
+        Number(
+            name="dependencyFailureRate",
+            default=0.1,
+            bounds=Bounds(0, 1),
+            description="Share of dependency calls that fail (the order answers 502 and"
+            " dependency_errors_total grows), {bounds} (PROMDEMO_DEPENDENCY_FAILURE_RATE).",
+        )
+    )
+    processing_min_seconds: float = declared(
+        Number(
+            name="processingMinSeconds",
+            default=0.1,
+            bounds=_SIMULATION,
+            description="Shortest simulated processing after the dependency call, in seconds;"
+            " must not exceed processingMaxSeconds (PROMDEMO_PROCESSING_MIN_SECONDS).",
+        )
+    )
+    processing_max_seconds: float = declared(
+        Number(
+            name="processingMaxSeconds",
+            default=0.5,
+            bounds=_SIMULATION,
+            description="Longest simulated processing, in seconds. The stock check and the"
+            " decrement are this far apart: the oversell window"
+            " (PROMDEMO_PROCESSING_MAX_SECONDS).",
+        )
+    )
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    """The order service's behaviour, passed to it as PROMDEMO_* environment variables."""
+
+    initial_inventory: int = declared(
+        Integer(
+            name="initialInventory",
+            default=100,
+            bounds=Bounds(0, 1_000_000),
+            description="Stock each pod starts with, and what POST /inventory/reset restores"
+            " (PROMDEMO_INITIAL_INVENTORY).",
+        )
+    )
+    oversell: bool = declared(
+        Boolean(
+            name="oversell",
+            default=True,
+            description="true keeps the original demo's check-then-act race, so concurrent"
+            " orders drive product_inventory below zero; false reserves stock atomically"
+            " and it never goes negative (PROMDEMO_OVERSELL).",
+        )
+    )
+    simulation: SimulationSpec = declared(
+        Nested(
+            name="simulation",
+            checks=(
+                _Ordered(
+                    "dependencyMinSeconds",
+                    "dependencyMaxSeconds",
+                    "the dependency call sleeps uniformly between them",
+                ),
+                _Ordered(
+                    "processingMinSeconds",
+                    "processingMaxSeconds",
+                    "processing sleeps uniformly between them",
+                ),
+            ),
+        )
+    )
+
+
+@dataclass(frozen=True)
+class AutoHealSpec:
+    """Automatic healing: the operator resets the inventory of a pod whose product_inventory
+    stays below the threshold, one pod at a time."""
+
+    enabled: bool = declared(
+        Boolean(
+            name="enabled",
+            default=True,
+            description="false leaves negative inventories for you to reset by hand.",
+        )
+    )
+    source: str = declared(
+        Choice(
+            name="source",
+            choices=("direct", "alertmanager"),
+            default="direct",
+            description="direct: the operator scrapes each pod's /metrics every interval."
+            " alertmanager: it heals when Alertmanager posts the InventoryNegative alert to"
+            " the operator's webhook (port 8082, /alertmanager).",
+        )
+    )
+    threshold: int = declared(
+        Integer(
+            name="threshold",
+            default=0,
+            bounds=Bounds(-1_000_000, 1_000_000),
+            description="A pod is unhealthy while its inventory is below this value.",
+        )
+    )
+    interval: str = declared(
+        Duration(
+            name="interval",
+            default="5s",
+            bounds=Bounds(1, 3600),
+            description="How often the inventories are checked, like Prometheus's"
+            " evaluation_interval (a duration such as 5s or 1m30s; {bounds}).",
+        )
+    )
+    interval_seconds: float = declared(Seconds("interval"))
+    for_duration: str = declared(
+        Duration(
+            name="for",
+            default="0s",
+            bounds=Bounds(0, _DAY_SECONDS),
+            description="How long a pod must stay below the threshold, at every check,"
+            " before it is reset, like an alert's `for` ({bounds}; 0s: at the first check"
+            " that sees it).",
+        )
+    )
+    for_seconds: float = declared(Seconds("for_duration"))
+    cooldown: str = declared(
+        Duration(
+            name="cooldown",
+            default="30s",
+            bounds=Bounds(0, _DAY_SECONDS),
+            description="The same pod is never reset twice within this duration ({bounds}).",
+        )
+    )
+    cooldown_seconds: float = declared(Seconds("cooldown"))
+    pod_access: str = declared(
+        Choice(
+            name="podAccess",
+            choices=("auto", "podIP", "apiProxy"),
+            default="auto",
+            description="How the operator reaches a pod: podIP (directly, in-cluster),"
+            " apiProxy (through the API server's pod proxy, e.g. an operator run outside"
+            " the cluster) or auto (podIP in a cluster, apiProxy outside).",
+        )
+    )
+
+
+def _alert_for(default: str, description: str = _ALERT_FOR_TEXT) -> Any:
+    return declared(
+        Duration(name="for", default=default, bounds=_ALERT_FOR, description=description)
+    )
+
+
+def _alert_window(default: str, description: str) -> Any:
+    return declared(
+        Duration(name="window", default=default, bounds=_ALERT_WINDOW, description=description)
+    )
+
+
+@dataclass(frozen=True)
+class InventoryNegativeAlert:
+    """InventoryNegative fires while a pod's product_inventory is below 0."""
+
+    for_duration: str = _alert_for(
+        "0s", "How long the inventory must stay negative before the alert fires ({bounds})."
+    )
+    for_seconds: float = declared(Seconds("for_duration"))
+
+
+@dataclass(frozen=True)
+class NoSuccessOrdersAlert:
+    """NoSuccessOrders, the article's alert:
+    increase(orders_total{result="success"}[window]) < minOrders."""
+
+    min_orders: int = declared(
+        Integer(
+            name="minOrders",
+            default=100,
+            bounds=Bounds(0, 1_000_000_000),
+            description="Fewest successful orders expected within the window.",
+        )
+    )
+    window: str = _alert_window("30m", "The range of increase() ({bounds}).")
+    window_seconds: float = declared(Seconds("window"))
+    for_duration: str = _alert_for("5m")
+    for_seconds: float = declared(Seconds("for_duration"))
+
+
+@dataclass(frozen=True)
+class HighLatencyP95Alert:
+    """HighLatencyP95: histogram_quantile(0.95, ...) of http_request_latency_seconds above
+    the threshold."""
+
+    threshold_seconds: float = declared(
+        Number(
+            name="thresholdSeconds",
+            default=1,
+            bounds=Bounds(0.001, 3600),
+            description="The p95 latency, in seconds, above which the alert fires.",
+        )
+    )
+    window: str = _alert_window("5m", "The range of rate() over the histogram buckets ({bounds}).")
+    window_seconds: float = declared(Seconds("window"))
+    for_duration: str = _alert_for("5m")
+    for_seconds: float = declared(Seconds("for_duration"))
+
+
+@dataclass(frozen=True)
+class LowSuccessRateAlert:
+    """LowSuccessRate, the share of successful orders below the threshold."""
+
+    threshold: float = declared(
+        Number(
+            name="threshold",
+            default=0.9,
+            bounds=Bounds(0, 1),
+            description="The success ratio ({bounds}) below which the alert fires.",
+        )
+    )
+    window: str = _alert_window("5m", "The range of rate() over orders_total ({bounds}).")
+    window_seconds: float = declared(Seconds("window"))
+    for_duration: str = _alert_for("5m")
+    for_seconds: float = declared(Seconds("for_duration"))
+
+
+@dataclass(frozen=True)
+class DependencyErrorsAlert:
+    """DependencyErrors, the rate of failed dependency calls above the threshold."""
+
+    rate_per_second: float = declared(
+        Number(
+            name="ratePerSecond",
+            default=0.2,
+            bounds=Bounds(0, 1_000_000),
+            description="Failed dependency calls per second above which the alert fires"
+            " ({bounds}).",
+        )
+    )
+    window: str = _alert_window(
+        "5m", "The range of rate() over dependency_errors_total ({bounds})."
+    )
+    window_seconds: float = declared(Seconds("window"))
+    for_duration: str = _alert_for("5m")
+    for_seconds: float = declared(Seconds("for_duration"))
+
+
+@dataclass(frozen=True)
+class AlertsSpec:
+    """Thresholds of the alerts in the PrometheusRule. `window` is the range of
+    rate()/increase(); `for` is how long the condition must hold at every evaluation
+    before the alert fires."""
+
+    inventory_negative: InventoryNegativeAlert = declared(Nested(name="inventoryNegative"))
+    no_success_orders: NoSuccessOrdersAlert = declared(Nested(name="noSuccessOrders"))
+    high_latency_p95: HighLatencyP95Alert = declared(Nested(name="highLatencyP95"))
+    low_success_rate: LowSuccessRateAlert = declared(Nested(name="lowSuccessRate"))
+    dependency_errors: DependencyErrorsAlert = declared(Nested(name="dependencyErrors"))
+
+
+@dataclass(frozen=True)
+class MonitoringSpec:
+    """What the operator creates for prometheus-operator (kube-prometheus-stack). Without
+    the monitoring.coreos.com CRDs the app still runs and the MonitoringReady condition
+    says why."""
+
+    service_monitor: bool = declared(
+        Boolean(
+            name="serviceMonitor",
+            default=True,
+            description="Create a ServiceMonitor that scrapes every pod's /metrics.",
+        )
+    )
+    prometheus_rule: bool = declared(
+        Boolean(
+            name="prometheusRule",
+            default=True,
+            description="Create a PrometheusRule with the lessons' recording rules and alerts.",
+        )
+    )
+    scrape_interval: str = declared(
+        Duration(
+            name="scrapeInterval",
+            default="15s",
+            bounds=Bounds(1, 120),
+            description="The ServiceMonitor's scrape interval, {bounds}. Every alert window"
+            " must be at least twice as long (rate() needs two samples).",
+        )
+    )
+    scrape_interval_seconds: float = declared(Seconds("scrape_interval"))
+    labels: Mapping[str, str] = declared(  # read-only
+        LabelMap(
+            name="labels",
+            max_labels=20,
+            value_pattern=LABEL_VALUE_PATTERN,
+            description="Extra labels on the ServiceMonitor and PrometheusRule, e.g."
+            " {release: prometheus}, which kube-prometheus-stack's default selectors"
+            " require. Keys must be valid Kubernetes label keys (the operator checks them"
+            " and reports SpecValid=False otherwise).",
+        )
+    )
+    #: "off", or "auto": the operator adds the labels a Prometheus needs to select the objects.
+    match_prometheus: str = declared(
+        Choice(
+            name="matchPrometheus",
+            choices=("off", "auto"),
+            default="off",
+            description="off: the ServiceMonitor and PrometheusRule carry"
+            " spec.monitoring.labels only. auto: the operator also adds the labels that the"
+            " one Prometheus object able to select them needs (e.g. release: prometheus for"
+            " kube-prometheus-stack), never changing a label set in spec.monitoring.labels;"
+            " when several Prometheus objects need different labels, or none can be"
+            " satisfied by labels, it adds nothing and the PrometheusSelected condition says"
+            " why.",
+        )
+    )
+    alerts: AlertsSpec = declared(Nested(name="alerts"))
+
+
+@dataclass(frozen=True)
+class PromDemoSpec:
+    """The desired demo: how many pods, which image, the app's knobs, automatic healing
+    and monitoring. Every field is optional and defaulted."""
+
+    replicas: int = declared(
+        Integer(
+            name="replicas",
+            default=1,
+            bounds=Bounds(0, 50),
+            format="int32",  # the scale subresource's specReplicasPath
+            description="Number of order-service pods ({bounds}). Each pod holds its own"
+            " inventory; `kubectl scale pd/NAME --replicas=N` sets this field.",
+        )
+    )
+    image: str = declared(
+        Text(
+            name="image",
+            default="ghcr.io/promdemo/promdemo:0.1.0",
+            min_length=1,
+            max_length=512,
+            pattern=r"^\S+$",
+            what="an image reference",
+            pattern_text="without spaces",
+            description="The order-service container image (what `make image` builds).",
+        )
+    )
+    image_pull_policy: str = declared(
+        Choice(
+            name="imagePullPolicy",
+            choices=("Always", "IfNotPresent", "Never"),
+            default="IfNotPresent",
+            description="When the kubelet pulls the image: Always, IfNotPresent or Never (use"
+            " Never or IfNotPresent with `kind load docker-image`).",
+        )
+    )
+    app: AppSpec = declared(Nested(name="app"))
+    auto_heal: AutoHealSpec = declared(Nested(name="autoHeal"))
+    monitoring: MonitoringSpec = declared(
+        Nested(
+            name="monitoring",
+            checks=(
+                _TwoScrapes("noSuccessOrders", "increase()"),
+                _TwoScrapes("highLatencyP95", "rate()"),
+                _TwoScrapes("lowSuccessRate", "rate()"),
+                _TwoScrapes("dependencyErrors", "rate()"),
+            ),
+        )
+    )
+
+
+#: The declaration of `spec` itself (the CRD's `.spec`; its fields are PromDemoSpec's).
+SPEC = Nested(name="spec")
+
+#: The full default spec. Read-only use: copy it.
+DEFAULTS: dict[str, Any] = defaults_of(PromDemoSpec)
+
+#: Floor and ceiling of every numeric field, by path (`spec.replicas`).
+NUMBER_BOUNDS: Mapping[str, Bounds] = MappingProxyType(
+    {p: d.bounds for p, d in walk(PromDemoSpec, "spec") if isinstance(d, Integer | Number)}
+)
+
+#: Floor and ceiling, in seconds, of every duration field. Alert windows must also span
+#: two scrapes.
+DURATION_BOUNDS: Mapping[str, Bounds] = MappingProxyType(
+    {p: d.bounds for p, d in walk(PromDemoSpec, "spec") if isinstance(d, Duration)}
+)
+
+_LABEL_KEY_RE = re.compile(LABEL_KEY_PATTERN)
+_LABEL_VALUE_RE = re.compile(LABEL_VALUE_PATTERN)
+
+
 # --------------------------------------------------------------------------- defaults
 
 
-def _merge(defaults: Mapping[str, Any], given: Mapping[str, Any], path: tuple[str, ...]) -> dict:
+def _merge(defaults: Mapping[str, Any], given: Mapping[str, Any]) -> dict:
     merged: dict[str, Any] = {}
     for key, value in given.items():
         merged[key] = copy.deepcopy(value)
     for key, default in defaults.items():
-        here = (*path, key)
         if key not in merged or merged[key] is None:
             merged[key] = copy.deepcopy(default)
-        elif (
-            isinstance(default, Mapping)
-            and isinstance(merged[key], Mapping)
-            and here not in _FREE_MAPS
-        ):
-            merged[key] = _merge(default, merged[key], here)
+        elif isinstance(default, Mapping) and isinstance(merged[key], Mapping):
+            # An object's defaults apply inside it; a label map's default is empty.
+            merged[key] = _merge(default, merged[key])
     return merged
 
 
@@ -217,135 +614,7 @@ def apply_defaults(spec: Mapping[str, Any] | None) -> dict[str, Any]:
         spec = {}
     if not isinstance(spec, Mapping):
         raise SpecError("InvalidType", f"spec: expected an object, got {_kind(spec)}", field="spec")
-    return _merge(DEFAULTS, spec, ())
-
-
-# --------------------------------------------------------------------------- typed spec
-# A duration field keeps the text the user wrote (what goes into Prometheus YAML,
-# as written) next to its value in seconds (what Python code computes with).
-
-
-@dataclass(frozen=True)
-class SimulationSpec:
-    """spec.app.simulation: the simulated dependency and processing."""
-
-    enabled: bool
-    dependency_min_seconds: float
-    dependency_max_seconds: float
-    dependency_failure_rate: float  # 0-1
-    processing_min_seconds: float
-    processing_max_seconds: float
-
-
-@dataclass(frozen=True)
-class AppSpec:
-    """spec.app: the order service's knobs."""
-
-    initial_inventory: int
-    oversell: bool
-    simulation: SimulationSpec
-
-
-@dataclass(frozen=True)
-class AutoHealSpec:
-    """spec.autoHeal; its durations (`interval`, `for`, `cooldown`) in seconds."""
-
-    enabled: bool
-    source: str  # direct | alertmanager
-    threshold: int  # reset a pod when its inventory < threshold
-    interval_seconds: float
-    for_seconds: float
-    cooldown_seconds: float
-    pod_access: str  # auto | podIP | apiProxy
-
-
-@dataclass(frozen=True)
-class InventoryNegativeAlert:
-    """spec.monitoring.alerts.inventoryNegative."""
-
-    for_duration: str  # the alert's `for`, as written
-    for_seconds: float
-
-
-@dataclass(frozen=True)
-class NoSuccessOrdersAlert:
-    """spec.monitoring.alerts.noSuccessOrders."""
-
-    min_orders: int
-    window: str  # the range of increase(), as written
-    window_seconds: float
-    for_duration: str
-    for_seconds: float
-
-
-@dataclass(frozen=True)
-class HighLatencyP95Alert:
-    """spec.monitoring.alerts.highLatencyP95."""
-
-    threshold_seconds: float
-    window: str
-    window_seconds: float
-    for_duration: str
-    for_seconds: float
-
-
-@dataclass(frozen=True)
-class LowSuccessRateAlert:
-    """spec.monitoring.alerts.lowSuccessRate."""
-
-    threshold: float  # a success ratio, 0-1
-    window: str
-    window_seconds: float
-    for_duration: str
-    for_seconds: float
-
-
-@dataclass(frozen=True)
-class DependencyErrorsAlert:
-    """spec.monitoring.alerts.dependencyErrors."""
-
-    rate_per_second: float
-    window: str
-    window_seconds: float
-    for_duration: str
-    for_seconds: float
-
-
-@dataclass(frozen=True)
-class AlertsSpec:
-    """spec.monitoring.alerts: the thresholds of the PrometheusRule's alerts."""
-
-    inventory_negative: InventoryNegativeAlert
-    no_success_orders: NoSuccessOrdersAlert
-    high_latency_p95: HighLatencyP95Alert
-    low_success_rate: LowSuccessRateAlert
-    dependency_errors: DependencyErrorsAlert
-
-
-@dataclass(frozen=True)
-class MonitoringSpec:
-    """spec.monitoring: what the operator creates for prometheus-operator."""
-
-    service_monitor: bool
-    prometheus_rule: bool
-    scrape_interval: str  # as written (the ServiceMonitor's `interval`)
-    scrape_interval_seconds: float
-    labels: Mapping[str, str]  # read-only
-    alerts: AlertsSpec
-    #: "off", or "auto": the operator adds the labels a Prometheus needs to select the objects.
-    match_prometheus: str = "off"
-
-
-@dataclass(frozen=True)
-class PromDemoSpec:
-    """A validated, defaulted PromDemo spec: what `parse_spec` returns."""
-
-    replicas: int
-    image: str
-    image_pull_policy: str
-    app: AppSpec
-    auto_heal: AutoHealSpec
-    monitoring: MonitoringSpec
+    return _merge(DEFAULTS, spec)
 
 
 # --------------------------------------------------------------------------- validation
@@ -378,20 +647,16 @@ def _show(value: float) -> str:
     return repr(value)
 
 
-@dataclass(frozen=True)
-class _Duration:
-    text: str
-    seconds: float
-
-
 class _Reader:
-    """Reads one object of the spec; every error names the full field path."""
+    """Reads one object of the spec, declared by dataclass `cls`; every error names the
+    full field path."""
 
-    def __init__(self, data: Any, path: str, fields: Mapping[str, Any]) -> None:
+    def __init__(self, data: Any, path: str, cls: type) -> None:
         if not isinstance(data, Mapping):
             raise SpecError(
                 "InvalidType", f"{path}: expected an object, got {_kind(data)}", field=path
             )
+        fields = known_names(cls)
         unknown = sorted(str(k) for k in data if k not in fields)
         if unknown:
             raise SpecError(
@@ -405,8 +670,25 @@ class _Reader:
     def field(self, key: str) -> str:
         return f"{self.path}.{key}"
 
-    def child(self, key: str) -> _Reader:
-        return _Reader(self.data[key], self.field(key), _shape(self.path, key))
+    def read(self, declaration: Declaration) -> Any:
+        """The value of the field `declaration` declares, checked as it says."""
+        key = declaration.name
+        match declaration:
+            case Boolean():
+                return self.boolean(key)
+            case Integer():
+                return self.integer(key, declaration.bounds)
+            case Number():
+                return self.number(key, declaration.bounds)
+            case Choice():
+                return self.choice(key, declaration.choices)
+            case Duration():
+                return self.duration(key, declaration.bounds)
+            case Text():
+                return self.text(declaration)
+            case LabelMap():
+                return _labels(self, declaration)
+        raise TypeError(f"{self.field(key)}: no reader for {type(declaration).__name__}")
 
     def boolean(self, key: str) -> bool:
         value = self.data[key]
@@ -414,7 +696,7 @@ class _Reader:
             raise self._type(key, "true or false")
         return value
 
-    def integer(self, key: str) -> int:
+    def integer(self, key: str, bounds: Bounds) -> int:
         value = self.data[key]
         if isinstance(value, float):
             self._finite(key, value)
@@ -422,10 +704,10 @@ class _Reader:
                 value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             raise self._type(key, "an integer")
-        self._range(key, value)
+        self._range(key, value, bounds)
         return value
 
-    def number(self, key: str) -> float:
+    def number(self, key: str, bounds: Bounds) -> float:
         value = self.data[key]
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self._type(key, "a number")
@@ -433,14 +715,18 @@ class _Reader:
             self._finite(key, value)
         # The range check comes first: an int too large for a float is out of range
         # (float() of it would raise OverflowError).
-        self._range(key, value)
+        self._range(key, value, bounds)
         return float(value)
 
-    def string(self, key: str, choices: tuple[str, ...] | None = None) -> str:
+    def string(self, key: str) -> str:
         value = self.data[key]
         if not isinstance(value, str):
             raise self._type(key, "a string")
-        if choices is not None and value not in choices:
+        return value
+
+    def choice(self, key: str, choices: tuple[str, ...]) -> str:
+        value = self.string(key)
+        if value not in choices:
             raise SpecError(
                 "InvalidValue",
                 f"{self.field(key)}: {value!r} is not one of {', '.join(choices)}",
@@ -448,7 +734,21 @@ class _Reader:
             )
         return value
 
-    def duration(self, key: str) -> _Duration:
+    def text(self, declaration: Text) -> str:
+        value = self.string(declaration.name)
+        # fullmatch: the schema's `$` (Go) never matches before a final newline.
+        fits = declaration.min_length <= len(value) <= declaration.max_length
+        if not fits or not re.fullmatch(declaration.pattern, value):
+            field = self.field(declaration.name)
+            raise SpecError(
+                "InvalidValue",
+                f"{field}: must be {declaration.what} of {declaration.min_length} to"
+                f" {declaration.max_length} characters {declaration.pattern_text}",
+                field=field,
+            )
+        return value
+
+    def duration(self, key: str, bounds: Bounds) -> str:
         field = self.field(key)
         value = self.data[key]
         if not isinstance(value, str):
@@ -457,7 +757,6 @@ class _Reader:
             seconds = parse_duration(value, field=field)
         except DurationError as exc:
             raise SpecError("InvalidDuration", exc.message, field=exc.field) from None
-        bounds = DURATION_BOUNDS[field]
         if not bounds.low <= seconds <= bounds.high:
             raise SpecError(
                 "OutOfRange",
@@ -465,7 +764,7 @@ class _Reader:
                 f" and {format_seconds(bounds.high)}",
                 field=field,
             )
-        return _Duration(value, seconds)
+        return value
 
     def _type(self, key: str, expected: str) -> SpecError:
         got = _kind(self.data[key])
@@ -484,8 +783,7 @@ class _Reader:
                 field=self.field(key),
             )
 
-    def _range(self, key: str, value: float) -> None:
-        bounds = NUMBER_BOUNDS[self.field(key)]
+    def _range(self, key: str, value: float, bounds: Bounds) -> None:
         if not bounds.low <= value <= bounds.high:
             raise SpecError(
                 "OutOfRange",
@@ -495,52 +793,21 @@ class _Reader:
             )
 
 
-def _shape(path: str, key: str) -> Mapping[str, Any]:
-    node: Any = DEFAULTS
-    for part in [*path.split(".")[1:], key]:
-        node = node[part]
-    return node
-
-
-def _ordered(
-    reader: _Reader, low_key: str, low: float, high_key: str, high: float, *, what: str
-) -> None:
-    if low > high:
-        raise SpecError(
-            "InvalidRange",
-            f"{reader.field(low_key)} ({low:g}) must not exceed {reader.field(high_key)}"
-            f" ({high:g}): {what}",
-            field=reader.field(low_key),
-        )
-
-
-def _image(reader: _Reader) -> str:
-    image = reader.string("image")
-    if not image or any(ch.isspace() for ch in image) or len(image) > IMAGE_MAX_LENGTH:
-        raise SpecError(
-            "InvalidValue",
-            f"spec.image: must be an image reference of 1 to {IMAGE_MAX_LENGTH} characters"
-            " without spaces",
-            field="spec.image",
-        )
-    return image
-
-
-def _labels(reader: _Reader, key: str) -> Mapping[str, str]:
-    field = reader.field(key)
-    labels = reader.data[key]
+def _labels(reader: _Reader, declaration: LabelMap) -> Mapping[str, str]:
+    field = reader.field(declaration.name)
+    labels = reader.data[declaration.name]
     if not isinstance(labels, Mapping):
         raise SpecError(
             "InvalidType", f"{field}: expected an object, got {_kind(labels)}", field=field
         )
-    if len(labels) > MAX_MONITORING_LABELS:
+    if len(labels) > declaration.max_labels:
         raise SpecError(
-            "OutOfRange", f"{field}: at most {MAX_MONITORING_LABELS} labels", field=field
+            "OutOfRange", f"{field}: at most {declaration.max_labels} labels", field=field
         )
     checked: dict[str, str] = {}
     for name, value in labels.items():
         here = f"{field}[{name!r}]"
-        if not isinstance(name, str) or not _LABEL_KEY_RE.match(name):
+        if not isinstance(name, str) or not _LABEL_KEY_RE.fullmatch(name):
             raise SpecError(
                 "InvalidLabel", f"{here}: not a valid Kubernetes label key", field=field
             )
@@ -555,143 +822,36 @@ def _labels(reader: _Reader, key: str) -> Mapping[str, str]:
             raise SpecError(
                 "InvalidLabel", f"{here}: value must be a string, got {_kind(value)}", field=field
             )
-        if len(value) > 63 or not _LABEL_VALUE_RE.match(value):
+        if len(value) > declaration.value_max_length or not _LABEL_VALUE_RE.fullmatch(value):
             raise SpecError(
                 "InvalidLabel",
-                f"{here}: {value!r} is not a valid label value (at most 63 of A-Z a-z 0-9 - _ .,"
-                " alphanumeric at both ends)",
+                f"{here}: {value!r} is not a valid label value (at most"
+                f" {declaration.value_max_length} of A-Z a-z 0-9 - _ ., alphanumeric at both"
+                " ends)",
                 field=field,
             )
         checked[name] = value
     return MappingProxyType(checked)
 
 
-def _window(reader: _Reader, scrape: _Duration, *, alert: str) -> _Duration:
-    window = reader.duration("window")
-    if window.seconds < 2 * scrape.seconds:
-        raise SpecError(
-            "WindowTooShort",
-            f"{reader.field('window')} ({window.text}) must be at least twice"
-            f" spec.monitoring.scrapeInterval ({scrape.text}): {alert} uses rate()/increase(),"
-            " which need two samples in the window",
-            field=reader.field("window"),
-        )
-    return window
+def _build(cls: type, reader: _Reader, declaration: Nested) -> Any:
+    """The dataclass `cls` from the object `reader` holds: each field read as declared,
+    then the object's checks (which see every field of it, read)."""
+    values: dict[str, Any] = {}
+    for item, field_declaration in declarations(cls):
+        match field_declaration:
+            case Seconds(of=attribute):
+                values[item.name] = parse_duration(values[attribute])
+            case Nested(name=key):
+                child = _Reader(reader.data[key], reader.field(key), nested_class(cls, item.name))
+                values[item.name] = _build(nested_class(cls, item.name), child, field_declaration)
+            case _:
+                values[item.name] = reader.read(field_declaration)
+    for check in declaration.checks:
+        check.check(reader.data, reader.path)
+    return cls(**values)
 
 
 def parse_spec(spec: Mapping[str, Any] | None) -> PromDemoSpec:
     """Default, validate and type a PromDemo spec; raises SpecError on the first problem."""
-    top = _Reader(apply_defaults(spec), "spec", DEFAULTS)
-
-    replicas = top.integer("replicas")
-    image = _image(top)
-    image_pull_policy = top.string("imagePullPolicy", IMAGE_PULL_POLICIES)
-
-    app_r = top.child("app")
-    sim_r = app_r.child("simulation")
-    simulation = SimulationSpec(
-        enabled=sim_r.boolean("enabled"),
-        dependency_min_seconds=sim_r.number("dependencyMinSeconds"),
-        dependency_max_seconds=sim_r.number("dependencyMaxSeconds"),
-        dependency_failure_rate=sim_r.number("dependencyFailureRate"),
-        processing_min_seconds=sim_r.number("processingMinSeconds"),
-        processing_max_seconds=sim_r.number("processingMaxSeconds"),
-    )
-    _ordered(
-        sim_r,
-        "dependencyMinSeconds",
-        simulation.dependency_min_seconds,
-        "dependencyMaxSeconds",
-        simulation.dependency_max_seconds,
-        what="the dependency call sleeps uniformly between them",
-    )
-    _ordered(
-        sim_r,
-        "processingMinSeconds",
-        simulation.processing_min_seconds,
-        "processingMaxSeconds",
-        simulation.processing_max_seconds,
-        what="processing sleeps uniformly between them",
-    )
-    app = AppSpec(
-        initial_inventory=app_r.integer("initialInventory"),
-        oversell=app_r.boolean("oversell"),
-        simulation=simulation,
-    )
-
-    heal_r = top.child("autoHeal")
-    auto_heal = AutoHealSpec(
-        enabled=heal_r.boolean("enabled"),
-        source=heal_r.string("source", HEAL_SOURCES),
-        threshold=heal_r.integer("threshold"),
-        interval_seconds=heal_r.duration("interval").seconds,
-        for_seconds=heal_r.duration("for").seconds,
-        cooldown_seconds=heal_r.duration("cooldown").seconds,
-        pod_access=heal_r.string("podAccess", POD_ACCESS_MODES),
-    )
-
-    mon_r = top.child("monitoring")
-    scrape = mon_r.duration("scrapeInterval")
-    labels = _labels(mon_r, "labels")
-    alerts_r = mon_r.child("alerts")
-    inv_r = alerts_r.child("inventoryNegative")
-    nso_r = alerts_r.child("noSuccessOrders")
-    lat_r = alerts_r.child("highLatencyP95")
-    low_r = alerts_r.child("lowSuccessRate")
-    dep_r = alerts_r.child("dependencyErrors")
-    inv_for = inv_r.duration("for")
-    nso_window, nso_for = _window(nso_r, scrape, alert="NoSuccessOrders"), nso_r.duration("for")
-    lat_window, lat_for = _window(lat_r, scrape, alert="HighLatencyP95"), lat_r.duration("for")
-    low_window, low_for = _window(low_r, scrape, alert="LowSuccessRate"), low_r.duration("for")
-    dep_window, dep_for = _window(dep_r, scrape, alert="DependencyErrors"), dep_r.duration("for")
-    alerts = AlertsSpec(
-        inventory_negative=InventoryNegativeAlert(
-            for_duration=inv_for.text, for_seconds=inv_for.seconds
-        ),
-        no_success_orders=NoSuccessOrdersAlert(
-            min_orders=nso_r.integer("minOrders"),
-            window=nso_window.text,
-            window_seconds=nso_window.seconds,
-            for_duration=nso_for.text,
-            for_seconds=nso_for.seconds,
-        ),
-        high_latency_p95=HighLatencyP95Alert(
-            threshold_seconds=lat_r.number("thresholdSeconds"),
-            window=lat_window.text,
-            window_seconds=lat_window.seconds,
-            for_duration=lat_for.text,
-            for_seconds=lat_for.seconds,
-        ),
-        low_success_rate=LowSuccessRateAlert(
-            threshold=low_r.number("threshold"),
-            window=low_window.text,
-            window_seconds=low_window.seconds,
-            for_duration=low_for.text,
-            for_seconds=low_for.seconds,
-        ),
-        dependency_errors=DependencyErrorsAlert(
-            rate_per_second=dep_r.number("ratePerSecond"),
-            window=dep_window.text,
-            window_seconds=dep_window.seconds,
-            for_duration=dep_for.text,
-            for_seconds=dep_for.seconds,
-        ),
-    )
-    monitoring = MonitoringSpec(
-        service_monitor=mon_r.boolean("serviceMonitor"),
-        prometheus_rule=mon_r.boolean("prometheusRule"),
-        scrape_interval=scrape.text,
-        scrape_interval_seconds=scrape.seconds,
-        labels=labels,
-        alerts=alerts,
-        match_prometheus=mon_r.string("matchPrometheus", MATCH_PROMETHEUS_MODES),
-    )
-
-    return PromDemoSpec(
-        replicas=replicas,
-        image=image,
-        image_pull_policy=image_pull_policy,
-        app=app,
-        auto_heal=auto_heal,
-        monitoring=monitoring,
-    )
+    return _build(PromDemoSpec, _Reader(apply_defaults(spec), "spec", PromDemoSpec), SPEC)

@@ -1,45 +1,32 @@
-"""The PromDemo CRD: structural, described, defaulted like spec.py, and it judges the samples.
+"""The PromDemo CRD: generated from the typed spec, structural, described, and it defaults
+a PromDemo as `promdemo render` does.
 
-No API server here, so the API server's checks are replayed in their order:
-defaulting (`k8s_default`, compared with `promdemo_operator.spec.apply_defaults`),
-then the openAPIV3Schema turned into a JSON schema (x-kubernetes-* keys dropped,
-unknown fields refused as kubectl's strict field validation does) checked with
-jsonschema, then, when that found nothing, the `x-kubernetes-validations` CEL
-rules evaluated with cel-python on the defaulted object (`cel_errors`). The
-API server skips CEL rules only after some errors (a wrong type, an enum, a
-length); here any schema error skips them, so a sample wrong in one way gives
-one error (the API server may add the CEL rule's error for the same field).
-
-The helpers here (`load_crd`, `crd_schema`, `crd_validator`, `k8s_default`,
-`schema_errors`) are imported by the other CRD/manifest tests.
+The committed file is what `make crd` writes (`promdemo_operator.crd`); the API
+server's checks are replayed by tests/support/crd.py. Each sample of manifests/samples
+is judged in tests/unit/test_samples.py; each bound in tests/unit/test_spec_limits.py.
 """
 
 from __future__ import annotations
 
-import copy
-import functools
 import re
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import jsonschema
 import kubernetes_validate
-import pytest
-import yaml
 
+from promdemo_operator import crd as crd_mod
 from promdemo_operator import promstatus
-from promdemo_operator import spec as spec_mod
-from promdemo_operator.duration import DURATION_PATTERN
-from promdemo_operator.duration import MAX_LENGTH as DURATION_MAX_LENGTH
+from promdemo_operator.spec import apply_defaults
+from tests.support.api_schemas import openapi_to_jsonschema
 from tests.support.cel import cel_errors
-
-ROOT = Path(__file__).resolve().parents[2]
-CRD_PATH = ROOT / "crds" / "promdemos.promdemo.dev.yaml"
-SAMPLES = ROOT / "manifests" / "samples"
-VALID_SAMPLES = [*sorted(SAMPLES.glob("*.yaml")), ROOT / "manifests/overlays/prod/promdemo.yaml"]
-INVALID_SAMPLES = sorted((SAMPLES / "invalid").glob("*.yaml"))
-OPERATOR_REJECTED_SAMPLES = sorted((SAMPLES / "invalid-spec").glob("*.yaml"))
+from tests.support.crd import (
+    CRD_PATH,
+    crd_schema,
+    crd_validator,
+    k8s_default,
+    load_crd,
+    node_at,
+    walk,
+)
 
 # Keys the API server refuses in a structural schema (or that are not in its OpenAPI subset).
 FORBIDDEN_KEYS = {
@@ -53,104 +40,29 @@ FORBIDDEN_KEYS = {
 }
 
 
-# --------------------------------------------------------------------------- helpers
+# --------------------------------------------------------------------------- generated
 
 
-@functools.cache
-def _crd_text() -> str:
-    return CRD_PATH.read_text()
+def test_the_committed_crd_is_what_make_crd_writes():
+    assert CRD_PATH.read_text() == crd_mod.crd_text(), (
+        f"{CRD_PATH.name} is stale: run `make crd` (then `make install.yaml`) and commit both"
+    )
 
 
-@functools.cache
-def _parsed_crd() -> dict[str, Any]:
-    return yaml.safe_load(_crd_text())
+def test_the_api_server_defaults_a_promdemo_as_promdemo_render_does():
+    """Without a spec, the API server stores the spec that parse_spec reads from a file."""
+    for given in ({}, {"spec": {"monitoring": {"labels": {"a": "b"}, "alerts": None}}}):
+        doc = {"apiVersion": "promdemo.dev/v1alpha1", "kind": "PromDemo", **given}
+        stored = k8s_default(crd_schema(), doc)
+        assert stored["spec"] == apply_defaults(given.get("spec"))
 
 
-def load_crd() -> dict[str, Any]:
-    """The CRD (a fresh copy: callers may change it)."""
-    return copy.deepcopy(_parsed_crd())
-
-
-def crd_schema() -> dict[str, Any]:
-    """The openAPIV3Schema of the served v1alpha1 version."""
-    (version,) = load_crd()["spec"]["versions"]
-    return version["schema"]["openAPIV3Schema"]
-
-
-def to_json_schema(node: Any, *, top: bool = True) -> Any:
-    """A Kubernetes structural schema as a plain JSON schema.
-
-    x-kubernetes-* keys are dropped; an object with `properties` and without
-    x-kubernetes-preserve-unknown-fields refuses other keys (the API server would
-    prune them; `kubectl apply`'s strict field validation refuses them). The root
-    also allows `metadata`, which a CRD schema leaves to the API server.
-    """
-    if isinstance(node, list):
-        return [to_json_schema(item, top=False) for item in node]
-    if not isinstance(node, dict):
-        return node
-    out = {k: to_json_schema(v, top=False) for k, v in node.items() if not k.startswith("x-")}
-    if "properties" in node and not node.get("x-kubernetes-preserve-unknown-fields"):
-        out.setdefault("additionalProperties", False)
-    if top:
-        out["properties"] = {**out.get("properties", {}), "metadata": {"type": "object"}}
-    return out
-
-
-@functools.cache
-def crd_validator() -> jsonschema.Draft7Validator:
-    return jsonschema.Draft7Validator(to_json_schema(crd_schema()))
-
-
-def k8s_default(schema: dict[str, Any], value: Any) -> Any:
-    """What the API server's defaulting does to `value`: missing (or null) properties get
-    their `default`, then each property is defaulted in turn, so a parent's `default: {}`
-    lets its children's defaults apply."""
-    if not isinstance(value, dict) or "properties" not in schema:
-        return value
-    out = copy.deepcopy(value)
-    for key, sub in schema["properties"].items():
-        if "default" in sub and out.get(key) is None:
-            out[key] = copy.deepcopy(sub["default"])
-        if key in out:
-            out[key] = k8s_default(sub, out[key])
-    return out
-
-
-def schema_errors(doc: dict[str, Any]) -> list[tuple[tuple, str]]:
-    """(path, message) of what the API server would refuse in PromDemo `doc`."""
-    found = [(tuple(e.absolute_path), e.message) for e in crd_validator().iter_errors(doc)]
-    if found:
-        return found
-    schema = crd_schema()
-    return cel_errors(schema, k8s_default(schema, doc))
-
-
-def walk(node: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
-    """Every schema node with its path (`.spec.autoHeal.for`, `.status.conditions[]`)."""
-    yield path, node
-    for key, sub in (node.get("properties") or {}).items():
-        yield from walk(sub, f"{path}.{key}")
-    if isinstance(node.get("items"), dict):
-        yield from walk(node["items"], f"{path}[]")
-    if isinstance(node.get("additionalProperties"), dict):
-        yield from walk(node["additionalProperties"], f"{path}{{}}")
-
-
-def node_at(path: str) -> dict[str, Any]:
-    node = crd_schema()
-    for part in path.strip(".").split("."):
-        node = node["properties"][part]
-    return node
-
-
-def load_doc(path: Path) -> dict[str, Any]:
-    (doc,) = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
-    return doc
-
-
-def sample_id(path: Path) -> str:
-    return path.relative_to(ROOT / "manifests").as_posix()
+def test_every_cel_message_is_one_line():
+    """The API server refuses a CRD whose rule message spans lines."""
+    rules = [r for _, node in walk(crd_schema()) for r in node.get("x-kubernetes-validations", ())]
+    assert len(rules) == 17  # 13 durations, 4 alert windows
+    for rule in rules:
+        assert "\n" not in rule["message"], rule
 
 
 # --------------------------------------------------------------------------- the CRD itself
@@ -188,7 +100,7 @@ def test_schema_is_structural():
         if "default" in node:
             assert not path.startswith(".metadata"), f"{path}: no defaults under metadata"
             # A default must itself be valid (the API server checks it, pruned).
-            jsonschema.Draft7Validator(to_json_schema(node, top=False)).validate(node["default"])
+            jsonschema.Draft7Validator(openapi_to_jsonschema(node)).validate(node["default"])
 
 
 def test_every_property_has_a_description():
@@ -208,63 +120,6 @@ def test_every_spec_field_has_a_default():
         if path.endswith("{}"):
             continue
         assert "default" in node, f"{path} has no default"
-
-
-def test_schema_defaults_equal_apply_defaults():
-    """The CRD and spec.py must not drift: the API server's defaults == apply_defaults({})."""
-    defaulted = k8s_default(
-        crd_schema(), {"apiVersion": "promdemo.dev/v1alpha1", "kind": "PromDemo"}
-    )
-    assert defaulted["spec"] == spec_mod.apply_defaults({})
-    assert defaulted["spec"] == spec_mod.DEFAULTS
-
-
-@pytest.mark.parametrize("path", VALID_SAMPLES, ids=sample_id)
-def test_schema_defaults_equal_apply_defaults_on_samples(path: Path):
-    doc = load_doc(path)
-    defaulted = k8s_default(crd_schema(), doc)
-    assert defaulted["spec"] == spec_mod.apply_defaults(doc.get("spec") or {})
-
-
-def test_schema_limits_match_spec_py():
-    """Enums, patterns and bounds are written twice (YAML, Python): keep them equal."""
-    s = spec_mod
-    assert node_at(".spec.imagePullPolicy")["enum"] == list(s.IMAGE_PULL_POLICIES)
-    assert node_at(".spec.autoHeal.source")["enum"] == list(s.HEAL_SOURCES)
-    assert node_at(".spec.autoHeal.podAccess")["enum"] == list(s.POD_ACCESS_MODES)
-    assert node_at(".spec.monitoring.matchPrometheus")["enum"] == list(s.MATCH_PROMETHEUS_MODES)
-    assert node_at(".spec.image")["maxLength"] == s.IMAGE_MAX_LENGTH
-    labels = node_at(".spec.monitoring.labels")
-    assert labels["maxProperties"] == s.MAX_MONITORING_LABELS
-    assert labels["additionalProperties"]["pattern"] == s.LABEL_VALUE_PATTERN
-
-
-def test_every_number_has_the_bounds_of_spec_py():
-    numbers = {
-        path.lstrip("."): node
-        for path, node in walk(node_at(".spec"), ".spec")
-        if node.get("type") in {"integer", "number"}
-    }
-    assert numbers.keys() == set(spec_mod.NUMBER_BOUNDS)
-    for path, node in numbers.items():
-        bounds = spec_mod.NUMBER_BOUNDS[path]
-        assert (node["minimum"], node["maximum"]) == (bounds.low, bounds.high), path
-
-
-def test_every_duration_has_the_pattern_length_and_one_bounds_rule():
-    durations = {
-        path.lstrip("."): node
-        for path, node in walk(node_at(".spec"), ".spec")
-        if node.get("pattern") == DURATION_PATTERN
-    }
-    assert len(durations) == 13  # autoHeal 3, scrapeInterval, 1 + 4 x 2 in alerts
-    assert durations.keys() == set(spec_mod.DURATION_BOUNDS)
-    for path, node in durations.items():
-        assert node["type"] == "string", path
-        assert node["maxLength"] == DURATION_MAX_LENGTH, path
-        (rule,) = node["x-kubernetes-validations"]
-        assert "\n" not in rule["message"], path  # the API server refuses multi-line messages
-    # Whether each rule holds the floor and ceiling of spec.py: tests/unit/test_spec_limits.py.
 
 
 def test_scale_subresource_paths_exist_with_the_right_types():
@@ -366,60 +221,9 @@ def test_a_written_status_validates():
 # --------------------------------------------------------------------------- samples
 
 
-@pytest.mark.parametrize("path", VALID_SAMPLES, ids=sample_id)
-def test_valid_samples_pass_the_schema_and_the_operator(path: Path):
-    doc = load_doc(path)
-    assert doc["apiVersion"] == "promdemo.dev/v1alpha1"
-    assert doc["kind"] == "PromDemo"
-    assert schema_errors(doc) == []
-    spec_mod.parse_spec(doc.get("spec"))
-
-
 def test_the_defaults_pass_every_cel_rule():
     doc = {"apiVersion": "promdemo.dev/v1alpha1", "kind": "PromDemo", "metadata": {}}
     assert cel_errors(crd_schema(), k8s_default(crd_schema(), doc)) == []
-
-
-def test_full_sample_sets_every_field():
-    doc = load_doc(SAMPLES / "full.yaml")
-
-    def leaves(d: Any, prefix: str = "") -> set[str]:
-        if isinstance(d, dict) and d and prefix != ".monitoring.labels":
-            return set().union(*(leaves(v, f"{prefix}.{k}") for k, v in d.items()))
-        return {prefix}
-
-    assert leaves(doc["spec"]) == leaves(spec_mod.DEFAULTS)
-
-
-def test_minimal_sample_sets_nothing():
-    assert "spec" not in load_doc(SAMPLES / "minimal.yaml")
-
-
-def test_there_are_several_invalid_samples():
-    assert len(INVALID_SAMPLES) >= 8
-    assert len(OPERATOR_REJECTED_SAMPLES) >= 3
-
-
-@pytest.mark.parametrize("path", INVALID_SAMPLES, ids=sample_id)
-def test_invalid_samples_fail_the_schema_and_the_operator(path: Path):
-    doc = load_doc(path)
-    errors = schema_errors(doc)
-    assert errors, f"{path.name} passed the CRD schema"
-    # Each file is wrong in one way: one error, under .spec.
-    assert len(errors) == 1, errors
-    assert errors[0][0][:1] == ("spec",)
-    with pytest.raises(spec_mod.SpecError):
-        spec_mod.parse_spec(doc["spec"])
-
-
-@pytest.mark.parametrize("path", OPERATOR_REJECTED_SAMPLES, ids=sample_id)
-def test_operator_rejected_samples_pass_the_schema_but_not_parse_spec(path: Path):
-    """What only the operator can catch: it reports SpecValid=False with the message."""
-    doc = load_doc(path)
-    assert schema_errors(doc) == []
-    with pytest.raises(spec_mod.SpecError) as caught:
-        spec_mod.parse_spec(doc["spec"])
-    assert "\n" not in caught.value.message
 
 
 def test_description_mentions_env_var_for_every_app_knob():

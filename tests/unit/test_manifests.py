@@ -18,15 +18,15 @@ import yaml
 
 from promdemo_operator import spec as spec_mod
 from promdemo_operator.duration import parse_duration
+from tests.support.crd import schema_errors
 from tests.support.tools import require_binary
-from tests.unit.test_crd import schema_errors
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests"
 K8S_VERSION = "1.30"
 
-# Owned by other work, checked by their own tests.
-EXCLUDED_DIRS = {MANIFESTS / "grafana", MANIFESTS / "samples" / "invalid"}
+# Owned by other work, checked by their own tests (the samples: tests/unit/test_samples.py).
+EXCLUDED_DIRS = {MANIFESTS / "grafana", MANIFESTS / "samples"}
 NOT_KUBERNETES_VALIDATE = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
     ("monitoring.coreos.com/v1", "PrometheusRule"),
@@ -88,8 +88,6 @@ def test_there_are_manifests_to_check():
         "manifests/base/deployment.yaml",
         "manifests/base/service.yaml",
         "manifests/base/rbac.yaml",
-        "manifests/samples/minimal.yaml",
-        "manifests/samples/full.yaml",
         "manifests/argocd/application.yaml",
         "manifests/overlays/prod/promdemo.yaml",
     ):
@@ -101,10 +99,6 @@ def test_every_manifest_file_validates(path: Path):
     docs = docs_of(path.read_text())
     assert docs, f"{path} is empty"
     for doc in docs:
-        if path.parent.name == "invalid-spec":
-            # Valid for the API server; the operator refuses them (test_crd.py).
-            assert schema_errors(doc) == []
-            continue
         validate(doc)
 
 

@@ -1,4 +1,4 @@
-"""spec.py: defaults, and the checks a CRD schema cannot express."""
+"""spec.py: defaults, the typed spec, and the checks a CRD schema cannot express."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import dataclasses
 
 import pytest
 
+from promdemo_operator.duration import parse_duration
 from promdemo_operator.spec import (
     DEFAULTS,
     PromDemoSpec,
@@ -14,50 +15,9 @@ from promdemo_operator.spec import (
     apply_defaults,
     parse_spec,
 )
+from promdemo_operator.spec_fields import Nested, Seconds, declarations
 
 # --------------------------------------------------------------------------- defaults
-
-
-def test_defaults_are_the_architecture_ones():
-    d = apply_defaults({})
-    assert d["replicas"] == 1
-    assert d["image"] == "ghcr.io/promdemo/promdemo:0.1.0"
-    assert d["imagePullPolicy"] == "IfNotPresent"
-    assert d["app"] == {
-        "initialInventory": 100,
-        "oversell": True,
-        "simulation": {
-            "enabled": True,
-            "dependencyMinSeconds": 0.05,
-            "dependencyMaxSeconds": 1.5,
-            "dependencyFailureRate": 0.1,
-            "processingMinSeconds": 0.1,
-            "processingMaxSeconds": 0.5,
-        },
-    }
-    assert d["autoHeal"] == {
-        "enabled": True,
-        "source": "direct",
-        "threshold": 0,
-        "interval": "5s",
-        "for": "0s",
-        "cooldown": "30s",
-        "podAccess": "auto",
-    }
-    m = d["monitoring"]
-    assert (m["serviceMonitor"], m["prometheusRule"], m["scrapeInterval"], m["labels"]) == (
-        True,
-        True,
-        "15s",
-        {},
-    )
-    assert m["alerts"] == {
-        "inventoryNegative": {"for": "0s"},
-        "noSuccessOrders": {"minOrders": 100, "window": "30m", "for": "5m"},
-        "highLatencyP95": {"thresholdSeconds": 1, "window": "5m", "for": "5m"},
-        "lowSuccessRate": {"threshold": 0.9, "window": "5m", "for": "5m"},
-        "dependencyErrors": {"ratePerSecond": 0.2, "window": "5m", "for": "5m"},
-    }
 
 
 def test_apply_defaults_none_equals_empty():
@@ -129,35 +89,32 @@ def test_apply_defaults_rejects_a_non_object():
 # --------------------------------------------------------------------------- typed spec
 
 
-def test_parse_spec_defaults():
+def test_parse_spec_holds_each_default_in_the_attribute_that_declares_it():
+    """The typed spec of `{}`: each field's default, each duration also in seconds."""
+
+    def check(obj: object, defaults: dict, path: str) -> None:
+        for item, declaration in declarations(type(obj)):
+            value = getattr(obj, item.name)
+            if isinstance(declaration, Seconds):
+                assert value == parse_duration(getattr(obj, declaration.of)), item.name
+            elif isinstance(declaration, Nested):
+                check(value, defaults[declaration.name], f"{path}.{declaration.name}")
+            else:
+                assert value == defaults[declaration.name], f"{path}.{declaration.name}"
+                assert type(value) is not str or isinstance(declaration.default, str)
+
     s = parse_spec({})
     assert isinstance(s, PromDemoSpec)
-    assert s.replicas == 1
-    assert s.image == "ghcr.io/promdemo/promdemo:0.1.0"
-    assert s.image_pull_policy == "IfNotPresent"
-    assert s.app.initial_inventory == 100
-    assert s.app.oversell is True
-    assert s.app.simulation.enabled is True
-    assert s.app.simulation.dependency_min_seconds == 0.05
-    assert s.app.simulation.dependency_max_seconds == 1.5
-    assert s.app.simulation.dependency_failure_rate == 0.1
-    assert s.app.simulation.processing_min_seconds == 0.1
-    assert s.app.simulation.processing_max_seconds == 0.5
-    h = s.auto_heal
-    assert (h.enabled, h.source, h.threshold, h.pod_access) == (True, "direct", 0, "auto")
-    assert (h.interval_seconds, h.for_seconds, h.cooldown_seconds) == (5.0, 0.0, 30.0)
-    m = s.monitoring
-    assert (m.service_monitor, m.prometheus_rule) == (True, True)
-    assert (m.scrape_interval, m.scrape_interval_seconds) == ("15s", 15.0)
-    assert dict(m.labels) == {}
-    inv, nso = m.alerts.inventory_negative, m.alerts.no_success_orders
-    assert (inv.for_duration, inv.for_seconds) == ("0s", 0.0)
-    assert nso.min_orders == 100
-    assert (nso.window, nso.window_seconds) == ("30m", 1800.0)
-    assert (nso.for_duration, nso.for_seconds) == ("5m", 300.0)
-    assert m.alerts.high_latency_p95.threshold_seconds == 1.0
-    assert m.alerts.low_success_rate.threshold == 0.9
-    assert m.alerts.dependency_errors.rate_per_second == 0.2
+    check(s, DEFAULTS, "spec")
+    # What the renderers compute with, for the defaults docs/crd.md lists.
+    assert s.auto_heal.interval_seconds == 5.0
+    assert s.monitoring.scrape_interval_seconds == 15.0
+    nso = s.monitoring.alerts.no_success_orders
+    assert (nso.window, nso.window_seconds, nso.for_duration, nso.for_seconds) == (
+        "30m", 1800.0, "5m", 300.0,
+    )  # fmt: skip
+    assert isinstance(s.replicas, int)
+    assert isinstance(s.monitoring.alerts.high_latency_p95.threshold_seconds, float)
 
 
 def test_parse_spec_is_frozen():

@@ -1,11 +1,12 @@
 """Floors and ceilings: parse_spec, the CRD schema (with its CEL rules) and `promdemo render`
 agree on every numeric and duration field of the spec.
 
-The bounds live in `spec.NUMBER_BOUNDS` and `spec.DURATION_BOUNDS`; each test
-here sets one field to its bound and just past it, and asks both judges. A
-file never passes an API server, so parse_spec must refuse everything the
-schema refuses; the schema refuses it first in a cluster, with the API
-server's message.
+The bounds are declared once, beside each field of the typed spec (spec.py), and
+listed by path in `spec.NUMBER_BOUNDS` and `spec.DURATION_BOUNDS`; the CRD's
+minimum/maximum and CEL rules are generated from them. Each test here sets one field
+to its bound and just past it, and asks both judges. A file never passes an API
+server, so parse_spec must refuse everything the schema refuses; the schema refuses
+it first in a cluster, with the API server's message.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pytest
 from promdemo_operator import cli
 from promdemo_operator.duration import format_seconds
 from promdemo_operator.spec import DURATION_BOUNDS, NUMBER_BOUNDS, SpecError, parse_spec
-from tests.unit.test_crd import schema_errors
+from tests.support.crd import schema_errors
 
 INTEGER_FIELDS = {
     "spec.replicas",
