@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, ClassVar, Protocol, get_type_hints
 
 from promdemo_operator.duration import DURATION_PATTERN, MAX_LENGTH, format_seconds
@@ -265,12 +267,18 @@ def declared(declaration: Declaration | Seconds) -> Any:
     return dataclasses.field(metadata={METADATA_KEY: declaration})
 
 
+@functools.cache
+def _declarations(cls: type) -> tuple[tuple[dataclasses.Field[Any], Declaration | Seconds], ...]:
+    # Cached: parse_spec walks them at every reconcile.
+    return tuple((item, item.metadata[METADATA_KEY]) for item in dataclasses.fields(cls))
+
+
 def declarations(cls: type) -> Iterator[tuple[dataclasses.Field[Any], Declaration | Seconds]]:
     """The fields of dataclass `cls` with their declarations, in order."""
-    for item in dataclasses.fields(cls):
-        yield item, item.metadata[METADATA_KEY]
+    yield from _declarations(cls)
 
 
+@functools.cache
 def nested_class(cls: type, attribute: str) -> type:
     """The dataclass of the object field `attribute` of `cls` (from its type hint)."""
     return get_type_hints(cls)[attribute]
@@ -320,10 +328,13 @@ def walk(cls: type, path: str) -> Iterator[tuple[str, Declaration]]:
             yield from walk(nested_class(cls, item.name), here)
 
 
+@functools.cache
 def known_names(cls: type) -> Mapping[str, tuple[str, Declaration]]:
     """JSON name -> (attribute, declaration) of the fields of `cls`."""
-    return {
-        declaration.name: (item.name, declaration)
-        for item, declaration in declarations(cls)
-        if not isinstance(declaration, Seconds)
-    }
+    return MappingProxyType(
+        {
+            declaration.name: (item.name, declaration)
+            for item, declaration in declarations(cls)
+            if not isinstance(declaration, Seconds)
+        }
+    )
