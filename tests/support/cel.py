@@ -1,7 +1,7 @@
 """The CRD's `x-kubernetes-validations` rules, evaluated with cel-python as the API server
 evaluates them with CEL: each rule on the node it sits on, with that node's value as `self`.
 
-Shared by the CRD tests (tests/unit/test_crd.py) and the emulated API server
+Shared by the CRD tests (tests/support/crd.py) and the emulated API server
 (tests/support/api_schemas.py), so both refuse what a real API server refuses.
 """
 
