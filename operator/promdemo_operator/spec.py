@@ -135,7 +135,10 @@ class _TwoScrapes:
     """An alert's window holds at least two scrapes: `function` needs two samples in it.
 
     The CEL rule sits on spec.monitoring, the nearest object that sees both fields;
-    CEL rules run after defaulting, so the window and the scrape interval are there.
+    CEL rules run after defaulting, so in a PromDemo the window and the scrape
+    interval are there. kube-apiserver also checks the field's own `default: {}`
+    against its rules, before the nested defaults apply: hence the has() guards
+    (without them kube-apiserver 1.37 refuses the CRD).
     """
 
     alert: str
@@ -145,7 +148,9 @@ class _TwoScrapes:
         window = f"alerts.{self.alert}.window"
         return (
             Rule(
-                f"duration(self.{window}) >="
+                f"!has(self.scrapeInterval) || !has(self.alerts) ||"
+                f" !has(self.alerts.{self.alert}) || !has(self.{window}) ||"
+                f" duration(self.{window}) >="
                 " duration(self.scrapeInterval) + duration(self.scrapeInterval)",
                 f"{window} must be at least twice scrapeInterval:"
                 f" {self.function} needs two samples in the window",
