@@ -11,7 +11,8 @@ re-creating it:
   (`apply_plan.plan_patch`: a three-way merge that keeps what other writers added);
   the patch carries the `metadata.resourceVersion` it was planned against, so a
   change that arrived in between (or a stale watch cache) answers 409, and the
-  object is read again and planned once more;
+  object is read again and planned once more; a 404 (the object was deleted and
+  the caller's copy is stale) creates it;
 - an existing object this PromDemo does not control is left alone (`not_owned`).
 
 `apply` takes the object as the caller already knows it (from the watches), so a
@@ -300,6 +301,10 @@ class Kube:
             try:
                 patched = self.merge_patch(kind, namespace, name, patch)
             except KubeError as e:
+                if e.status == 404:
+                    # Deleted since the caller saw it (a watch that missed the deletion, as
+                    # after a 410 Gone re-list): what is missing is created, not retried.
+                    return ApplyResult(kind, name, "created", self.create(desired))
                 if e.status != 409 or attempt == CONFLICT_ATTEMPTS - 1:
                     raise
                 current = self.get(kind, namespace, name)

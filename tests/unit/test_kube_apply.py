@@ -302,6 +302,8 @@ class FakeKube(Kube):
             return copy.deepcopy(obj)
         if method == "PATCH":
             assert content_type == "application/merge-patch+json"
+            if path not in self.store:
+                raise KubeError(404, "NotFound", path)
             wanted = (body.get("metadata") or {}).get("resourceVersion")
             have = self.store[path]["metadata"]["resourceVersion"]
             if wanted is not None and wanted != have:
@@ -424,3 +426,17 @@ def test_owner_references_are_set_at_creation_and_never_patched() -> None:
     actual["metadata"]["resourceVersion"] = "1"
     actual["metadata"]["ownerReferences"].append({"kind": "Other", "uid": "o", "name": "x"})
     assert plan_patch(desired, actual) is None
+
+
+def test_a_child_deleted_behind_the_callers_back_is_created_not_failed() -> None:
+    """The watches missed a deletion (a 410 Gone re-list keeps it in kopf's index): the
+    patch planned against that copy answers 404, and apply creates the child instead of
+    failing the reconcile until the next resync."""
+    kube = FakeKube()
+    path = KINDS["Deployment"].path("demo", "shop")
+    ghost = kube.apply(owned_deployment(), owner_uid=UID).object
+    del kube.store[path]
+    result = kube.apply(owned_deployment("promdemo:2"), actual=ghost, owner_uid=UID)
+    assert result.action == "created"
+    assert kube.methods()[-2:] == ["PATCH", "POST"]
+    assert kube.store[path]["spec"]["template"]["spec"]["containers"][0]["image"] == "promdemo:2"
