@@ -11,7 +11,12 @@ re-creating it:
   (`apply_plan.plan_patch`: a three-way merge that keeps what other writers added);
   the patch carries the `metadata.resourceVersion` it was planned against, so a
   change that arrived in between (or a stale watch cache) answers 409, and the
-  object is read again and planned once more;
+  object is read again and planned once more; a 404 (the object was deleted and
+  the caller's copy is stale) creates it;
+- what the server does not keep as written (a field it does not know is dropped
+  with a warning, not refused) is logged once and that same patch is not sent again
+  (until the desired state or a field the operator manages changes): no patch and
+  no Event at every reconcile;
 - an existing object this PromDemo does not control is left alone (`not_owned`).
 
 `apply` takes the object as the caller already knows it (from the watches), so a
@@ -31,7 +36,9 @@ kubeconfig / in-cluster credentials as kopf's own client are used.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import threading
 import time
 from collections.abc import Mapping
@@ -56,6 +63,16 @@ from promdemo_operator.resource import (
     VERSION,
 )
 from promdemo_operator.status import MONITORING_PLURALS
+
+log = logging.getLogger("promdemo.kube")
+
+
+def _version(obj: Mapping[str, Any] | None) -> str | None:
+    return None if obj is None else (obj.get("metadata") or {}).get("resourceVersion")
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 @dataclass(frozen=True)
@@ -164,6 +181,10 @@ class Kube:
         self.discovery_ttl = discovery_ttl
         self._discovery_lock = threading.Lock()
         self._discovery: tuple[float, MonitoringSupport] | None = None
+        #: Objects the server does not keep as desired (an unknown field it drops, a value
+        #: it normalizes): (kind, namespace, name) → (the desired object's digest, the
+        #: patch still planned after the write). Sending that patch again changes nothing.
+        self._not_kept: dict[tuple[str, str, str], tuple[str, str]] = {}
 
     @classmethod
     def from_default_config(cls, *, pool_size: int = 16) -> Kube:
@@ -273,6 +294,8 @@ class Kube:
         kind = desired["kind"]
         meta = desired["metadata"]
         namespace, name = meta["namespace"], meta["name"]
+        key = (kind, namespace, name)
+        digest = hashlib.sha256(json.dumps(desired, sort_keys=True).encode()).hexdigest()[:32]
         current: Mapping[str, Any] | None
         current = self.get(kind, namespace, name) if actual is UNKNOWN else actual  # type: ignore[assignment]
         if current is None:
@@ -285,12 +308,15 @@ class Kube:
                 if current is None:  # created and deleted again in between: next time
                     raise
             else:
+                self._note_kept(key, digest, desired, created)
                 return ApplyResult(kind, name, "created", created)
         for attempt in range(CONFLICT_ATTEMPTS):
             if owner_uid and not controlled_by(current, owner_uid):
                 return ApplyResult(kind, name, "not_owned", dict(current))
             patch = plan_patch(desired, current)
-            if patch is None:
+            if patch is None or self._not_kept.get(key) == (digest, _canonical(patch)):
+                # Converged, or this very patch was sent before and the server did not keep
+                # it: sending it again would change nothing.
                 return ApplyResult(kind, name, "unchanged", dict(current))
             # Planned against this version: if it changed since, the API server answers 409
             # instead of letting the patch drop what the other writer just added.
@@ -300,14 +326,49 @@ class Kube:
             try:
                 patched = self.merge_patch(kind, namespace, name, patch)
             except KubeError as e:
+                if e.status == 404:
+                    # Deleted since the caller saw it (a watch that missed the deletion, as
+                    # after a 410 Gone re-list): what is missing is created, not retried.
+                    created = self.create(desired)
+                    self._note_kept(key, digest, desired, created)
+                    return ApplyResult(kind, name, "created", created)
                 if e.status != 409 or attempt == CONFLICT_ATTEMPTS - 1:
                     raise
                 current = self.get(kind, namespace, name)
                 if current is None:
                     raise
                 continue
+            kept = self._note_kept(key, digest, desired, patched)
+            if not kept and _version(patched) == _version(current):
+                return ApplyResult(kind, name, "unchanged", patched)  # nothing was written
             return ApplyResult(kind, name, "patched", patched)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _note_kept(
+        self,
+        key: tuple[str, str, str],
+        digest: str,
+        desired: Mapping[str, Any],
+        written: Mapping[str, Any],
+    ) -> bool:
+        """True when the server kept what was written; else remember it, and say so once.
+
+        A field the server does not know is dropped (kube-apiserver warns, it does not
+        refuse); without this, every reconcile would patch it again, and post an Event.
+        """
+        left = plan_patch(desired, written)
+        if left is None:
+            self._not_kept.pop(key, None)
+            return True
+        if self._not_kept.get(key, ("",))[0] != digest:
+            log.warning(
+                "%s %s/%s: the API server did not keep %s as written (an unknown field or a "
+                "value it changes); this patch is not sent again until the spec or the object "
+                "changes",
+                key[0], key[1], key[2], json.dumps(left, sort_keys=True)[:300],
+            )  # fmt: skip
+        self._not_kept[key] = (digest, _canonical(left))
+        return False
 
     # -- secrets and discovery -----------------------------------------------------------
 

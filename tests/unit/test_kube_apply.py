@@ -302,6 +302,8 @@ class FakeKube(Kube):
             return copy.deepcopy(obj)
         if method == "PATCH":
             assert content_type == "application/merge-patch+json"
+            if path not in self.store:
+                raise KubeError(404, "NotFound", path)
             wanted = (body.get("metadata") or {}).get("resourceVersion")
             have = self.store[path]["metadata"]["resourceVersion"]
             if wanted is not None and wanted != have:
@@ -424,3 +426,59 @@ def test_owner_references_are_set_at_creation_and_never_patched() -> None:
     actual["metadata"]["resourceVersion"] = "1"
     actual["metadata"]["ownerReferences"].append({"kind": "Other", "uid": "o", "name": "x"})
     assert plan_patch(desired, actual) is None
+
+
+def test_a_child_deleted_behind_the_callers_back_is_created_not_failed() -> None:
+    """The watches missed a deletion (a 410 Gone re-list keeps it in kopf's index): the
+    patch planned against that copy answers 404, and apply creates the child instead of
+    failing the reconcile until the next resync."""
+    kube = FakeKube()
+    path = KINDS["Deployment"].path("demo", "shop")
+    ghost = kube.apply(owned_deployment(), owner_uid=UID).object
+    del kube.store[path]
+    result = kube.apply(owned_deployment("promdemo:2"), actual=ghost, owner_uid=UID)
+    assert result.action == "created"
+    assert kube.methods()[-2:] == ["PATCH", "POST"]
+    assert kube.store[path]["spec"]["template"]["spec"]["containers"][0]["image"] == "promdemo:2"
+
+
+class DroppingKube(FakeKube):
+    """A server that drops a field it does not know, as kube-apiserver does (it warns)."""
+
+    def request(
+        self, method: str, path: str, body: Any = None, *, content_type: str = "application/json"
+    ) -> dict[str, Any]:
+        def strip(value: Any) -> Any:
+            if isinstance(value, dict):
+                return {k: strip(v) for k, v in value.items() if k != "bogusField"}
+            if isinstance(value, list):
+                return [strip(v) for v in value]
+            return value
+
+        return super().request(method, path, strip(body), content_type=content_type)
+
+
+def with_bogus_field(deployment: dict[str, Any]) -> dict[str, Any]:
+    deployment["spec"]["template"]["spec"]["containers"][0]["bogusField"] = "typo"
+    return deployment
+
+
+def test_a_field_the_server_drops_is_not_patched_at_every_reconcile() -> None:
+    kube = DroppingKube()
+    desired = with_bogus_field(owned_deployment())
+    assert kube.apply(desired, owner_uid=UID).action == "created"
+    for _ in range(3):
+        assert kube.apply(desired, owner_uid=UID).action == "unchanged"
+    assert "PATCH" not in kube.methods(), "the server never keeps it: patching is a loop"
+    # A real change is still made (once), the dropped field still not chased.
+    changed = with_bogus_field(owned_deployment("promdemo:2"))
+    assert kube.apply(changed, owner_uid=UID).action == "patched"
+    assert kube.apply(changed, owner_uid=UID).action == "unchanged"
+    assert kube.methods().count("PATCH") == 1
+    # Someone else changes the object: planned again (and patched back) once.
+    path = KINDS["Deployment"].path("demo", "shop")
+    kube.store[path]["spec"]["replicas"] = 7
+    kube._bump(kube.store[path])
+    assert kube.apply(changed, owner_uid=UID).action == "patched"
+    assert kube.store[path]["spec"]["replicas"] == 2
+    assert kube.apply(changed, owner_uid=UID).action == "unchanged"

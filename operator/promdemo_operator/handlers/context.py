@@ -13,6 +13,8 @@ otherwise copy it per object), so every handler sees the same context:
 - `seen_versions`, `unseen_writes`: what the watches delivered last, and the
   operator's own writes they have not delivered yet (so a reconcile right after
   another does not plan against the state before it);
+- `stale` (`refresh`): the PromDemos whose next reconcile must read every child from
+  the API instead of the indexes (after an error; after a re-list);
 - `heal_loops`: the running heal loops, where the Alertmanager webhook finds its
   target;
 - `pod_http`: the HTTP clients every heal loop shares;
@@ -109,6 +111,16 @@ class OperatorContext:
     #: The Prometheus records and namespace labels the watches delivered last.
     seen_prometheuses: dict[tuple[str, str], Any] = field(default_factory=dict)
     seen_namespaces: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: PromDemos whose next reconcile reads every child from the API, not the watches'
+    #: indexes (`refresh`): after a failed reconcile, and after the PromDemo watch re-listed.
+    stale: set[tuple[str, str]] = field(default_factory=set)
+    #: The PromDemos the watch delivered, to tell a re-list (410 Gone) from a first sight.
+    seen_promdemos: set[tuple[str, str]] = field(default_factory=set)
+
+    def refresh(self, key: tuple[str, str]) -> None:
+        """Make the next reconcile of PromDemo `key` read from the API, and wake it."""
+        self.stale.add(key)
+        self.reconcilers.poke(key)
 
     @classmethod
     def create(cls, options: OperatorOptions, kube: Kube | None = None) -> OperatorContext:

@@ -33,7 +33,9 @@ repaired) or deleted, a replicas change by another writer set back, the spec
 becoming invalid, monitoring CRDs missing or back, a child that is not ours, the
 PromDemo selected by a Prometheus or not any more. A
 failed API call is retried after `TRANSIENT_RETRY_SECONDS` (409, 429, 5xx, no
-connection) or `PERMANENT_RETRY_SECONDS` (e.g. 403) with a `ReconcileFailed` Event.
+connection) or `PERMANENT_RETRY_SECONDS` (e.g. 403) with a `ReconcileFailed` Event;
+the retry (and the reconcile after the PromDemo watch re-listed, see
+`watches.promdemo_listed`) reads every child from the API, not the indexes.
 """
 
 from __future__ import annotations
@@ -656,9 +658,16 @@ async def reconcile_loop(
     try:
         while not stopped:
             wake.clear()
+            if key in ctx.stale:  # the indexes may be wrong (see ctx.refresh): read the API
+                ctx.stale.discard(key)
+                fresh = True
             outcome = await unless_stopped(halt, loop.reconcile(fresh=fresh))
             if stopped or outcome is None:
                 break
+            if outcome.result == "error":
+                # E.g. a 404 or 409 because a child is not what the watches said: the retry
+                # reads every child from the API rather than trusting the indexes again.
+                ctx.stale.add(key)
             if fresh:
                 next_resync = time.monotonic() + resync
             delay = max(0.0, next_resync - time.monotonic())

@@ -32,8 +32,10 @@ Events that wake a reconcile (the reconcile loop debounces them):
   status updates of the object change nothing and wake nothing);
 - a namespace's labels changed → the PromDemos of that namespace.
 
-Objects the watches list at start (or again after a watch broke off) only fill the
-indexes, which kopf completes before any handler runs: a restart wakes nothing.
+Objects the watches list at start only fill the indexes, which kopf completes before
+any handler runs: a restart wakes nothing. A PromDemo listed again (its watch broke
+off with 410 Gone) wakes its reconcile, which then reads every child from the API:
+kopf's indexes never drop an object that vanished while a watch was away.
 """
 
 from __future__ import annotations
@@ -212,6 +214,26 @@ def _spec_ahead(body: kopf.Body, **_: Any) -> bool:
 async def spec_changed(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
     """A new spec (generation ahead of observedGeneration): reconcile it now."""
     context_of(memo).reconcilers.poke((namespace, name))
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL, id="watch-relist")
+async def promdemo_listed(
+    event: kopf.RawEvent, namespace: str, name: str, memo: kopf.Memo, **_: Any
+) -> None:
+    """A PromDemo listed again (its watch broke off with 410 Gone and re-listed): the
+    children's watches may have had the same gap, and kopf's indexes keep a child
+    deleted during it (a re-list adds and updates, it never removes). The PromDemo's
+    next reconcile reads every child from the API, so a child deleted in the gap is
+    created again at once, not at the next resync (hours).
+    """
+    ctx = context_of(memo)
+    key = (namespace, name)
+    if event.get("type") == "DELETED":
+        ctx.seen_promdemos.discard(key)
+    elif event.get("type") is None and key in ctx.seen_promdemos:
+        ctx.refresh(key)
+    else:
+        ctx.seen_promdemos.add(key)
 
 
 def _monitoring_crd(name: str, **_: Any) -> bool:
