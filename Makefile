@@ -13,7 +13,7 @@ export CLUSTER IMAGE STACK PYTHON
 
 .DEFAULT_GOAL := help
 # constraints.txt and install.yaml are files, but their targets always rebuild them.
-.PHONY: help install test test-e2e lint format bench local constraints install.yaml image \
+.PHONY: help install test test-e2e lint format bench local constraints install.yaml chart image \
         kind-up kind-load deploy demo undeploy kind-logs kind-down e2e
 
 help: ## list the targets
@@ -47,6 +47,9 @@ constraints: ## refresh constraints.txt, the versions the image installs (then r
 
 install.yaml: ## regenerate install.yaml (CRD, RBAC, operator) from manifests/overlays/release
 	hack/install-yaml.sh
+
+chart: ## copy the CRD, the dashboard and the ClusterRole's rules into charts/promdemo
+	$(PYTHON) scripts/chart_files.py
 
 image: ## docker build -t IMAGE . (default ghcr.io/promdemo/promdemo:0.1.0)
 	hack/image.sh
