@@ -252,7 +252,7 @@ def test_an_unreachable_server_is_named_with_its_context(
     )
     assert result.returncode == 1
     assert result.stderr.startswith(
-        f"kubectl promdemo doctor: cannot read the cluster at {closed} (context second): "
+        f"promdemo doctor: cannot read the cluster (context second): {closed} did not answer: "
     ), result.stderr
     assert result.stderr.count("\n") == 1
     assert first.paths == []  # the current context was not asked

@@ -130,28 +130,9 @@ def _summary(chains: Sequence[Chain]) -> str:
 # --------------------------------------------------------------------------- command
 
 
-class Unreadable(Exception):
-    """The cluster did not answer or refused a read; names the server and the context."""
-
-    def __init__(self, connection: cluster.Connection, error: cluster.ReadError) -> None:
-        where = connection.host
-        if connection.context:
-            where += f" (context {connection.context})"
-        super().__init__(f"cannot read the cluster at {where}: {error}")
-
-
 async def diagnose(args: argparse.Namespace) -> tuple[list[Chain], str | None]:
     """The chains of the PromDemos `args` names, and a message when there are none."""
     connection = cluster.connect(args.kubeconfig, args.context)
-    try:
-        return await _diagnose(args, connection)
-    except cluster.ReadError as exc:
-        raise Unreadable(connection, exc) from exc
-
-
-async def _diagnose(
-    args: argparse.Namespace, connection: cluster.Connection
-) -> tuple[list[Chain], str | None]:
     namespace = None if args.all_namespaces else (args.namespace or connection.namespace)
     async with connection.client(args.timeout) as client:
         facts = await cluster.read_facts(client, namespace, args.name)
@@ -178,15 +159,15 @@ async def _diagnose(
 def run(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
     """`promdemo doctor`: 0 every link holds, 1 a link is broken (or no cluster), 2 usage."""
     out = stdout or sys.stdout
-    prog = cliargs.program(args, PROG)
     if args.name and args.all_namespaces:
-        return cliargs.usage_error(prog, "a NAME is looked up in one namespace: drop -A")
+        return cliargs.usage_error(PROG, "a NAME is looked up in one namespace: drop -A")
     try:
         chains, message = asyncio.run(diagnose(args))
     except cluster.CredentialsError as exc:
-        return cliargs.usage_error(prog, str(exc))
-    except Unreadable as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
+        return cliargs.usage_error(PROG, str(exc))
+    except cluster.ReadError as exc:
+        context = f" (context {args.context})" if args.context else ""
+        print(f"{PROG}: cannot read the cluster{context}: {exc}", file=sys.stderr)
         return cliargs.EXIT_FAILED
     if message is not None:
         print(message, file=out)

@@ -126,8 +126,6 @@ class Connection:
     host: str
     namespace: str
     configuration: k8s_client.Configuration
-    #: The kubeconfig context chosen (None in-cluster), named in errors.
-    context: str | None = None
 
     def client(self, timeout: float, *, user_agent: str = USER_AGENT) -> httpx.AsyncClient:
         """An HTTP client for the API server carrying these credentials (refreshed per request)."""
@@ -191,10 +189,10 @@ def connect(kubeconfig: str | None = None, context: str | None = None) -> Connec
                 client_configuration=configuration,
                 persist_config=False,
             )
-            name, namespace = _context_namespace(files, context)
+            namespace = _context_namespace(files, context)
         else:
             k8s_config.load_incluster_config(client_configuration=configuration)
-            name, namespace = None, SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or "default"
+            namespace = SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or "default"
     except k8s_config.ConfigException as exc:
         if files is None:
             raise CredentialsError(
@@ -203,17 +201,17 @@ def connect(kubeconfig: str | None = None, context: str | None = None) -> Connec
         raise _one_line(files, exc) from exc
     except _KUBECONFIG_ERRORS as exc:
         raise _one_line(files or "in-cluster", exc) from exc
-    return Connection(configuration.host.rstrip("/"), namespace, configuration, name)
+    return Connection(configuration.host.rstrip("/"), namespace, configuration)
 
 
-def _context_namespace(files: str, context: str | None) -> tuple[str | None, str]:
-    """The context `context` (default: the current one) of the kubeconfig `files` and
-    its namespace ("default" when it names none), as kubectl reads them."""
+def _context_namespace(files: str, context: str | None) -> str:
+    """The namespace of the context `context` (default: the current one) of the
+    kubeconfig `files` ("default" when it names none), as kubectl reads it."""
     contexts, active = k8s_config.list_kube_config_contexts(config_file=files)
     chosen = next((c for c in contexts if c.get("name") == context), active) or {}
     if context and chosen.get("name") != context:
         raise k8s_config.ConfigException(f"context {context!r} is not in the kubeconfig")
-    return chosen.get("name"), (chosen.get("context") or {}).get("namespace") or "default"
+    return (chosen.get("context") or {}).get("namespace") or "default"
 
 
 def kubeconfig_namespace(kubeconfig: str | None = None, context: str | None = None) -> str | None:
@@ -229,7 +227,7 @@ def kubeconfig_namespace(kubeconfig: str | None = None, context: str | None = No
             raise CredentialsError(f"--context {context}: no kubeconfig to find it in")
         return None
     try:
-        return _context_namespace(files, context)[1]
+        return _context_namespace(files, context)
     except _KUBECONFIG_ERRORS as exc:
         raise _one_line(files, exc) from exc
 
@@ -257,8 +255,9 @@ async def _get(
     headers = {"Accept": accept} if accept else None
     try:
         response = await client.get(path, params=params, headers=headers)
-    except httpx.HTTPError as exc:
-        raise ReadError(0, f"{type(exc).__name__}: {exc}") from exc
+    except httpx.HTTPError as exc:  # no answer: name the server, as kubectl does
+        server = str(client.base_url).rstrip("/")
+        raise ReadError(0, f"{server} did not answer: {type(exc).__name__}: {exc}") from exc
     if response.status_code >= 400:
         raise ReadError(response.status_code, _status_message(response))
     try:
