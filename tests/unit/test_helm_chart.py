@@ -97,20 +97,29 @@ def _drop_helm_labels(labels: dict[str, str] | None) -> None:
         (labels or {}).pop(key, None)
 
 
+def _drop_everywhere(value: Any) -> None:
+    """Helm's labels out of every `labels` and `matchLabels` map inside `value`."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key in ("labels", "matchLabels") and isinstance(inner, dict):
+                _drop_helm_labels(inner)
+            _drop_everywhere(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            _drop_everywhere(inner)
+
+
 def normalised(obj: dict[str, Any]) -> dict[str, Any]:
     """`obj` without Helm's own labels, wherever labels or selectors hold them."""
     obj = copy.deepcopy(obj)
-    _drop_helm_labels(obj["metadata"].get("labels"))
+    _drop_everywhere(obj.get("metadata"))
     if not obj["metadata"].get("labels"):
         obj["metadata"].pop("labels", None)
     spec = obj.get("spec") or {}
-    if obj["kind"] == "Deployment":
-        _drop_helm_labels(spec["selector"]["matchLabels"])
-        _drop_helm_labels(spec["template"]["metadata"]["labels"])
-    elif obj["kind"] == "Service":
+    if obj["kind"] == "Service":
         _drop_helm_labels(spec["selector"])
-    elif obj["kind"] == "ServiceMonitor":
-        _drop_helm_labels(spec["selector"]["matchLabels"])
+    elif obj["kind"] != "CustomResourceDefinition":  # a CRD's schema has fields named labels
+        _drop_everywhere(spec)
     return obj
 
 
@@ -282,8 +291,56 @@ def test_leader_election_passes_the_flag_and_rolls_out_replica_by_replica(helm: 
     objects = helm.template("--set", "leaderElection.enabled=true,replicas=2")
     (deployment,) = find(objects, "Deployment")
     assert deployment["spec"]["replicas"] == 2
-    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
-    assert operator_container(objects)["args"] == ["operator", "--all-namespaces", "--leader-elect"]
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    container = operator_container(objects)
+    assert container["args"] == ["operator", "--all-namespaces", "--leader-elect"]
+    assert {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}} in (
+        container["env"]
+    )
+    (role,) = find(objects, "Role")
+    assert role["metadata"]["namespace"] == "promdemo-system"
+    assert role["rules"] == [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "verbs": ["get", "create", "patch"],
+        }
+    ]
+    (binding,) = find(objects, "RoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "promdemo-operator", "namespace": "promdemo-system"}
+    ]
+    (pdb,) = find(objects, "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"] == deployment["spec"]["selector"]
+    anti = deployment["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+    (term,) = anti["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"]["labelSelector"] == deployment["spec"]["selector"]
+
+
+def test_one_replica_has_no_lease_no_budget_and_no_anti_affinity(helm: Helm) -> None:
+    objects = helm.template()
+    assert find(objects, "Role") == find(objects, "PodDisruptionBudget") == []
+    (deployment,) = find(objects, "Deployment")
+    assert "affinity" not in deployment["spec"]["template"]["spec"]
+    assert [e["name"] for e in operator_container(objects)["env"]] == [
+        "POD_NAMESPACE",
+        "PROMDEMO_WEBHOOK_TOKEN",
+    ]
+
+
+def test_another_release_name_gets_its_own_lease(helm: Helm) -> None:
+    text = helm.ok(
+        "template", "shop", str(CHART), "--set", "leaderElection.enabled=true,replicas=2"
+    )
+    (deployment,) = [d for d in yaml.safe_load_all(text) if d and d["kind"] == "Deployment"]
+    assert deployment["metadata"]["name"] == "shop-operator"
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["args"][-2:] == ["--leader-elect-lease-name", "shop-operator"]
 
 
 def test_the_sample_carries_the_monitoring_labels_and_a_pre_delete_cleanup(helm: Helm) -> None:

@@ -63,6 +63,10 @@ app.kubernetes.io/part-of: promdemo
 {{- end -}}
 {{- if .Values.leaderElection.enabled -}}
 {{- $args = append $args "--leader-elect" -}}
+{{- /* The Lease is named after the operator's objects; promdemo-operator is the flag's default. */ -}}
+{{- if ne (include "promdemo.fullname" .) "promdemo-operator" -}}
+{{- $args = concat $args (list "--leader-elect-lease-name" (include "promdemo.fullname" .)) -}}
+{{- end -}}
 {{- end -}}
 {{- $args = concat $args .Values.extraArgs -}}
 {{- toJson $args -}}
