@@ -368,7 +368,7 @@ def test_the_sample_carries_the_monitoring_labels_and_a_pre_delete_cleanup(helm:
     }
     validate(sample)
     cleanup = {o["kind"]: o for o in hooks(objects)}
-    assert sorted(cleanup) == ["Job", "Role", "RoleBinding", "ServiceAccount"]
+    assert sorted(cleanup) == ["Pod", "Role", "RoleBinding", "ServiceAccount"]
     for obj in cleanup.values():
         assert obj["metadata"]["annotations"]["helm.sh/hook"] == "pre-delete"
     (rule,) = cleanup["Role"]["rules"]
@@ -378,7 +378,8 @@ def test_the_sample_carries_the_monitoring_labels_and_a_pre_delete_cleanup(helm:
         "resourceNames": ["shop"],
         "verbs": ["get", "delete"],
     }
-    job = cleanup["Job"]["spec"]["template"]
+    job = cleanup["Pod"]
+    assert job["spec"]["restartPolicy"] == "Never"
     (container,) = job["spec"]["containers"]
     assert container["args"] == ["promdemo-system", "shop", "120"]
     assert container["command"][:2] == ["python", "-c"]

@@ -2,7 +2,7 @@
 
     python -c "$(cat delete_sample.py)" NAMESPACE NAME TIMEOUT_SECONDS
 
-Run by the Job of templates/sample-cleanup.yaml with the operator's image (which
+Run by the hook Pod of templates/sample-cleanup.yaml with the operator's image (which
 has the kubernetes client) before helm deletes the operator: the operator is
 still there to remove its finalizer, so the PromDemo and its children go
 instead of staying stuck. Exit 0 when it is gone (or never was), 1 after the
