@@ -145,10 +145,13 @@ def operator_pods(cp: ControlPlane) -> list[dict[str, Any]]:
 
 
 def operator_ready(cp: ControlPlane) -> None:
-    """helm --wait returned: the operator's Deployment is rolled out, its one pod Ready."""
+    """helm --wait returned: the operator's Deployment is rolled out, each pod Ready."""
     cp.kubectl("rollout", "status", f"deployment/{OPERATOR}", "-n", NAMESPACE, "--timeout=60s")
-    (pod,) = operator_pods(cp)
-    assert ready(pod), pod.get("status")
+    replicas = get_json(cp, "deployment", OPERATOR, "-n", NAMESPACE)["spec"]["replicas"]
+    wait(
+        lambda: len(pods := operator_pods(cp)) == replicas and all(map(ready, pods)),
+        f"{replicas} ready operator pod(s), the old ones gone",
+    )
 
 
 def no_promdemo_left(cp: ControlPlane) -> bool:
@@ -203,9 +206,9 @@ def test_install_from_the_directory_heals_upgrades_and_uninstalls(
     )  # fmt: skip
     assert "REVISION: 2" in out
     operator_ready(cp)
-    (pod,) = operator_pods(cp)
-    assert pod["metadata"]["uid"] not in old
-    assert pod["spec"]["containers"][0]["args"][-2:] == ["--workers", "8"]
+    for pod in operator_pods(cp):
+        assert pod["metadata"]["uid"] not in old
+        assert pod["spec"]["containers"][0]["args"][-2:] == ["--workers", "8"]
     drive_negative_and_wait_healed(cp, kubelet, "demo", "shop")
 
     # Uninstall as docs/helm.md says: the PromDemos first, while the operator runs.

@@ -284,7 +284,8 @@ def operator_container(objects: list[dict[str, Any]]) -> dict[str, Any]:
 def test_watch_namespaces_replace_all_namespaces(helm: Helm) -> None:
     objects = helm.template("--set-json", 'watchNamespaces=["demo","team-*"]')
     container = operator_container(objects)
-    assert container["args"] == ["operator", "--namespace", "demo", "--namespace", "team-*"]
+    assert container["args"][:5] == ["operator", "--namespace", "demo", "--namespace", "team-*"]
+    assert "--all-namespaces" not in container["args"]
 
 
 def test_leader_election_passes_the_flag_and_rolls_out_replica_by_replica(helm: Helm) -> None:
@@ -323,7 +324,7 @@ def test_leader_election_passes_the_flag_and_rolls_out_replica_by_replica(helm: 
 
 
 def test_one_replica_has_no_lease_no_budget_and_no_anti_affinity(helm: Helm) -> None:
-    objects = helm.template()
+    objects = helm.template("--set", "replicas=1,leaderElection.enabled=false")
     assert find(objects, "Role") == find(objects, "PodDisruptionBudget") == []
     (deployment,) = find(objects, "Deployment")
     assert "affinity" not in deployment["spec"]["template"]["spec"]
