@@ -16,7 +16,6 @@ which Helm waits for on a hook Pod.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import subprocess
@@ -27,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from tests.cluster.test_operator import HEAL_SPEC, promdemo, reset_token
 from tests.integration.test_heal_engine_apps import inventory, oversell
 from tests.support.cluster import condition, get_json, ready, wait
 from tests.support.controlplane import ControlPlane, require_controlplane
@@ -38,19 +38,6 @@ pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 NAMESPACE = "promdemo-system"
 RELEASE = "promdemo"
 OPERATOR = "promdemo-operator"
-#: An app that oversells at once and heals fast (as tests/cluster/test_operator.py's).
-HEAL_SPEC: dict[str, Any] = {
-    "replicas": 1,
-    "app": {
-        "initialInventory": 5,
-        "simulation": {
-            "dependencyMinSeconds": 0.5, "dependencyMaxSeconds": 0.8,
-            "dependencyFailureRate": 0, "processingMinSeconds": 0.05,
-            "processingMaxSeconds": 0.1,
-        },
-    },
-    "autoHeal": {"interval": "1s", "for": "0s", "cooldown": "0s"},
-}  # fmt: skip
 
 
 class CompletingKubelet(Kubelet):
@@ -94,13 +81,6 @@ def helm(cluster: tuple[ControlPlane, Kubelet], tmp_path: Path) -> Helm:
 # --------------------------------------------------------------------------- helpers
 
 
-def promdemo(name: str, namespace: str, spec: dict[str, Any]) -> str:
-    return json.dumps({
-        "apiVersion": "promdemo.dev/v1alpha1", "kind": "PromDemo",
-        "metadata": {"name": name, "namespace": namespace}, "spec": spec,
-    })  # fmt: skip
-
-
 def available(cp: ControlPlane, namespace: str, name: str) -> bool:
     obj = get_json(cp, "promdemo", name, "-n", namespace)
     return condition(obj, "Available").get("status") == "True"
@@ -116,11 +96,6 @@ def app_pod(cp: ControlPlane, namespace: str, name: str) -> dict[str, Any]:
 def heal_count(cp: ControlPlane, namespace: str, name: str) -> int:
     status = get_json(cp, "promdemo", name, "-n", namespace).get("status") or {}
     return int(status.get("healCount", 0))
-
-
-def reset_token(cp: ControlPlane, namespace: str, name: str) -> str:
-    secret = get_json(cp, "secret", f"{name}-reset-token", "-n", namespace)
-    return base64.b64decode(secret["data"]["token"]).decode()
 
 
 def drive_negative_and_wait_healed(

@@ -23,7 +23,6 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
-import subprocess
 import tarfile
 from pathlib import Path
 from types import ModuleType
@@ -33,8 +32,8 @@ import pytest
 import yaml
 
 from tests.support.helm import CHART, ROOT, Helm
-from tests.support.tools import require_binary
-from tests.unit.test_manifests import validate
+from tests.unit.test_install_yaml import documents, generate
+from tests.unit.test_manifests import kustomize, validate
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 #: Labels Helm charts carry and kustomize's manifests do not (see the module's text).
@@ -62,34 +61,9 @@ def chart_files() -> ModuleType:
     return module
 
 
-def kustomize(path: str) -> list[dict[str, Any]]:
-    kubectl = require_binary("kubectl")
-    result = subprocess.run(
-        [kubectl, "kustomize", path],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return [d for d in yaml.safe_load_all(result.stdout) if d]
-
-
 def install_yaml(tmp_path: Path, image: str) -> list[dict[str, Any]]:
     """What hack/install-yaml.sh IMAGE writes (the release workflow's install.yaml)."""
-    require_binary("kubectl")
-    out = tmp_path / "install.yaml"
-    result = subprocess.run(
-        ["bash", "hack/install-yaml.sh", image, str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return [d for d in yaml.safe_load_all(out.read_text()) if d]
+    return documents(generate(tmp_path, image))
 
 
 def _drop_helm_labels(labels: dict[str, str] | None) -> None:
@@ -234,7 +208,7 @@ def test_a_digest_renders_what_the_release_workflows_install_yaml_pins(
 
 
 def test_pull_policy_never_renders_the_kind_overlay(helm: Helm) -> None:
-    built = [o for o in kustomize("manifests/overlays/kind") if o["kind"] != "Namespace"]
+    built = [o for o in kustomize("kind") if o["kind"] != "Namespace"]
     assert_same_objects(helm.template("--include-crds", "--set", "image.pullPolicy=Never"), built)
 
 
@@ -242,7 +216,7 @@ def test_the_optional_objects_are_the_prod_overlays_and_grafanas(helm: Helm) -> 
     """The operator's ServiceMonitor and a PromDemo as manifests/overlays/prod has them
     (everything in `monitoring`, labelled release: prometheus), and the dashboard
     ConfigMap of manifests/grafana."""
-    prod = by_key(kustomize("manifests/overlays/prod"))
+    prod = by_key(kustomize("prod"))
     promdemo = prod[("PromDemo", "monitoring", "order-service")]
     rendered = helm.template(
         "-n",
@@ -266,7 +240,7 @@ def test_the_optional_objects_are_the_prod_overlays_and_grafanas(helm: Helm) -> 
     # prod's (kustomize labels every object there), the chart's part-of is its own.
     sample = ours[("PromDemo", "monitoring", "order-service")]
     assert sample["spec"] == promdemo["spec"]
-    (dashboard,) = kustomize("manifests/grafana")
+    (dashboard,) = kustomize("../grafana")  # manifests/grafana
     assert ours[("ConfigMap", "monitoring", "promdemo-dashboard")] == normalised(
         {**dashboard, "metadata": {**dashboard["metadata"], "namespace": "monitoring"}}
     )
