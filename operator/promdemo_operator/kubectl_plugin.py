@@ -46,8 +46,13 @@ _VALUE_FLAGS = {
     "-n": "namespace",
     "--namespace": "namespace",
 }
-_ALL_NAMESPACES = {"-A": True, "--all-namespaces": True, "--all-namespaces=true": True}
-_ALL_NAMESPACES["--all-namespaces=false"] = False
+#: -A and pflag's spellings of the boolean --all-namespaces.
+_ALL_NAMESPACES = {
+    "-A": True,
+    "--all-namespaces": True,
+    "--all-namespaces=true": True,
+    "--all-namespaces=false": False,
+}
 
 
 class UsageError(Exception):

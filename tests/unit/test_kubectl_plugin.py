@@ -48,6 +48,7 @@ PROMDEMOS = "/apis/promdemo.dev/v1alpha1"
         (["-n", "a", "doctor", "-n", "b"], KubectlFlags(namespace="b"), ["doctor"]),
         (["-A", "doctor"], KubectlFlags(all_namespaces=True), ["doctor"]),
         (["doctor", "--all-namespaces"], KubectlFlags(all_namespaces=True), ["doctor"]),
+        (["-A", "doctor", "--all-namespaces=false"], KubectlFlags(), ["doctor"]),
         (
             ["--context", "kind-x", "doctor", "--kubeconfig=/k", "--timeout", "5s"],
             KubectlFlags(kubeconfig="/k", context="kind-x"),
