@@ -5,7 +5,9 @@ chart (`helm package`) brings the operator up as its Deployment's pod; a PromDem
 goes negative under load and is healed; `helm upgrade` rolls the operator and it
 heals again; `kubectl promdemo doctor -n demo` reads the cluster; `helm uninstall`
 leaves no PromDemo stuck on the operator's finalizer (the sample is deleted by the
-chart's pre-delete hook Pod, while the operator still runs).
+chart's pre-delete hook Pod, while the operator still runs). With prometheus-
+operator's CRDs installed, the chart's optional ServiceMonitor and dashboard
+ConfigMap pass the API server and carry `monitoring.labels`.
 
 These tests run a control plane of their own (module scope): the session's runs
 the operator of install.yaml for every namespace (tests/cluster/test_operator.py),
@@ -32,6 +34,7 @@ from tests.support.cluster import condition, get_json, ready, wait
 from tests.support.controlplane import ControlPlane, require_controlplane
 from tests.support.helm import CHART, Helm
 from tests.support.kubelet import Kubelet, Pod
+from tests.support.upstream import require_upstream, tool_dir
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 
@@ -199,22 +202,50 @@ def test_install_from_the_directory_heals_upgrades_and_uninstalls(
     cp.kubectl("delete", "namespace", "demo", "--wait=true", timeout=120)
 
 
+def monitoring_crds() -> list[Path]:
+    """prometheus-operator's CRDs of the pinned build (ServiceMonitor, PrometheusRule, ...)."""
+    require_upstream("prometheus-operator", "prometheus-operator")
+    crds = tool_dir("prometheus-operator") / "crds"
+    return [crds / f"monitoring.coreos.com_{plural}.yaml"
+            for plural in ("servicemonitors", "prometheusrules", "prometheuses")]  # fmt: skip
+
+
 def test_install_from_the_package_heals_its_sample_and_uninstall_deletes_it(
     cluster: tuple[ControlPlane, Kubelet], helm: Helm, tmp_path: Path
 ) -> None:
     cp, kubelet = cluster
+    # prometheus-operator's CRDs, so that the optional ServiceMonitor is checked by the
+    # API server against the real schema.
+    for crd in monitoring_crds():
+        cp.kubectl("apply", "--server-side", "-f", str(crd))
     out = helm.ok("package", str(CHART), "--destination", str(tmp_path))
     package = next(tmp_path.glob("promdemo-*.tgz"))
     assert str(package) in out
     helm.ok(
         "install", RELEASE, str(package), "--namespace", NAMESPACE, "--create-namespace",
         "--set", "sample.enabled=true", "--set-json", f"sample.spec={json.dumps(HEAL_SPEC)}",
+        "--set", "serviceMonitor.enabled=true,grafanaDashboard.enabled=true",
+        "--set-json", 'monitoring.labels={"release":"prometheus"}',
         "--wait", "--timeout", "180s", timeout=240,
     )  # fmt: skip
     operator_ready(cp)
     wait(lambda: available(cp, NAMESPACE, "shop"), "the sample Available", kubelet=kubelet)
     sample = get_json(cp, "promdemo", "shop", "-n", NAMESPACE)
     assert sample["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+    assert sample["spec"]["monitoring"]["labels"] == {"release": "prometheus"}
+    # The chart's ServiceMonitor for the operator, and the one the operator made for the
+    # sample, both carry the label kube-prometheus-stack's Prometheus selects.
+    for name in (OPERATOR, "shop"):
+        wait(
+            lambda name=name: cp.kubectl("get", "servicemonitor", name, "-n", NAMESPACE,
+                                         check=False).returncode == 0,
+            f"ServiceMonitor {name}", kubelet=kubelet,
+        )  # fmt: skip
+        monitor = get_json(cp, "servicemonitor", name, "-n", NAMESPACE)
+        assert monitor["metadata"]["labels"]["release"] == "prometheus", monitor["metadata"]
+    dashboard = get_json(cp, "configmap", "promdemo-dashboard", "-n", NAMESPACE)
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(dashboard["data"]["promdemo.json"])["uid"] == "promdemo-lessons"
     drive_negative_and_wait_healed(cp, kubelet, NAMESPACE, "shop")
 
     # No PromDemo deleted by hand: the pre-delete hook Pod deletes the sample and waits
@@ -230,3 +261,6 @@ def test_install_from_the_package_heals_its_sample_and_uninstall_deletes_it(
     left = cp.kubectl("get", "pods,serviceaccounts,roles,rolebindings", "-n", NAMESPACE,
                       "-o", "name").stdout.split()  # fmt: skip
     assert not [name for name in left if "sample-cleanup" in name], left
+    # And the chart's own monitoring objects went with the release.
+    left = cp.kubectl("get", "servicemonitors,configmaps", "-n", NAMESPACE, "-o", "name")
+    assert not [n for n in left.stdout.split() if OPERATOR in n or "dashboard" in n], left
