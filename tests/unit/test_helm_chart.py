@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+import shutil
 import tarfile
 from pathlib import Path
 from types import ModuleType
@@ -155,6 +156,27 @@ def test_the_charts_copies_are_what_make_chart_writes() -> None:
     # The CRD is the project's, byte for byte.
     crd = ROOT / "crds" / "promdemos.promdemo.dev.yaml"
     assert (CHART / "crds" / crd.name).read_bytes() == crd.read_bytes()
+
+
+def test_make_chart_rewrites_a_stale_copy_and_check_names_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`scripts/chart_files.py --check` (the release workflow's) on a copy of the chart."""
+    module = chart_files()
+    chart = tmp_path / "charts" / "promdemo"
+    shutil.copytree(CHART, chart)
+    monkeypatch.setattr(module, "ROOT", tmp_path)  # where paths are named from
+    monkeypatch.setattr(module, "CHART", chart)
+    stale = chart / "crds" / "promdemos.promdemo.dev.yaml"
+    stale.write_text(stale.read_text().replace("shortNames: [pd]", "shortNames: [pdx]"))
+    assert module.main(["--check"]) == 1
+    assert capsys.readouterr().err == (
+        "charts/promdemo/crds/promdemos.promdemo.dev.yaml is stale: run make chart\n"
+    )
+    assert module.main([]) == 0
+    assert module.main(["--check"]) == 0
+    assert stale.read_bytes() == (ROOT / "crds" / stale.name).read_bytes()
+    assert module.main(["--bogus"]) == 2
 
 
 def test_the_rules_copy_is_the_base_clusterroles_rules() -> None:
