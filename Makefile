@@ -13,7 +13,7 @@ export CLUSTER IMAGE STACK PYTHON
 
 .DEFAULT_GOAL := help
 # constraints.txt and install.yaml are files, but their targets always rebuild them.
-.PHONY: help install test test-e2e lint format bench local constraints install.yaml chart image \
+.PHONY: help install test test-e2e lint format bench local constraints install.yaml image \
         kind-up kind-load deploy demo undeploy kind-logs kind-down e2e
 
 help: ## list the targets
@@ -48,6 +48,7 @@ constraints: ## refresh constraints.txt, the versions the image installs (then r
 install.yaml: ## regenerate install.yaml (CRD, RBAC, operator) from manifests/overlays/release
 	hack/install-yaml.sh
 
+.PHONY: chart
 chart: ## copy the CRD, the dashboard and the ClusterRole's rules into charts/promdemo
 	$(PYTHON) scripts/chart_files.py
 
