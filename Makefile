@@ -51,6 +51,10 @@ crd: ## regenerate crds/promdemos.promdemo.dev.yaml from the typed spec (then ma
 install.yaml: ## regenerate install.yaml (CRD, RBAC, operator) from manifests/overlays/release
 	hack/install-yaml.sh
 
+.PHONY: chart
+chart: ## copy the CRD, the dashboard and the ClusterRole's rules into charts/promdemo
+	$(PYTHON) scripts/chart_files.py
+
 image: ## docker build -t IMAGE . (default ghcr.io/promdemo/promdemo:0.1.0)
 	hack/image.sh
 

@@ -54,6 +54,7 @@ COMMANDS: dict[str, _Command] = {
 }
 
 Runner = Callable[[argparse.Namespace], int]
+DESCRIPTION = "Learn Prometheus on Kubernetes: the PromDemo operator and its tools."
 
 
 def _subcommand(argv: Sequence[str]) -> str | None:
@@ -68,19 +69,22 @@ def _subcommand(argv: Sequence[str]) -> str | None:
 
 def build_parser(
     selected: str | None = None,
+    *,
+    prog: str = "promdemo",
+    commands: Sequence[str] = tuple(COMMANDS),
+    description: str = DESCRIPTION,
 ) -> tuple[argparse.ArgumentParser, dict[str, Runner | BaseException]]:
-    """The parser; only the `selected` subcommand's module is imported to add its options.
+    """The parser of `commands` (named `prog` in usage lines); only the `selected`
+    subcommand's module is imported to add its options.
 
     Returns the parser and {selected: its run function, or the error importing it}.
     """
-    parser = cliargs.CommandParser(
-        prog="promdemo",
-        description="Learn Prometheus on Kubernetes: the PromDemo operator and its tools.",
-    )
+    parser = cliargs.CommandParser(prog=prog, description=description)
     parser.add_argument("--version", action="version", version=f"promdemo {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     runners: dict[str, Runner | BaseException] = {}
-    for name, command in COMMANDS.items():
+    for name in commands:
+        command = COMMANDS[name]
         child = sub.add_parser(name, help=command.help, description=command.help)
         # So that an unknown option is reported by the subcommand's parser, as its own.
         child.set_defaults(command_parser=child)
@@ -96,11 +100,23 @@ def build_parser(
     return parser, runners
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `promdemo` console script; returns the exit status."""
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    prog: str = "promdemo",
+    commands: Sequence[str] = tuple(COMMANDS),
+    description: str = DESCRIPTION,
+) -> int:
+    """Entry point of the `promdemo` console script (and, with its own `prog`,
+    `commands` and `description`, of the kubectl plugin); returns the exit status."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     selected = _subcommand(args_list)
-    parser, runners = build_parser(selected if selected in COMMANDS else None)
+    parser, runners = build_parser(
+        selected if selected in commands else None,
+        prog=prog,
+        commands=commands,
+        description=description,
+    )
     try:
         # Known args first: a broken subcommand has no options, and its one line
         # must not be hidden behind "unrecognized arguments".
@@ -108,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         runner: Any = runners.get(args.command)
         if isinstance(runner, BaseException):
             return cliargs.usage_error(
-                f"promdemo {args.command}", f"unavailable ({type(runner).__name__}: {runner})"
+                f"{prog} {args.command}", f"unavailable ({type(runner).__name__}: {runner})"
             )
         if extra:
             args.command_parser.error(f"unrecognized arguments: {' '.join(extra)}")

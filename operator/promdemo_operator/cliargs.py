@@ -48,6 +48,7 @@ __all__ = [
     "port_or_off",
     "positive_duration",
     "positive_int",
+    "program",
     "usage_error",
 ]
 
@@ -164,6 +165,13 @@ def http_url(text: str) -> str:
             f"{text!r} is not an http(s) URL with a host (e.g. http://127.0.0.1:9090)"
         )
     return text.strip().rstrip("/")
+
+
+def program(args: argparse.Namespace, default: str) -> str:
+    """What a command's messages start with: its parser's name ("promdemo doctor", or
+    "kubectl promdemo doctor" from the kubectl plugin); `default` without a parser."""
+    parser = getattr(args, "command_parser", None)
+    return parser.prog if isinstance(parser, argparse.ArgumentParser) else default
 
 
 def usage_error(prog: str, message: str) -> int:

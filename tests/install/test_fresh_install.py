@@ -17,6 +17,7 @@ import pytest
 
 from tests.integration.test_local_demo import consecutive_free_ports
 from tests.support.ports import free_port
+from tests.support.tools import require_binary
 
 from .conftest import Venv
 
@@ -56,6 +57,17 @@ def test_promdemo_help_from_the_clone_root(user_venv: Venv) -> None:
     result = user_venv.run("promdemo", "--help")
     assert result.returncode == 0, _said(result)
     for command in ("operator", "render", "load", "local"):
+        assert command in result.stdout
+
+
+def test_kubectl_finds_the_plugin_the_install_put_on_path(user_venv: Venv) -> None:
+    require_binary("kubectl")
+    listed = user_venv.run("kubectl", "plugin", "list")
+    assert str(user_venv.bin / "kubectl-promdemo") in listed.stdout, _said(listed)
+    result = user_venv.run("kubectl", "promdemo", "--help")
+    assert result.returncode == 0, _said(result)
+    assert result.stdout.startswith("usage: kubectl promdemo"), _said(result)
+    for command in ("doctor", "check-selection", "render"):
         assert command in result.stdout
 
 

@@ -25,7 +25,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import Any, TextIO
 
-from promdemo_operator.cliargs import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from promdemo_operator.cliargs import EXIT_FAILED, EXIT_OK, EXIT_USAGE, program
 from promdemo_operator.commands.yaml_input import InputError, read_documents
 from promdemo_operator.resource import API_VERSION, KIND, MONITORING_GROUP
 from promdemo_operator.selection import (
@@ -269,7 +269,8 @@ def run(
             )
             checked.append((key, check(prometheuses, objects, namespaces), auto))
     except InputError as exc:
-        print(f"promdemo check-selection: {exc}", file=sys.stderr)
+        prog = program(args, "promdemo check-selection")
+        print(f"{prog}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     show = _rich if out.isatty() else _plain
     for key, report, auto in checked:

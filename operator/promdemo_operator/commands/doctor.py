@@ -166,7 +166,8 @@ def run(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
     except cluster.CredentialsError as exc:
         return cliargs.usage_error(PROG, str(exc))
     except cluster.ReadError as exc:
-        print(f"{PROG}: cannot read the cluster: {exc}", file=sys.stderr)
+        context = f" (context {args.context})" if args.context else ""
+        print(f"{PROG}: cannot read the cluster{context}: {exc}", file=sys.stderr)
         return cliargs.EXIT_FAILED
     if message is not None:
         print(message, file=out)

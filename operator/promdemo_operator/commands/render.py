@@ -118,8 +118,9 @@ def _render(args: argparse.Namespace, bodies: list[dict[str, Any]]) -> list[dict
         except SpecError as exc:
             raise InputError(f"{args.filename}: PromDemo {name!r}: {exc.message}") from exc
     if not args.rules_file and not args.token:
+        prog = cliargs.program(args, "promdemo render")
         print(
-            "promdemo render: generated a new reset token for the Secret"
+            f"{prog}: generated a new reset token for the Secret"
             " (pass --token to keep one across renders)",
             file=sys.stderr,
         )
@@ -133,7 +134,7 @@ def run(args: argparse.Namespace, *, stdin: TextIO | None = None) -> int:
         bodies = [_body(doc, args) for doc in _promdemos(docs, args.filename)]
         output = _render(args, bodies)
     except InputError as exc:
-        print(f"promdemo render: {exc}", file=sys.stderr)
+        print(f"{cliargs.program(args, 'promdemo render')}: {exc}", file=sys.stderr)
         return cliargs.EXIT_USAGE
     sys.stdout.write(
         yaml.safe_dump_all(output, sort_keys=False, default_flow_style=False, width=100)

@@ -58,6 +58,7 @@ __all__ = [
     "ask_prometheus",
     "ask_url",
     "connect",
+    "kubeconfig_namespace",
     "locate_prometheus",
     "proxy_path",
     "read_facts",
@@ -154,10 +155,32 @@ def _kubeconfig_files(explicit: str | None) -> str | None:
     return str(home) if home.is_file() else None
 
 
+#: What reading a kubeconfig raises: the client's own error, an unreadable file, text
+#: that is no YAML, YAML that is no kubeconfig.
+_KUBECONFIG_ERRORS = (
+    k8s_config.ConfigException,
+    OSError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    KeyError,
+    yaml.YAMLError,
+)
+
+
+def _one_line(where: str, exc: BaseException) -> CredentialsError:
+    if isinstance(exc, k8s_config.ConfigException):
+        return CredentialsError(f"{where}: {exc}")
+    text = " ".join(str(exc).split())  # one line, whatever the parser's message
+    return CredentialsError(f"{where}: {type(exc).__name__}: {text}")
+
+
 def connect(kubeconfig: str | None = None, context: str | None = None) -> Connection:
     """The connection kubectl would use; CredentialsError (one line) when there is none."""
     configuration = k8s_client.Configuration()
     files = _kubeconfig_files(kubeconfig)
+    if files is None and context:
+        raise CredentialsError(f"--context {context}: no kubeconfig to find it in")
     try:
         if files is not None:
             k8s_config.load_kube_config(
@@ -166,27 +189,47 @@ def connect(kubeconfig: str | None = None, context: str | None = None) -> Connec
                 client_configuration=configuration,
                 persist_config=False,
             )
-            contexts, active = k8s_config.list_kube_config_contexts(config_file=files)
-            chosen = next((c for c in contexts if c.get("name") == context), active)
-            namespace = ((chosen or {}).get("context") or {}).get("namespace") or "default"
+            namespace = _context_namespace(files, context)
         else:
-            if context:
-                raise CredentialsError(f"--context {context}: no kubeconfig to find it in")
             k8s_config.load_incluster_config(client_configuration=configuration)
             namespace = SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or "default"
-    except CredentialsError:
-        raise
     except k8s_config.ConfigException as exc:
         if files is None:
             raise CredentialsError(
                 "no kubeconfig (--kubeconfig, $KUBECONFIG, ~/.kube/config) and not in a cluster"
             ) from exc
-        raise CredentialsError(f"{files}: {exc}") from exc
-    # An unreadable file, text that is no YAML, YAML that is no kubeconfig.
-    except (OSError, ValueError, TypeError, AttributeError, KeyError, yaml.YAMLError) as exc:
-        text = " ".join(str(exc).split())  # one line, whatever the parser's message
-        raise CredentialsError(f"{files or 'in-cluster'}: {type(exc).__name__}: {text}") from exc
+        raise _one_line(files, exc) from exc
+    except _KUBECONFIG_ERRORS as exc:
+        raise _one_line(files or "in-cluster", exc) from exc
     return Connection(configuration.host.rstrip("/"), namespace, configuration)
+
+
+def _context_namespace(files: str, context: str | None) -> str:
+    """The namespace of the context `context` (default: the current one) of the
+    kubeconfig `files` ("default" when it names none), as kubectl reads it."""
+    contexts, active = k8s_config.list_kube_config_contexts(config_file=files)
+    chosen = next((c for c in contexts if c.get("name") == context), active) or {}
+    if context and chosen.get("name") != context:
+        raise k8s_config.ConfigException(f"context {context!r} is not in the kubeconfig")
+    return (chosen.get("context") or {}).get("namespace") or "default"
+
+
+def kubeconfig_namespace(kubeconfig: str | None = None, context: str | None = None) -> str | None:
+    """The namespace kubectl would use for a namespace-less object: the kubeconfig
+    context's (`--kubeconfig`, else $KUBECONFIG, else ~/.kube/config; `--context`,
+    else the current one), "default" when the context names none. Reads the contexts
+    only: no credentials are loaded, no exec plugin runs. None when there is no
+    kubeconfig; CredentialsError (one line) when it cannot be read or lacks `context`.
+    """
+    files = _kubeconfig_files(kubeconfig)
+    if files is None:
+        if context:
+            raise CredentialsError(f"--context {context}: no kubeconfig to find it in")
+        return None
+    try:
+        return _context_namespace(files, context)
+    except _KUBECONFIG_ERRORS as exc:
+        raise _one_line(files, exc) from exc
 
 
 # --------------------------------------------------------------------------- reads
@@ -212,8 +255,9 @@ async def _get(
     headers = {"Accept": accept} if accept else None
     try:
         response = await client.get(path, params=params, headers=headers)
-    except httpx.HTTPError as exc:
-        raise ReadError(0, f"{type(exc).__name__}: {exc}") from exc
+    except httpx.HTTPError as exc:  # no answer: name the server, as kubectl does
+        server = str(client.base_url).rstrip("/")
+        raise ReadError(0, f"{server} did not answer: {type(exc).__name__}: {exc}") from exc
     if response.status_code >= 400:
         raise ReadError(response.status_code, _status_message(response))
     try:
