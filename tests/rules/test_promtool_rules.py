@@ -67,6 +67,13 @@ RULESETS: dict[str, dict[str, Any]] = {
         "monitoring": {"alerts": {"noSuccessOrders": {"window": "1m"}}},
         "selector": {"job": "promdemo"},
     },
+    # the same with keep_firing_for, which promdemo does not render: what a user's
+    # PrometheusRule can add (keep-firing.test.yml)
+    "rules-nso-window1m-keep5m.yml": {
+        "monitoring": {"alerts": {"noSuccessOrders": {"window": "1m"}}},
+        "selector": {"job": "promdemo"},
+        "keep_firing_for": {"NoSuccessOrders": "5m"},
+    },
 }
 
 
@@ -74,7 +81,12 @@ def write_rules(directory: Path) -> None:
     for name, kwargs in RULESETS.items():
         args = dict(kwargs)
         monitoring = args.pop("monitoring")
+        keep_firing_for = args.pop("keep_firing_for", {})
         rules = rules_file(parse_spec({"monitoring": monitoring}).monitoring.alerts, **args)
+        for group in rules["groups"]:
+            for rule in group["rules"]:
+                if rule.get("alert") in keep_firing_for:
+                    rule["keep_firing_for"] = keep_firing_for[rule["alert"]]
         (directory / name).write_text(yaml.safe_dump(rules))
 
 
