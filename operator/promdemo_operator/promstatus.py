@@ -85,6 +85,14 @@ PROMETHEUS_SPEC_FIELDS = (
     "serviceMonitorNamespaceSelector",
     "ruleSelector",
     "ruleNamespaceSelector",
+    # an invalid one fails prometheus-operator's reconcile: no ServiceMonitor is scraped
+    # (selection.prometheus.BLOCKING)
+    "podMonitorSelector",
+    "podMonitorNamespaceSelector",
+    "probeSelector",
+    "probeNamespaceSelector",
+    "scrapeConfigSelector",
+    "scrapeConfigNamespaceSelector",
     "serviceName",
     "portName",
     "routePrefix",
