@@ -51,9 +51,11 @@ from promdemo_operator.selection.labelselector import (
 )
 
 __all__ = [
+    "BLOCKING",
     "KINDS",
     "NAMESPACE_NAME_LABEL",
     "PROMETHEUS_RULE",
+    "SELECTOR_FIELDS",
     "SERVICE_MONITOR",
     "AutoLabels",
     "Kind",
@@ -117,6 +119,14 @@ BLOCKING: dict[str, tuple[str, ...]] = {
     ),
     PROMETHEUS_RULE.kind: (),
 }
+
+#: Every field of a Prometheus's spec that selection reads.
+SELECTOR_FIELDS: tuple[str, ...] = tuple(
+    dict.fromkeys(
+        [f for k in KINDS.values() for f in (k.selector_field, k.namespace_selector_field)]
+        + [f for fields in BLOCKING.values() for f in fields]
+    )
+)
 
 
 class PrometheusError(ValueError):
