@@ -357,6 +357,7 @@ class Outcome:
     real: dict[tuple[str, str, str], bool]
     settle_seconds: float
     log: str
+    cp: ControlPlane  # still running while the module's tests run
 
 
 def _kubectl_json(cp: ControlPlane, *args: str) -> dict[str, Any]:
@@ -468,6 +469,7 @@ def outcome(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outcome]:
             real=current,
             settle_seconds=settle,
             log=po.log(),
+            cp=cp,
         )
 
 
@@ -596,3 +598,23 @@ def test_check_selection_command_agrees(outcome: Outcome, tmp_path: Path) -> Non
                 f"{namespace}/{name}: exit {done.returncode}, expected {expected}\n{done.stdout}"
             )
     assert wrong == [], "\n".join(wrong)
+
+
+@pytest.mark.parametrize("sample", ["minimal.yaml", "full.yaml"])
+def test_the_rendered_objects_are_valid_against_the_upstream_crds(
+    outcome: Outcome, sample: str
+) -> None:
+    """The samples' ServiceMonitor and PrometheusRule pass the API server's strict field
+    validation against prometheus-operator's own CRDs (a server-side dry run)."""
+    manifest = yaml.safe_load((ROOT / "manifests" / "samples" / sample).read_text())
+    name = manifest["metadata"]["name"]
+    spec = parse_spec(manifest.get("spec"))
+    children = render_children(name, "sel-bare", spec, token="unused")
+    monitored = [c for c in children if c["kind"] in KINDS]
+    assert {c["kind"] for c in monitored} == set(KINDS)
+    done = outcome.cp.kubectl(
+        "apply", "--dry-run=server", "--validate=strict", "-f", "-",
+        input=yaml.safe_dump_all(monitored), check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("(server dry run)") == 2, done.stdout
