@@ -10,13 +10,14 @@ read back from the ALERTS series that Prometheus's rule engine writes:
 
 The first run expects nothing, so promtool prints what it got; a second run
 expects exactly those numbers and must pass, so every number in the table is
-one that promtool agreed to. All of it is done twice: as written (Prometheus 2's
-closed range selectors) and with every range selector 1 ms shorter (Prometheus
-3's left-open ones, see scripts/left_open.py); the table is written only when
-both agree.
+one that promtool agreed to. All of it is done with every promtool given: by
+default Debian's promtool 2.x on PATH and promtool 3.x built by
+hack/upstream/build.sh (Prometheus 2's closed range selectors and 3's
+left-open ones); the table is written only when all of them agree.
 
     python scripts/alert_timing_table.py            # print the table
     python scripts/alert_timing_table.py --write    # update docs/alert-timing.md
+    python scripts/alert_timing_table.py --promtool /path/to/promtool   # only that one
 
 tests/rules/test_alert_timing_table.py checks that the committed table equals
 what this script produces now.
@@ -25,7 +26,6 @@ what this script produces now.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import re
 import shutil
 import subprocess
@@ -33,7 +33,6 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 import yaml
 
@@ -41,8 +40,6 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "alert-timing.md"
 BEGIN = "<!-- BEGIN alert-timing-table (scripts/alert_timing_table.py --write) -->"
 END = "<!-- END alert-timing-table -->"
-
-MODES = ("as-written", "left-open")
 
 INTERVALS = ["15s", "30s", "1m", "2m", "5m"]
 FORS = ["0s", "30s", "1m", "5m", "10m"]
@@ -135,22 +132,7 @@ def _tests(interval: str, expected: dict[tuple[str, str], float] | None) -> dict
     }
 
 
-def _left_open() -> ModuleType:
-    """scripts/left_open.py, next to this script (scripts/ is not a package)."""
-    path = Path(__file__).resolve().parent / "left_open.py"
-    spec = importlib.util.spec_from_file_location("left_open", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _promtool(
-    promtool: str, workdir: Path, test: dict, mode: str = "as-written"
-) -> subprocess.CompletedProcess[str]:
-    if mode == "left-open":
-        test = _left_open().left_open_test(test)
+def _promtool(promtool: str, workdir: Path, test: dict) -> subprocess.CompletedProcess[str]:
     (workdir / "test.yml").write_text(yaml.safe_dump(test, sort_keys=False))
     return subprocess.run(
         [promtool, "test", "rules", "test.yml"],
@@ -161,15 +143,13 @@ def _promtool(
     )
 
 
-def measure_interval(promtool: str, interval: str, mode: str = "as-written") -> list[Timing]:
+def measure_interval(promtool: str, interval: str) -> list[Timing]:
     """Timings of every `for` and phase at one evaluation interval (two promtool runs)."""
     rules = _rules()
-    if mode == "left-open":
-        rules = _left_open().left_open_rules(rules)
     with tempfile.TemporaryDirectory(prefix="alert-timing-") as tmp:
         workdir = Path(tmp)
         (workdir / "rules.yml").write_text(yaml.safe_dump(rules, sort_keys=False))
-        first = _promtool(promtool, workdir, _tests(interval, None), mode)
+        first = _promtool(promtool, workdir, _tests(interval, None))
         got: dict[tuple[str, str], float] = {}
         for labels, value in _GOT.findall(first.stdout + first.stderr):
             pairs = dict(_LABEL.findall(labels))
@@ -177,7 +157,7 @@ def measure_interval(promtool: str, interval: str, mode: str = "as-written") -> 
         if first.returncode == 0 or not got:
             raise RuntimeError(f"promtool reported no alerts at {interval}:\n{first.stdout}")
         # confirm: promtool must agree with exactly these numbers
-        second = _promtool(promtool, workdir, _tests(interval, got), mode)
+        second = _promtool(promtool, workdir, _tests(interval, got))
         if second.returncode != 0:
             raise RuntimeError(f"promtool disagrees at {interval}:\n{second.stdout}")
     timings = []
@@ -199,19 +179,42 @@ def measure_interval(promtool: str, interval: str, mode: str = "as-written") -> 
     return timings
 
 
-def measure(promtool: str, mode: str = "as-written") -> list[Timing]:
-    return [t for interval in INTERVALS for t in measure_interval(promtool, interval, mode)]
+def measure(promtool: str) -> list[Timing]:
+    return [t for interval in INTERVALS for t in measure_interval(promtool, interval)]
 
 
-def measure_both(promtool: str) -> str:
-    """The table, measured as written and left-open; ValueError when the two differ."""
-    tables = {mode: table(measure(promtool, mode)) for mode in MODES}
-    if tables["as-written"] != tables["left-open"]:
+def version(promtool: str) -> str:
+    """`promtool, version 3.16.0 (...)`: the first line of `promtool --version`."""
+    result = subprocess.run(
+        [promtool, "--version"], capture_output=True, text=True, timeout=30, check=True
+    )
+    return (result.stdout or result.stderr).splitlines()[0]
+
+
+def measure_all(promtools: list[str]) -> str:
+    """The table, measured with each promtool; ValueError when two of them differ."""
+    tables = {f"{version(p)} ({p})": table(measure(p)) for p in promtools}
+    if len(set(tables.values())) != 1:
         raise ValueError(
-            "Prometheus 2 and 3 semantics give different tables:\n"
-            + "\n".join(f"{mode}:\n{text}" for mode, text in tables.items())
+            "the promtools give different tables:\n"
+            + "\n".join(f"{name}:\n{text}" for name, text in tables.items())
         )
-    return tables["as-written"]
+    return next(iter(tables.values()))
+
+
+def default_promtools() -> list[str]:
+    """promtool on PATH (Debian's 2.x) and the one hack/upstream/build.sh built (3.x)."""
+    found = [shutil.which("promtool")]
+    bin_dir = subprocess.run(
+        [str(ROOT / "hack" / "upstream" / "build.sh"), "--print-bin", "prometheus"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    ).stdout.strip()
+    if bin_dir and (Path(bin_dir) / "promtool").is_file():
+        found.append(str(Path(bin_dir) / "promtool"))
+    return [p for p in found if p]
 
 
 def table(timings: list[Timing]) -> str:
@@ -251,9 +254,19 @@ def committed_table(doc_text: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--write", action="store_true", help=f"update {DOC.relative_to(ROOT)}")
-    parser.add_argument("--promtool", default=shutil.which("promtool") or "promtool")
+    parser.add_argument(
+        "--promtool",
+        action="append",
+        help="a promtool to measure with (repeatable; default: promtool on PATH and "
+        "the one hack/upstream/build.sh built)",
+    )
     args = parser.parse_args(argv)
-    result = measure_both(args.promtool)
+    promtools = args.promtool or default_promtools()
+    if not promtools:
+        parser.error("no promtool found: install prometheus or pass --promtool")
+    for promtool in promtools:
+        sys.stderr.write(f"measuring with {version(promtool)}\n")
+    result = measure_all(promtools)
     if args.write:
         DOC.write_text(render_doc(DOC.read_text(), result))
     else:

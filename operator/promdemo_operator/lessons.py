@@ -25,8 +25,9 @@ class LessonsSetup:
     replicas: int = 1
     #: scrape and evaluation interval: the bound of the extrapolation (lessons 2, 7, 10)
     scrape_interval: str = "1s"
-    #: Prometheus scrapes the all-zero counters this long before the burst: the zero
-    #: stops rate()'s extrapolation at the start, and NoSuccessOrders goes pending
+    #: Prometheus scrapes the all-zero counters this long before the burst: from the
+    #: zero rate() counts the whole burst (a first sample is no increase) and, exact at
+    #: a scrape, does not extrapolate back; and NoSuccessOrders goes pending
     quiet_seconds: float = 15.0
     burst_orders: int = 300
     burst_concurrency: int = 300

@@ -43,6 +43,7 @@ from promdemo_operator.render import monitoring_labels
 from promdemo_operator.resource import MONITORING_API_VERSION
 from promdemo_operator.selection import (
     KINDS,
+    SELECTOR_FIELDS,
     AutoLabels,
     MonitoringObject,
     PrometheusError,
@@ -81,10 +82,8 @@ UNKNOWN = "Unknown"
 #: The fields of a Prometheus's spec that selection (`PrometheusSelectors`) and the service
 #: proxy path (`doctor.cluster.proxy_path`) read; the rest is never kept in memory.
 PROMETHEUS_SPEC_FIELDS = (
-    "serviceMonitorSelector",
-    "serviceMonitorNamespaceSelector",
-    "ruleSelector",
-    "ruleNamespaceSelector",
+    # the selectors, and those whose invalid value keeps a ServiceMonitor out (BLOCKING)
+    *SELECTOR_FIELDS,
     "serviceName",
     "portName",
     "routePrefix",

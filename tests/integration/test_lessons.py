@@ -1,9 +1,11 @@
 """Every number docs/lessons.md tells the reader to expect, from `promdemo local --lessons`.
 
-One run per module (about a minute): `promdemo local --lessons` as a learner
-starts it (one fresh replica with the seed defaults, Prometheus scraping and
-evaluating every second with the rules rules.py renders, heal paused, one
-burst of 300 orders at once after a quiet start). Then, in this order:
+One run per Prometheus version (about a minute each; the ids say `prometheus2`,
+Debian's 2.42, or `prometheus3`, the upstream 3.x build, passed with
+`--prometheus-bin`): `promdemo local --lessons` as a learner starts it (one
+fresh replica with the seed defaults, Prometheus scraping and evaluating every
+second with the rules rules.py renders, heal paused, one burst of 300 orders at
+once after a quiet start). Then, in this order:
 
 1. every ```promql block of the page (the queries of `lessons.LESSONS`) is
    evaluated at "now", a moment between two scrapes, as a learner reads it, and
@@ -49,7 +51,7 @@ from tests.support import promql_math as pm
 from tests.support.local_lessons import BURST_READY, LessonsRun
 from tests.support.processes import wait_until
 from tests.support.prometheus import Prometheus
-from tests.support.tools import require_binary
+from tests.support.prometheus_versions import params, prometheus
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "docs" / "lessons.md", ROOT / "docs" / "lessons.zh.md"]
@@ -154,6 +156,7 @@ def read_facts(app_url: str) -> Facts:
 
 @dataclass
 class Env:
+    major: int  # the Prometheus version promdemo local runs
     run: LessonsRun
     prom: Prometheus
     facts: Facts
@@ -189,17 +192,19 @@ class Env:
         }
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    require_binary("prometheus")
-    with LessonsRun(tmp_path_factory.mktemp("lessons")) as run:
+@pytest.fixture(scope="module", params=params("prometheus"))
+def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    major: int = request.param
+    binary = prometheus(major)
+    workdir = tmp_path_factory.mktemp(f"lessons-prometheus{major}")
+    with LessonsRun(workdir, "--prometheus-bin", binary) as run:
         run.wait_for(r"promdemo local is ready", timeout=90)
         burst = run.wait_for(r"lessons: burst at (\d\d:\d\d:\d\d)", timeout=120)
         run.wait_for(BURST_READY, timeout=120)
         prom = Prometheus(url=run.prometheus_url, process=_Log(run), config_path=Path())  # type: ignore[arg-type]
         facts = read_facts(run.app_url)
         burst_at = _today_at(burst.group(1))
-        yield Env(run=run, prom=prom, facts=facts, burst_at=burst_at)
+        yield Env(major=major, run=run, prom=prom, facts=facts, burst_at=burst_at)
 
 
 class _Log:
@@ -515,6 +520,23 @@ def test_at_a_scrape_timestamp_the_counts_are_exact(env: Env) -> None:
     assert failures["dependency_error"] == approx(env.facts.dependency_errors)
     request_rate = env.by('rate(http_request_latency_seconds_bucket{le="+Inf"}[5m])', "route")
     assert request_rate["/order"] == approx(SETUP.burst_orders / 300)
+
+
+@pytest.mark.integration
+def test_promdemo_local_says_which_prometheus_runs(env: Env) -> None:
+    """The banner names the version and the binary, and links the query page of that version."""
+    buildinfo = httpx.get(f"{env.run.prometheus_url}/api/v1/status/buildinfo", timeout=5).json()
+    version = buildinfo["data"]["version"]
+    assert version.startswith(f"{env.major}.")
+    out = env.run.stdout
+    assert re.search(rf"Prometheus {re.escape(version)}: \S*prometheus \(--prometheus-bin", out)
+    page = "/query?g0.expr=" if env.major == 3 else "/graph?g0.expr="
+    links = re.findall(rf"{re.escape(env.run.prometheus_url)}/\w+\?g0\.expr=", out)
+    assert links
+    assert {link.removeprefix(env.run.prometheus_url) for link in links} == {page}
+    # a page that answers 500 (the upstream build has no UI assets) is said, once
+    ui = httpx.get(f"{env.run.prometheus_url}{page.split('?')[0]}", timeout=5)
+    assert ("answers 500 on its UI pages" in out) == (ui.status_code >= 500)
 
 
 # ----------------------------------------------------------------- rules, dashboard

@@ -16,20 +16,25 @@ from tests.support.prometheus import (
     start_alertmanager,  # noqa: F401 - a fixture
     start_prometheus,  # noqa: F401 - a fixture
 )
+from tests.support.prometheus_versions import params
 
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.parametrize("major", params("prometheus"))
 def test_prometheus_scrapes_the_app_and_alertmanager_answers(
     start_app: Callable,
     start_prometheus: Callable[..., Prometheus],  # noqa: F811
     start_alertmanager: Callable[..., Alertmanager],  # noqa: F811
+    major: int,
 ) -> None:
     _, url = start_app(env={"PROMDEMO_SIMULATION": "off"})
     target = url.removeprefix("http://")
     with WebhookSink() as sink:
         am = start_alertmanager(sink.url)
-        prom = start_prometheus([target], alertmanager=am.url)  # waits for up == 1
+        prom = start_prometheus([target], alertmanager=am.url, major=major)  # waits for up == 1
+        version = httpx.get(f"{prom.url}/api/v1/status/buildinfo").json()["data"]["version"]
+        assert version.startswith(f"{major}.")
         assert prom.query_value(f'up{{instance="{target}"}}') == 1
         assert prom.query_value("product_inventory") == 100
         assert [t["health"] for t in prom.targets()] == ["up"]

@@ -22,6 +22,8 @@ import pytest
 from promdemo_operator.local.links import first_of_each_lesson
 from tests.support.ports import free_port, port_is_listening
 from tests.support.processes import wait_until
+from tests.support.prometheus_versions import prometheus as prometheus_of
+from tests.support.prometheus_versions import version_of
 from tests.support.tools import require_binary
 
 pytestmark = pytest.mark.integration
@@ -247,6 +249,32 @@ def test_duration_stops_by_itself(local_run) -> None:
     assert "load round 1 done" in run.stdout
     assert "load round 2" not in run.stdout
     assert "--duration 25s elapsed" in run.stdout
+    assert_all_gone(run, [port, prom_port, am_port])
+
+
+def test_prometheus_3_on_path_is_preferred_to_debians_2(local_run) -> None:
+    """Both on PATH, Debian's first: promdemo local runs the 3.x, says so, links /query."""
+    debian = prometheus_of(2)
+    upstream = prometheus_of(3)
+    port = consecutive_free_ports(1)
+    prom_port, am_port = free_port(), free_port()
+    path = os.pathsep.join([str(Path(debian).parent), str(Path(upstream).parent),
+                            os.environ.get("PATH", "")])  # fmt: skip
+    run = local_run(
+        "--replicas", "1", "--port", str(port),
+        "--prometheus-port", str(prom_port), "--alertmanager-port", str(am_port),
+        "--scrape-interval", "1s", "--duration", "20",
+        env={"PATH": path},
+    )  # fmt: skip
+    run.wait_for(r"promdemo local is ready", timeout=90)
+    said = f"Prometheus {version_of(upstream)}: {upstream} (--prometheus-bin chooses another)"
+    assert said in run.stdout
+    assert f"http://127.0.0.1:{prom_port}/query?g0.expr=" in run.stdout
+    # the module build has no UI assets: said once, with the API to use instead
+    assert "answers 500 on its UI pages" in run.stdout
+    run.wait_for(r"prometheus: targets 1/1 up \| rules promdemo\.alerts", timeout=60)
+    run.record_children()
+    assert run.wait_exit(90) == 0, run.stderr
     assert_all_gone(run, [port, prom_port, am_port])
 
 

@@ -201,7 +201,7 @@ def test_lessons_refuses_what_would_change_the_pages_numbers(argv: list[str], me
 def test_lessons_without_prometheus_installed_is_one_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(command.Tools, "find", classmethod(lambda cls: cls(None, None)))
+    monkeypatch.setattr(command.Tools, "find", classmethod(lambda cls, *_: cls(None, None)))
     assert command.run(_parse("--lessons")) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1

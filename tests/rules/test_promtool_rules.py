@@ -4,28 +4,28 @@ The rules files are never checked in: each is generated from `rules_file(...)`
 into tmp_path next to a copy of the test files, so the tests cannot drift from
 promdemo_operator.rules. A promtool failure fails pytest with promtool's output.
 
-Every test file runs twice (promtool is Prometheus 2):
+Every test runs on both promtools, and its id says which
+(tests/support/prometheus_versions.py):
 
-- `as-written`: Prometheus 2's closed range selectors, [t - 5m, t];
-- `left-open`: every range selector of the rules and of the test's expressions
-  shortened by 1 ms (scripts/left_open.py), which is Prometheus 3's left-open
-  (t - 5m, t] on promtool's millisecond timestamps.
+- `promtool2`: Debian's promtool 2.42, whose range selectors are closed,
+  [t - 5m, t], and whose lookback is closed too;
+- `promtool3`: promtool 3.x built from the Go module, left-open: (t - 5m, t],
+  for range selectors, subqueries and the 5m lookback of an instant selector.
 
-Both must pass. Where the outcome differs by design, because the difference is
-part of the lesson, `X.left-open.test.yml` holds Prometheus 3's expectations
-and says why; the left-open run uses it instead of `X.test.yml`, and
-`test_left_open_variants_state_a_real_difference` checks that each variant is
-needed (X fails left-open, the variant fails as written).
+Both must pass. Where the answer differs, the difference is part of a lesson:
+`X.prometheus3.test.yml` holds Prometheus 3's expectations, says why, and names
+its lesson on a `# Lesson: docs/<page>.md#<heading>` line;
+the promtool3 run uses it instead of `X.test.yml`, and
+`test_prometheus3_variants_state_a_real_difference` checks that each variant is
+needed (X fails on promtool 3, the variant fails on promtool 2).
 """
 
 from __future__ import annotations
 
-import importlib.util
+import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -33,11 +33,11 @@ import yaml
 
 from promdemo_operator.rules import rule_groups, rules_file
 from promdemo_operator.spec import parse_spec
-from tests.support.tools import require_binary
+from tests.support.prometheus_versions import params, promtool
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-VARIANT_SUFFIX = ".left-open.test.yml"
+VARIANT_SUFFIX = ".prometheus3.test.yml"
 ALL_FILES = sorted(HERE.glob("*.test.yml"))
 TEST_FILES = [p for p in ALL_FILES if not p.name.endswith(VARIANT_SUFFIX)]
 VARIANTS = {
@@ -45,7 +45,7 @@ VARIANTS = {
     for p in ALL_FILES
     if p.name.endswith(VARIANT_SUFFIX)
 }
-MODES = ("as-written", "left-open")
+LESSON_LINE = re.compile(r"^# Lesson: (docs/[\w.-]+\.md)#([\w-]+)$", re.MULTILINE)
 
 #: rules file name (as the test files' rule_files name it) -> rules_file(...) arguments
 RULESETS: dict[str, dict[str, Any]] = {
@@ -67,28 +67,26 @@ RULESETS: dict[str, dict[str, Any]] = {
         "monitoring": {"alerts": {"noSuccessOrders": {"window": "1m"}}},
         "selector": {"job": "promdemo"},
     },
+    # the same with keep_firing_for, which promdemo does not render: what a user's
+    # PrometheusRule can add (keep-firing.test.yml)
+    "rules-nso-window1m-keep5m.yml": {
+        "monitoring": {"alerts": {"noSuccessOrders": {"window": "1m"}}},
+        "selector": {"job": "promdemo"},
+        "keep_firing_for": {"NoSuccessOrders": "5m"},
+    },
 }
 
 
-def left_open() -> ModuleType:
-    """scripts/left_open.py (scripts/ is not a package)."""
-    path = ROOT / "scripts" / "left_open.py"
-    spec = importlib.util.spec_from_file_location("left_open", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(spec.name, module)
-    spec.loader.exec_module(module)
-    return module
-
-
-def write_rules(directory: Path, mode: str = "as-written") -> None:
+def write_rules(directory: Path) -> None:
     for name, kwargs in RULESETS.items():
         args = dict(kwargs)
         monitoring = args.pop("monitoring")
+        keep_firing_for = args.pop("keep_firing_for", {})
         rules = rules_file(parse_spec({"monitoring": monitoring}).monitoring.alerts, **args)
-        if mode == "left-open":
-            rules = left_open().left_open_rules(rules)
+        for group in rules["groups"]:
+            for rule in group["rules"]:
+                if rule.get("alert") in keep_firing_for:
+                    rule["keep_firing_for"] = keep_firing_for[rule["alert"]]
         (directory / name).write_text(yaml.safe_dump(rules))
 
 
@@ -96,17 +94,13 @@ def _load(path: Path) -> dict[str, Any]:
     return yaml.safe_load(path.read_text())
 
 
-def run_promtool(tmp_path: Path, test_file: Path, mode: str) -> subprocess.CompletedProcess[str]:
-    """`promtool test rules` of `test_file` in `mode`, with freshly generated rules."""
-    promtool = require_binary("promtool")
-    write_rules(tmp_path, mode)
-    if mode == "left-open":
-        text = yaml.safe_dump(left_open().left_open_test(_load(test_file)), sort_keys=False)
-        (tmp_path / test_file.name).write_text(text)
-    else:
-        shutil.copy(test_file, tmp_path / test_file.name)
+def run_promtool(tmp_path: Path, test_file: Path, major: int) -> subprocess.CompletedProcess[str]:
+    """`promtool test rules` of `test_file` on promtool `major`, with freshly generated rules."""
+    binary = promtool(major)
+    write_rules(tmp_path)
+    shutil.copy(test_file, tmp_path / test_file.name)
     return subprocess.run(
-        [promtool, "test", "rules", test_file.name],
+        [binary, "test", "rules", test_file.name],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -125,13 +119,34 @@ def test_test_files_exist_and_name_generated_rules_only() -> None:
     assert {name for name in VARIANTS} <= {p.name for p in TEST_FILES}
 
 
+def _anchors(markdown: str) -> set[str]:
+    """GitHub's anchors of the page's headings."""
+    anchors = set()
+    for heading in re.findall(r"^#+ (.+)$", markdown, re.MULTILINE):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        anchors.add(slug)
+    return anchors
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS), ids=str)
+def test_prometheus3_variants_name_their_lesson(name: str) -> None:
+    """Both the 2.x file and its 3.x variant name the lesson the difference teaches."""
+    for path in (HERE / name, VARIANTS[name]):
+        lessons = LESSON_LINE.findall(path.read_text())
+        assert lessons, f"{path.name} has no '# Lesson: docs/<page>.md#<heading>' line"
+        for page, anchor in lessons:
+            assert anchor in _anchors((ROOT / page).read_text(encoding="utf-8")), (
+                f"{path.name}: {page} has no heading #{anchor}"
+            )
+
+
+@pytest.mark.parametrize("major", params("promtool"))
 @pytest.mark.parametrize("name", sorted(RULESETS))
-@pytest.mark.parametrize("mode", MODES)
-def test_promtool_check_rules(tmp_path: Path, name: str, mode: str) -> None:
-    promtool = require_binary("promtool")
-    write_rules(tmp_path, mode)
+def test_promtool_check_rules(tmp_path: Path, name: str, major: int) -> None:
+    binary = promtool(major)
+    write_rules(tmp_path)
     result = subprocess.run(
-        [promtool, "check", "rules", str(tmp_path / name)],
+        [binary, "check", "rules", str(tmp_path / name)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -140,43 +155,25 @@ def test_promtool_check_rules(tmp_path: Path, name: str, mode: str) -> None:
     assert "SUCCESS: 12 rules found" in result.stdout
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("major", params("promtool"))
 @pytest.mark.parametrize("test_file", TEST_FILES, ids=lambda p: p.name)
-def test_promtool_test_rules(tmp_path: Path, test_file: Path, mode: str) -> None:
-    run = VARIANTS.get(test_file.name, test_file) if mode == "left-open" else test_file
-    result = run_promtool(tmp_path, run, mode)
+def test_promtool_test_rules(tmp_path: Path, test_file: Path, major: int) -> None:
+    run = VARIANTS.get(test_file.name, test_file) if major == 3 else test_file
+    result = run_promtool(tmp_path, run, major)
     output = result.stdout + result.stderr
-    assert result.returncode == 0, f"promtool test rules {run.name} ({mode}):\n{output}"
+    assert result.returncode == 0, f"promtool {major} test rules {run.name}:\n{output}"
 
 
 @pytest.mark.parametrize("original", sorted(VARIANTS), ids=str)
-def test_left_open_variants_state_a_real_difference(tmp_path: Path, original: str) -> None:
+def test_prometheus3_variants_state_a_real_difference(tmp_path: Path, original: str) -> None:
     """A variant is only there because Prometheus 3 really computes something else."""
     variant = VARIANTS[original]
     (tmp_path / "p3").mkdir()
     (tmp_path / "p2").mkdir()
-    as_p3 = run_promtool(tmp_path / "p3", HERE / original, "left-open")
-    assert as_p3.returncode != 0, f"{original} passes left-open: {variant.name} is not needed"
-    as_p2 = run_promtool(tmp_path / "p2", variant, "as-written")
-    assert as_p2.returncode != 0, f"{variant.name} passes as written: it states no difference"
-
-
-def test_left_open_rewrites_every_range() -> None:
-    lo = left_open()
-    assert lo.shorten_ranges('increase(orders_total{result="success"}[30m]) < 100') == (
-        'increase(orders_total{result="success"}[29m59s999ms]) < 100'
-    )
-    assert lo.shorten_ranges("min_over_time(timestamp(ALERTS)[55m:1s])") == (
-        "min_over_time(timestamp(ALERTS)[54m59s999ms:1s])"
-    )
-    assert lo.shorten_ranges("rate(x[1h30m]) / rate(y[5s])") == (
-        "rate(x[1h29m59s999ms]) / rate(y[4s999ms])"
-    )
-    # brackets inside a label value or regex are not ranges
-    assert lo.shorten_ranges('x{a=~"[0-9]+"}[1m]') == 'x{a=~"[0-9]+"}[59s999ms]'
-    assert lo.shorten_ranges("up == 0") == "up == 0"
-    with pytest.raises(ValueError, match="not understood"):
-        lo.shorten_ranges("rate(x[$window])")
+    on_3 = run_promtool(tmp_path / "p3", HERE / original, 3)
+    assert on_3.returncode != 0, f"{original} passes on promtool 3: {variant.name} is not needed"
+    on_2 = run_promtool(tmp_path / "p2", variant, 2)
+    assert on_2.returncode != 0, f"{variant.name} passes on promtool 2: it states no difference"
 
 
 def test_every_rule_is_unit_tested() -> None:

@@ -34,6 +34,7 @@ import yaml
 from promdemo_operator.promconfig import alertmanager_config, prometheus_config
 from tests.support.ports import free_port
 from tests.support.processes import ManagedProcess, wait_http_ok, wait_until
+from tests.support.prometheus_versions import prometheus as prometheus_binary
 from tests.support.tools import require_binary
 
 
@@ -155,9 +156,14 @@ def run_prometheus(
     job: str = "promdemo",
     wait_up: bool = True,
     timeout: float = 30.0,
+    major: int | None = None,
 ) -> Iterator[Prometheus]:
-    """Start Prometheus scraping `targets`; wait for readiness and for `up == 1` on all."""
-    binary = require_binary("prometheus")
+    """Start Prometheus scraping `targets`; wait for readiness and for `up == 1` on all.
+
+    `major` 2 or 3 runs that version (tests/support/prometheus_versions.py); None
+    the `prometheus` on PATH, whatever it is.
+    """
+    binary = require_binary("prometheus") if major is None else prometheus_binary(major)
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     config = prometheus_config(
@@ -276,7 +282,7 @@ class WebhookSink:
 
 @pytest.fixture
 def start_prometheus(tmp_path: Path) -> Iterator[Callable[..., Prometheus]]:
-    """`start_prometheus(targets, rule_files=..., ...)` -> Prometheus; stopped at teardown."""
+    """`start_prometheus(targets, rule_files=..., major=3)` -> Prometheus; stopped at teardown."""
     with _Stack() as stack:
 
         def _start(targets: Sequence[str], **kwargs: Any) -> Prometheus:

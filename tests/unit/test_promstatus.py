@@ -76,12 +76,15 @@ def condition_for(spec: dict[str, Any], *proms: dict[str, Any]) -> dict[str, str
 def test_a_prometheus_record_keeps_what_selection_and_the_proxy_read_and_nothing_else() -> None:
     obj = fixture("kube-prometheus-stack.yaml")
     obj["spec"]["web"] = {"tlsConfig": {"keySecret": {"name": "tls", "key": "tls.key"}}}
+    obj["spec"]["image"] = "quay.io/prometheus/prometheus:v3.16.0"
     record = prometheus_record(obj)
     assert record["metadata"] == {"name": "prometheus-kube-prometheus-prometheus",
                                   "namespace": "monitoring"}  # fmt: skip
     assert record["spec"]["serviceMonitorSelector"] == {"matchLabels": {"release": "prometheus"}}
     assert record["spec"]["web"] == {"tlsConfig": obj["spec"]["web"]["tlsConfig"]}
-    assert "podMonitorSelector" not in record["spec"]
+    # an invalid PodMonitor selector keeps every ServiceMonitor out: selection reads it
+    assert record["spec"]["podMonitorSelector"] == {"matchLabels": {"release": "prometheus"}}
+    assert "image" not in record["spec"]
     # prometheus-operator rewrites the status often: the record does not change with it.
     changed = copy.deepcopy(obj)
     changed["status"] = {"availableReplicas": 1, "conditions": [{"type": "Available"}]}

@@ -152,6 +152,39 @@ def test_invalid_selector_selects_nothing(field: str, raw: dict[str, Any]) -> No
     assert verdict.fix == f"correct spec.{field} of Prometheus monitoring/p"
 
 
+@pytest.mark.parametrize(
+    ("field", "raw"),
+    [
+        ("ruleNamespaceSelector", {"matchExpressions": [{"key": "t", "operator": "Exists",
+                                                         "values": ["x"]}]}),
+        ("ruleSelector", {"matchExpressions": [{"key": "a", "operator": "In", "values": []}]}),
+        ("podMonitorSelector", {"matchExpressions": [{"key": "a", "operator": "NotIn"}]}),
+        ("scrapeConfigNamespaceSelector", {"matchExpressions": [{"key": "a", "operator": "Gt"}]}),
+    ],
+)  # fmt: skip
+def test_an_invalid_selector_of_another_kind_keeps_the_service_monitor_out(
+    field: str, raw: dict[str, Any]
+) -> None:
+    """prometheus-operator writes the rule files first and the scrape configuration after
+    converting every selector: an invalid one fails its reconcile before the jobs exist
+    (found by tests/cluster/test_selection_differential.py, e.g. ruleNamespaceSelector)."""
+    prom = prometheus(**{**EVERYTHING, field: raw})
+    verdict = decide(prom, one("ServiceMonitor"), namespace_labels("demo"))
+    assert not verdict.selected
+    assert verdict.reason == "InvalidSelector"
+    assert verdict.message.startswith(f"Prometheus monitoring/p has an invalid {field} (")
+    assert "fails before it writes the ServiceMonitors' scrape jobs" in verdict.message
+    assert verdict.fix == f"correct spec.{field} of Prometheus monitoring/p"
+
+
+def test_an_invalid_service_monitor_selector_leaves_the_rules_selected() -> None:
+    """The rule files are written before the ServiceMonitors are selected."""
+    bad = {"matchExpressions": [{"key": "a", "operator": "In", "values": []}]}
+    prom = prometheus(**{**EVERYTHING, "serviceMonitorSelector": bad})
+    assert decide(prom, one("PrometheusRule"), namespace_labels("demo")).selected
+    assert not decide(prom, one("ServiceMonitor"), namespace_labels("demo")).selected
+
+
 # --------------------------------------------------------------------------- namespace selectors
 
 

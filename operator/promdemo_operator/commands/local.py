@@ -17,7 +17,7 @@ from pathlib import Path
 from .. import cliargs
 from ..lessons import SETUP
 from ..local.demo import run_demo
-from ..local.monitoring import INSTALL_HINT, Tools
+from ..local.monitoring import INSTALL_HINT, ToolError, Tools
 from ..local.options import MAX_REPLICAS, LocalConfig, UsageError, busy_port
 from ..local.ui import LiveOutput, Output, PlainOutput
 
@@ -152,6 +152,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add("--no-prometheus", action="store_true", help="do not start Prometheus/Alertmanager")
     add(
+        "--prometheus-bin",
+        metavar="PATH",
+        default=None,
+        help="the Prometheus binary to run (default: of the `prometheus` binaries on PATH, "
+        "the newest major version: a Prometheus 3 before Debian's 2.x)",
+    )
+    add(
         "--workdir",
         metavar="DIR",
         type=Path,
@@ -189,6 +196,7 @@ def config_from_args(args: argparse.Namespace) -> LocalConfig:
         heal=not args.no_heal,
         scrape_interval_seconds=scrape,
         prometheus=not args.no_prometheus,
+        prometheus_bin=args.prometheus_bin,
         workdir=args.workdir,
     )
 
@@ -200,7 +208,10 @@ def run(args: argparse.Namespace) -> int:
         config.validate()
     except UsageError as e:
         return cliargs.usage_error(PROG, str(e))
-    tools = Tools.find() if config.prometheus else Tools.none()
+    try:
+        tools = Tools.find(config.prometheus_bin) if config.prometheus else Tools.none()
+    except ToolError as e:
+        return cliargs.usage_error(PROG, str(e))
     if config.lessons and tools.prometheus is None:
         return cliargs.usage_error(
             PROG, f"--lessons needs Prometheus, which is not installed: {INSTALL_HINT}"

@@ -31,6 +31,10 @@ def banner_lines(state: DemoState, *, token: str, workdir: Path) -> list[str]:
             f"  {'Prometheus':<13} {state.prometheus_url}   (scrapes every "
             f"{_s(config.scrape_interval_seconds)}; rules {workdir / 'rules.yml'})"
         )
+        lines.append(
+            f"  {'':<13} Prometheus {state.prometheus_version or '(version unknown)'}: "
+            f"{state.prometheus_binary} (--prometheus-bin chooses another)"
+        )
     if state.alertmanager_url:
         lines.append(f"  {'Alertmanager':<13} {state.alertmanager_url}")
     if config.heal and config.lessons:
@@ -55,6 +59,12 @@ def banner_lines(state: DemoState, *, token: str, workdir: Path) -> list[str]:
             state.prometheus_url, major=state.prometheus_major, every_query=config.lessons
         ):
             lines.append(f"  {title}: {link}")
+        if not state.prometheus_ui:
+            lines.append(
+                "  (this Prometheus answers 500 on its UI pages: a build from the Go module "
+                "has no web UI assets; its HTTP API works: "
+                f"{state.prometheus_url}/api/v1/query?query=up)"
+            )
     first = state.replicas[0].url
     if config.lessons:
         lines.append(

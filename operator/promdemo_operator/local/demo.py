@@ -32,6 +32,7 @@ from .monitoring import (
     prometheus_major_version,
     start_alertmanager,
     start_prometheus,
+    ui_answers,
 )
 from .options import HOST, LocalConfig
 from .procs import ProcessGroup, StartError, StopRequested, stop_all, wait_ready
@@ -134,6 +135,11 @@ class LocalDemo:
             self.state.prometheus_url = f"http://{HOST}:{port}"
             self.state.prometheus_ready_at = time.monotonic()
             self.state.prometheus_major = await prometheus_major_version(self.state.prometheus_url)
+            self.state.prometheus_version = self.tools.prometheus_version
+            self.state.prometheus_binary = prometheus
+            self.state.prometheus_ui = await ui_answers(
+                self.state.prometheus_url, self.state.prometheus_major
+            )
         except StartError as e:
             self.out.warn(f"{e}; continuing without Prometheus")
             stop_all([e.child], timeout=5, hurry_on_signal=False)

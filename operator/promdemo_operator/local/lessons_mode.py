@@ -3,11 +3,11 @@
 Two loops, next to the monitor and the (paused) heal loop of `loops.py`:
 
 - `lessons_loop`: waits until Prometheus has scraped the replica (its counters
-  at 0), lets `lessons.SETUP.quiet_seconds` pass (the zero is what keeps
-  `rate()` from extrapolating back before the burst, and NoSuccessOrders goes
-  pending meanwhile), sends the one burst through `load.run_load` (300 orders,
-  300 at once, as `promdemo load` does), waits until Prometheus has scraped its
-  outcome, and says what to read and until when;
+  at 0), lets `lessons.SETUP.quiet_seconds` pass (from the zero `rate()` counts
+  the whole burst, and NoSuccessOrders goes pending meanwhile), sends the one
+  burst through `load.run_load` (300 orders, 300 at once, as `promdemo load`
+  does), waits until Prometheus has scraped its outcome, and says what to read
+  and until when;
 - `command_loop`: reads lines from stdin; `heal` turns the heal loop on (lesson 13).
 
 Times are printed in local time and in UTC: the Prometheus UI shows UTC.

@@ -1,5 +1,11 @@
 """Prometheus and Alertmanager for `promdemo local`, when they are installed.
 
+Which Prometheus: `--prometheus-bin PATH` when given; otherwise every
+`prometheus` on PATH is asked for its version (`prometheus --version`) and the
+newest major wins, so a Prometheus 3 anywhere on PATH is preferred to Debian's
+2.x in /usr/bin (first on PATH among equals). To run a Prometheus 3 built by
+hack/upstream/build.sh, put its bin directory on PATH or pass its path.
+
 Alertmanager posts every alert to a small webhook receiver inside `promdemo
 local` (`AlertReceiver`), which hands it to a callback that prints it.
 Prometheus scrapes the replicas with the rules the operator would deploy
@@ -10,7 +16,10 @@ Their configurations come from `promconfig`, as in the tests.
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 import shutil
+import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,20 +46,90 @@ INSTALL_HINT = (
 JOB = "promdemo"
 
 
+#: `prometheus --version` must answer within this long
+VERSION_TIMEOUT_SECONDS = 10.0
+
+
+class ToolError(Exception):
+    """`--prometheus-bin` names no runnable Prometheus: one line, exit 2."""
+
+
 @dataclass(frozen=True)
 class Tools:
-    """Paths of the installed binaries; None where one is not on PATH."""
+    """Paths of the installed binaries; None where one is not found.
+
+    `prometheus_version` is what that Prometheus says it is (`3.16.0`,
+    `2.42.0+ds`), empty when it did not say.
+    """
 
     prometheus: str | None
     alertmanager: str | None
+    prometheus_version: str = ""
 
     @classmethod
-    def find(cls) -> Tools:
-        return cls(shutil.which(PROMETHEUS_BINARY), shutil.which(ALERTMANAGER_BINARY))
+    def find(cls, prometheus_bin: str | None = None) -> Tools:
+        """`prometheus_bin` when given (ToolError when it does not run), else the newest on PATH."""
+        if prometheus_bin is not None:
+            version = binary_version(prometheus_bin)
+            if not version:
+                raise ToolError(
+                    f"--prometheus-bin {prometheus_bin}: not a Prometheus "
+                    "(`--version` did not answer `prometheus, version X.Y.Z`)"
+                )
+            found: tuple[str, str] | None = (prometheus_bin, version)
+        else:
+            found = newest_on_path(PROMETHEUS_BINARY)
+        path, version = found if found else (None, "")
+        return cls(path, shutil.which(ALERTMANAGER_BINARY), version)
 
     @classmethod
     def none(cls) -> Tools:
         return cls(None, None)
+
+    @property
+    def prometheus_major(self) -> int:
+        return prometheus_major(self.prometheus_version)
+
+
+def binary_version(path: str) -> str:
+    """`3.16.0` from `<path> --version` (`prometheus, version 3.16.0 (branch: ...)`); "" if none."""
+    try:
+        result = subprocess.run(
+            [path, "--version"],
+            capture_output=True,
+            text=True,
+            timeout=VERSION_TIMEOUT_SECONDS,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    match = re.match(r"prometheus, version (\S+)", result.stdout or result.stderr)
+    return match.group(1) if match else ""
+
+
+def on_path(name: str, path: str | None = None) -> list[str]:
+    """Every executable `name` in the PATH's directories, in order, each file once."""
+    found: list[str] = []
+    seen: set[str] = set()
+    for directory in (path if path is not None else os.environ.get("PATH", "")).split(os.pathsep):
+        candidate = os.path.join(directory or ".", name)
+        real = os.path.realpath(candidate)
+        if real not in seen and os.path.isfile(real) and os.access(real, os.X_OK):
+            seen.add(real)
+            found.append(candidate)
+    return found
+
+
+def newest_on_path(name: str, path: str | None = None) -> tuple[str, str] | None:
+    """(path, version) of the `name` on PATH with the highest major version; first among equals."""
+    best: tuple[str, str] | None = None
+    for candidate in on_path(name, path):
+        version = binary_version(candidate)
+        if not version:
+            continue
+        if best is None or prometheus_major(version) > prometheus_major(best[1]):
+            best = (candidate, version)
+    return best
 
 
 class AlertReceiver:
@@ -172,6 +251,18 @@ async def start_prometheus(
         stopping=stopping,
     )
     return child
+
+
+async def ui_answers(url: str, major: int) -> bool:
+    """Whether the UI's query page answers; a Prometheus 3 built from the Go module
+    without its web/ui assets answers 500 there (its HTTP API works)."""
+    path = "/query" if major >= 3 else "/graph"
+    try:
+        async with httpx.AsyncClient(timeout=2.0, trust_env=False) as client:
+            response = await client.get(f"{url}{path}", follow_redirects=True)
+        return response.status_code < 500
+    except httpx.HTTPError:
+        return True  # unknown: say nothing
 
 
 async def prometheus_major_version(url: str) -> int:

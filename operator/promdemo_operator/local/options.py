@@ -43,6 +43,8 @@ class LocalConfig:
     heal: bool = True
     scrape_interval_seconds: float = 5.0
     prometheus: bool = True
+    #: the Prometheus binary to run; None: the newest `prometheus` on PATH (monitoring.Tools)
+    prometheus_bin: str | None = None
     workdir: Path | None = None  # None: a temporary directory, removed at exit
     #: docs/lessons.md's setup (lessons.SETUP): one replica, heal paused until the
     #: learner types `heal`, one burst after a quiet start, the lessons' links
@@ -70,6 +72,8 @@ class LocalConfig:
                     f"{flag} {value} collides with the replicas' ports "
                     f"{self.port}..{self.port + self.replicas - 1}"
                 )
+        if self.prometheus_bin is not None and not self.prometheus:
+            raise UsageError("--prometheus-bin and --no-prometheus contradict each other")
         if self.prometheus and self.prometheus_port == self.alertmanager_port:
             raise UsageError("--prometheus-port and --alertmanager-port must differ")
         if self.lessons:

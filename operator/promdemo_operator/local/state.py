@@ -88,6 +88,11 @@ class DemoState:
     prometheus_url: str | None = None
     #: the major version of that Prometheus: its UI's query page is /graph (2) or /query (3)
     prometheus_major: int = 2
+    #: what that Prometheus says it is (`3.16.0`) and which binary runs it
+    prometheus_version: str = ""
+    prometheus_binary: str | None = None
+    #: False when its UI's query page answers 500 (a build without the web UI's assets)
+    prometheus_ui: bool = True
     alertmanager_url: str | None = None
     heal_count: int = 0
     load_round: int = 0

@@ -18,9 +18,11 @@ from promdemo_operator.selection.labelselector import (
     format_labels,
 )
 from promdemo_operator.selection.prometheus import (
+    BLOCKING,
     KINDS,
     NAMESPACE_NAME_LABEL,
     PROMETHEUS_RULE,
+    SELECTOR_FIELDS,
     SERVICE_MONITOR,
     AutoLabels,
     Kind,
@@ -37,9 +39,11 @@ from promdemo_operator.selection.prometheus import (
 )
 
 __all__ = [
+    "BLOCKING",
     "KINDS",
     "NAMESPACE_NAME_LABEL",
     "PROMETHEUS_RULE",
+    "SELECTOR_FIELDS",
     "SERVICE_MONITOR",
     "AutoLabels",
     "Kind",

@@ -12,8 +12,16 @@ Prometheus in two steps, for ServiceMonitors (`serviceMonitorSelector` +
 2. in those namespaces, the objects whose labels match the object selector:
    nil selects nothing, `{}` everything (labelselector.py).
 
-An invalid selector fails the operator's reconcile of that Prometheus: it selects
-nothing new. `spec.ignoreNamespaceSelectors` does not take part: it only changes
+An invalid selector fails the operator's reconcile of that Prometheus where it
+is converted, and what comes after is not written (pkg/prometheus/server/operator.go
+`sync`): the rule files first (`ruleNamespaceSelector`, `ruleSelector`), then the
+configuration, whose scrape jobs need every one of `serviceMonitor*`,
+`podMonitor*`, `probe*` and `scrapeConfig*` selectors to convert. So an invalid
+rule selector also keeps every ServiceMonitor out (`BLOCKING`), while an invalid
+ServiceMonitor selector leaves the rule files written. Found by the differential
+test against the real prometheus-operator (tests/cluster/test_selection_differential.py).
+
+`spec.ignoreNamespaceSelectors` does not take part: it only changes
 where a selected ServiceMonitor looks for its Services (promdemo's looks in its
 own namespace either way). Out of reach offline: the operator's own
 `--namespaces` / `--deny-namespaces` flags (which namespaces it watches at all)
@@ -28,6 +36,7 @@ Plain Python: no kopf, no kubernetes client.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -42,9 +51,11 @@ from promdemo_operator.selection.labelselector import (
 )
 
 __all__ = [
+    "BLOCKING",
     "KINDS",
     "NAMESPACE_NAME_LABEL",
     "PROMETHEUS_RULE",
+    "SELECTOR_FIELDS",
     "SERVICE_MONITOR",
     "AutoLabels",
     "Kind",
@@ -92,6 +103,30 @@ SERVICE_MONITOR = Kind(
 )
 PROMETHEUS_RULE = Kind("PrometheusRule", "PrometheusRules", "ruleSelector", "ruleNamespaceSelector")
 KINDS = {k.kind: k for k in (SERVICE_MONITOR, PROMETHEUS_RULE)}
+
+#: kind -> the other selector fields of a Prometheus that, when invalid, fail the
+#: operator's reconcile before it writes what selects that kind (see the module doc).
+BLOCKING: dict[str, tuple[str, ...]] = {
+    SERVICE_MONITOR.kind: (
+        "ruleNamespaceSelector",
+        "ruleSelector",
+        "podMonitorSelector",
+        "podMonitorNamespaceSelector",
+        "probeSelector",
+        "probeNamespaceSelector",
+        "scrapeConfigSelector",
+        "scrapeConfigNamespaceSelector",
+    ),
+    PROMETHEUS_RULE.kind: (),
+}
+
+#: Every field of a Prometheus's spec that selection reads.
+SELECTOR_FIELDS: tuple[str, ...] = tuple(
+    dict.fromkeys(
+        [f for k in KINDS.values() for f in (k.selector_field, k.namespace_selector_field)]
+        + [f for fields in BLOCKING.values() for f in fields]
+    )
+)
 
 
 class PrometheusError(ValueError):
@@ -156,6 +191,10 @@ class PrometheusSelectors:
     name: str
     selectors: Mapping[str, LabelSelector | SelectorError]
     namespace_selectors: Mapping[str, LabelSelector | SelectorError | None]  # None: own namespace
+    #: kind -> (field, error) of the invalid selectors of BLOCKING[kind]
+    blockers: Mapping[str, tuple[tuple[str, SelectorError], ...]] = dataclasses.field(
+        default_factory=dict
+    )
 
     @classmethod
     def from_object(cls, obj: Mapping[str, Any]) -> PrometheusSelectors:
@@ -178,7 +217,17 @@ class PrometheusSelectors:
             namespace_selectors[kind.kind] = (
                 None if raw_ns is None else _parse(raw_ns, kind.namespace_selector_field)
             )
-        return cls(namespace, name, selectors, namespace_selectors)
+        invalid: dict[str, SelectorError] = {}
+        for field_name in {f for fields in BLOCKING.values() for f in fields}:
+            raw = spec.get(field_name)
+            parsed = None if raw is None else _parse(raw, field_name)
+            if isinstance(parsed, SelectorError):
+                invalid[field_name] = parsed
+        blockers = {
+            kind: tuple((f, invalid[f]) for f in fields if f in invalid)
+            for kind, fields in BLOCKING.items()
+        }
+        return cls(namespace, name, selectors, namespace_selectors, blockers)
 
     @property
     def key(self) -> str:
@@ -252,6 +301,19 @@ def decide(
         )
         if isinstance(parsed, SelectorError)
     ]
+    if not invalid and prom.blockers.get(kind.kind):
+        field_name, error = prom.blockers[kind.kind][0]
+        return Verdict(
+            **base,
+            selected=False,
+            reason=INVALID_SELECTOR,
+            problems=(
+                f"has an invalid {field_name} ({error}): prometheus-operator's reconcile of it"
+                f" fails before it writes the {kind.plural}' scrape jobs",
+            ),
+            fixes=(f"correct spec.{field_name} of {who}",),
+            effort=3,
+        )
     if invalid or not isinstance(selector, LabelSelector):
         field_name, error = invalid[0]
         return Verdict(
