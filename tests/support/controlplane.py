@@ -57,6 +57,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +182,8 @@ class ControlPlane:
         self._pod_networks = 0
         self._pod_netns: set[str] = set()
         self.started_seconds: float | None = None
+        #: (began, ready) of each API server start, in seconds since the epoch.
+        self.apiserver_starts: list[tuple[float, float]] = []
         self.kubernetes_version = versions()["KUBERNETES_VERSION"]
 
     # -- addresses ---------------------------------------------------------------------
@@ -533,8 +536,19 @@ class ControlPlane:
         ]
 
     def _start_apiserver(self) -> None:
+        began = time.time()
         self._spawn("kube-apiserver", self.apiserver_argv())
         self._wait("kube-apiserver", lambda: self._ok("/readyz"))
+        self.apiserver_starts.append((began, time.time()))
+
+    def starting(self, timestamp: str, slack: float = 1.0) -> bool:
+        """True when an audit timestamp (RFC 3339) falls while an API server was starting.
+
+        Until it is ready, a starting kube-apiserver already answers, and its RBAC
+        authorizer, whose caches are still empty, refuses (403) even granted requests.
+        """
+        when = datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+        return any(a - slack <= when <= b + slack for a, b in self.apiserver_starts)
 
     def _start_controller_manager(self) -> None:
         kcm = find_upstream("kubernetes", "kube-controller-manager")
