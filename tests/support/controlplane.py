@@ -51,6 +51,7 @@ import shutil
 import signal
 import ssl
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -702,3 +703,38 @@ class ControlPlane:
         revision = int(self._etcd("/v3/kv/range", {"key": encoded})["header"]["revision"])
         self._etcd("/v3/kv/compaction", {"revision": revision, "physical": True})
         return revision
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python3 -m tests.support.controlplane [--no-kubelet]` (as root): start the control
+    plane (and the kubelet stand-in), print how to reach it, stop all of it on Ctrl-C."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python3 -m tests.support.controlplane")
+    parser.add_argument("--no-kubelet", action="store_true", help="no node: pods stay Pending")
+    args = parser.parse_args(argv)
+    reason = missing_requirements()
+    if reason is not None:
+        print(f"cannot start the control plane: {reason}", file=sys.stderr)
+        return 2
+    from tests.support.kubelet import Kubelet  # imports this module: imported late
+
+    # Ctrl-C and SIGTERM are waited for, not raised in the middle of a start.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    with ControlPlane() as cp:
+        kubelet = None if args.no_kubelet else Kubelet(cp).start()
+        try:
+            print(f"control plane (Kubernetes {cp.kubernetes_version}) up in "
+                  f"{cp.started_seconds:.1f} s; network namespace {cp.netns}")  # fmt: skip
+            print(f"  export KUBECONFIG={cp.kubeconfig}")
+            print(f"  audit log {cp.audit_log}; component logs {cp.workdir / 'logs'}")
+            print("Ctrl-C stops it and removes everything.", flush=True)
+            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        finally:
+            if kubelet is not None:
+                kubelet.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
