@@ -166,11 +166,12 @@ class ControlPlane:
         controllers: Sequence[str] = CONTROLLERS,
         apiserver_args: Sequence[str] = (),
     ) -> None:
+        tag = secrets.token_hex(3)
         self._own_workdir = workdir is None
-        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="promdemo-cp-"))
+        # Named like the network namespace; made by start(), removed by stop().
+        self.workdir = Path(workdir or Path(tempfile.gettempdir()) / f"promdemo-cp-{tag}")
         self.controllers = tuple(controllers)
         self.extra_apiserver_args = tuple(apiserver_args)
-        tag = secrets.token_hex(3)
         self.netns = f"promdemo-cp-{tag}"
         self._veth_host = f"pdcp{tag}h"
         self._veth_ns = f"pdcp{tag}n"
