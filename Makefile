@@ -13,7 +13,7 @@ export CLUSTER IMAGE STACK PYTHON
 
 .DEFAULT_GOAL := help
 # constraints.txt, the CRD and install.yaml are files, but their targets always rebuild them.
-.PHONY: help install test test-e2e lint format bench local constraints crd install.yaml image \
+.PHONY: help install test test-e2e lint format bench local constraints crd install.yaml image controlplane \
         kind-up kind-load deploy demo undeploy kind-logs kind-down e2e
 
 help: ## list the targets
@@ -24,6 +24,9 @@ install: ## pip install -e '.[dev]' (the app, the operator, the CLI and the test
 
 test: ## the test suite (the README's test command; e2e skips without kind and Docker)
 	$(PYTHON) -m pytest
+
+controlplane: ## build kube-apiserver, kube-controller-manager and etcd for the cluster tier (docs/testing.md)
+	hack/upstream/build.sh kubernetes etcd
 
 lint: ## ruff check and ruff format --check
 	ruff check .

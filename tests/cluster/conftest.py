@@ -19,6 +19,12 @@ from tests.support.controlplane import ControlPlane, require_controlplane
 from tests.support.kubelet import Kubelet
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The RBAC coverage test reads the whole session's audit log: it runs last."""
+    last = [i for i in items if i.nodeid.startswith("tests/cluster/test_rbac_coverage.py")]
+    items[:] = [i for i in items if i not in last] + last
+
+
 @pytest.fixture(scope="session")
 def control_plane() -> Iterator[ControlPlane]:
     """etcd + kube-apiserver + kube-controller-manager, stopped (and removed) at the end."""

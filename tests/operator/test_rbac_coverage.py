@@ -16,19 +16,15 @@ records each request as (verb, group, resource[/subresource]). Then:
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.operator import scenarios as sc
 from tests.support.kmock_cluster import ApiCall, KmockCluster
+from tests.support.rbac import granted, load_rbac
 
 pytestmark = pytest.mark.operator
-
-ROOT = Path(__file__).resolve().parents[2]
-RBAC = ROOT / "manifests" / "base" / "rbac.yaml"
 
 #: Granted although the scenarios cannot exercise them here, each with the reason.
 DOCUMENTED_NEEDS: dict[tuple[str, str, str], str] = {
@@ -38,27 +34,6 @@ DOCUMENTED_NEEDS: dict[tuple[str, str, str], str] = {
         "OwnerReferencesPermissionEnforcement checks it for blockOwnerDeletion; no request"
     ),
 }
-
-
-def load_rbac() -> tuple[dict, dict]:
-    docs = [d for d in yaml.safe_load_all(RBAC.read_text()) if d]
-    roles = [d for d in docs if d["kind"] == "ClusterRole"]
-    bindings = [d for d in docs if d["kind"] == "ClusterRoleBinding"]
-    assert len(roles) == 1, "one ClusterRole"
-    assert len(bindings) == 1, "one ClusterRoleBinding"
-    return roles[0], bindings[0]
-
-
-def granted(role: dict) -> set[tuple[str, str, str]]:
-    grants = set()
-    for rule in role["rules"]:
-        assert "nonResourceURLs" not in rule, rule
-        assert "resourceNames" not in rule, rule
-        for group in rule["apiGroups"]:
-            for resource in rule["resources"]:
-                for verb in rule["verbs"]:
-                    grants.add((group, resource, verb))
-    return grants
 
 
 def test_rbac_has_no_wildcards_and_binds_the_operator_service_account() -> None:

@@ -51,12 +51,14 @@ import shutil
 import signal
 import ssl
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -164,11 +166,12 @@ class ControlPlane:
         controllers: Sequence[str] = CONTROLLERS,
         apiserver_args: Sequence[str] = (),
     ) -> None:
+        tag = secrets.token_hex(3)
         self._own_workdir = workdir is None
-        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="promdemo-cp-"))
+        # Named like the network namespace; made by start(), removed by stop().
+        self.workdir = Path(workdir or Path(tempfile.gettempdir()) / f"promdemo-cp-{tag}")
         self.controllers = tuple(controllers)
         self.extra_apiserver_args = tuple(apiserver_args)
-        tag = secrets.token_hex(3)
         self.netns = f"promdemo-cp-{tag}"
         self._veth_host = f"pdcp{tag}h"
         self._veth_ns = f"pdcp{tag}n"
@@ -181,6 +184,8 @@ class ControlPlane:
         self._pod_networks = 0
         self._pod_netns: set[str] = set()
         self.started_seconds: float | None = None
+        #: (began, ready) of each API server start, in seconds since the epoch.
+        self.apiserver_starts: list[tuple[float, float]] = []
         self.kubernetes_version = versions()["KUBERNETES_VERSION"]
 
     # -- addresses ---------------------------------------------------------------------
@@ -533,8 +538,19 @@ class ControlPlane:
         ]
 
     def _start_apiserver(self) -> None:
+        began = time.time()
         self._spawn("kube-apiserver", self.apiserver_argv())
         self._wait("kube-apiserver", lambda: self._ok("/readyz"))
+        self.apiserver_starts.append((began, time.time()))
+
+    def starting(self, timestamp: str, slack: float = 1.0) -> bool:
+        """True when an audit timestamp (RFC 3339) falls while an API server was starting.
+
+        Until it is ready, a starting kube-apiserver already answers, and its RBAC
+        authorizer, whose caches are still empty, refuses (403) even granted requests.
+        """
+        when = datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+        return any(a - slack <= when <= b + slack for a, b in self.apiserver_starts)
 
     def _start_controller_manager(self) -> None:
         kcm = find_upstream("kubernetes", "kube-controller-manager")
@@ -688,3 +704,38 @@ class ControlPlane:
         revision = int(self._etcd("/v3/kv/range", {"key": encoded})["header"]["revision"])
         self._etcd("/v3/kv/compaction", {"revision": revision, "physical": True})
         return revision
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python3 -m tests.support.controlplane [--no-kubelet]` (as root): start the control
+    plane (and the kubelet stand-in), print how to reach it, stop all of it on Ctrl-C."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python3 -m tests.support.controlplane")
+    parser.add_argument("--no-kubelet", action="store_true", help="no node: pods stay Pending")
+    args = parser.parse_args(argv)
+    reason = missing_requirements()
+    if reason is not None:
+        print(f"cannot start the control plane: {reason}", file=sys.stderr)
+        return 2
+    from tests.support.kubelet import Kubelet  # imports this module: imported late
+
+    # Ctrl-C and SIGTERM are waited for, not raised in the middle of a start.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    with ControlPlane() as cp:
+        kubelet = None if args.no_kubelet else Kubelet(cp).start()
+        try:
+            print(f"control plane (Kubernetes {cp.kubernetes_version}) up in "
+                  f"{cp.started_seconds:.1f} s; network namespace {cp.netns}")  # fmt: skip
+            print(f"  export KUBECONFIG={cp.kubeconfig}")
+            print(f"  audit log {cp.audit_log}; component logs {cp.workdir / 'logs'}")
+            print("Ctrl-C stops it and removes everything.", flush=True)
+            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        finally:
+            if kubelet is not None:
+                kubelet.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

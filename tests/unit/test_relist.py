@@ -1,14 +1,18 @@
 """A watch gap (410 Gone, then a re-list) must not leave the reconcile trusting kopf's
 indexes: kopf never drops an object that vanished during the gap, so a PromDemo
-listed again makes its next reconcile read every child from the API."""
+listed again makes its next reconcile read every child from the API, and its heal
+loop list the pods once."""
 
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from promdemo_operator.handlers.context import OperatorContext
-from promdemo_operator.handlers.watches import promdemo_listed
+from promdemo_operator.handlers.heal import HealLoop
+from promdemo_operator.handlers.watches import Watched, promdemo_listed
+from promdemo_operator.heal.pods import PodRecord
 
 
 def context() -> OperatorContext:
@@ -45,3 +49,34 @@ def test_a_deleted_promdemo_is_forgotten() -> None:
     deliver(ctx, None)  # a new PromDemo of the same name, first seen in a listing
     assert ctx.stale == set()
     assert ctx.seen_promdemos == {("demo", "shop")}
+
+
+class ListingKube:
+    """Answers a pod listing with the pods named at construction."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        self.paths: list[str] = []
+
+    def request(self, method: str, path: str, body: Any = None, **_: Any) -> dict[str, Any]:
+        self.paths.append(f"{method} {path}")
+        return {"items": [{"metadata": {"name": n}} for n in self.names]}
+
+
+def test_after_a_re_list_the_heal_loop_leaves_out_pods_the_api_no_longer_has() -> None:
+    kube = ListingKube(["shop-new"])
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        ctx = OperatorContext(options=None, kube=kube, pool=pool, reconcile_slots=None)  # type: ignore[arg-type]
+        indexed = [PodRecord("shop-old", "10.0.0.1", True, 8080),  # deleted in the gap
+                   PodRecord("shop-new", "10.0.0.2", True, 8080)]  # fmt: skip
+        loop = HealLoop("demo", "shop", ctx=ctx, watched=Watched({}, {("demo", "shop"): indexed}))
+        asyncio.run(loop.forget_gone_pods())
+        assert kube.paths == [], "no re-list: the index is trusted, nothing is read"
+        ctx.refresh(("demo", "shop"))
+        asyncio.run(loop.forget_gone_pods())
+        asyncio.run(loop.forget_gone_pods())  # once per re-list
+    assert kube.paths == [
+        "GET /api/v1/namespaces/demo/pods?labelSelector="
+        "app.kubernetes.io/name%3Dpromdemo%2Capp.kubernetes.io/instance%3Dshop"
+    ]
+    assert loop._gone == {"shop-old"}

@@ -114,12 +114,16 @@ class OperatorContext:
     #: PromDemos whose next reconcile reads every child from the API, not the watches'
     #: indexes (`refresh`): after a failed reconcile, and after the PromDemo watch re-listed.
     stale: set[tuple[str, str]] = field(default_factory=set)
+    #: PromDemos whose heal loop lists the pods from the API once (after a re-list).
+    stale_pods: set[tuple[str, str]] = field(default_factory=set)
     #: The PromDemos the watch delivered, to tell a re-list (410 Gone) from a first sight.
     seen_promdemos: set[tuple[str, str]] = field(default_factory=set)
 
     def refresh(self, key: tuple[str, str]) -> None:
-        """Make the next reconcile of PromDemo `key` read from the API, and wake it."""
+        """Make the next reconcile (and heal check) of PromDemo `key` read from the API,
+        and wake the reconcile."""
         self.stale.add(key)
+        self.stale_pods.add(key)
         self.reconcilers.poke(key)
 
     @classmethod

@@ -30,6 +30,7 @@ import asyncio
 import contextvars
 import logging
 import time
+import urllib.parse
 import zlib
 from typing import Any
 
@@ -45,7 +46,7 @@ from promdemo_operator.heal.pods import targets_from_records
 from promdemo_operator.heal.policy import PolicyConfig
 from promdemo_operator.heal.state import HealState
 from promdemo_operator.kube import KubeError
-from promdemo_operator.resource import GROUP, PLURAL, VERSION, secret_name
+from promdemo_operator.resource import GROUP, PLURAL, VERSION, secret_name, selector_string
 from promdemo_operator.timefmt import rfc3339
 
 from ..plaindata import plain
@@ -107,6 +108,9 @@ class HealLoop:
         self._api_server: str | None = None
         self._engine: HealEngine | None = None
         self._token_missing_logged = False
+        #: Pods kopf's index still holds but the API no longer has: deleted during a watch
+        #: gap (410 Gone), whose DELETED event never came (see `forget_gone_pods`).
+        self._gone: set[str] = set()
         self.who = f"{namespace}/{name}"
         # The kopf daemon's context: where kopf.event finds its queue.
         self.context = contextvars.copy_context()
@@ -152,8 +156,12 @@ class HealLoop:
         """The PromDemo's pods as targets, from the watched pods."""
         self.engine()
         assert self._access is not None
+        records = self.watched.pods(self.namespace, self.name)
+        if self._gone:
+            self._gone &= {r.name for r in records}  # what the index still holds, no more
+            records = [r for r in records if r.name not in self._gone]
         return targets_from_records(
-            self.watched.pods(self.namespace, self.name),
+            records,
             access=self._access,
             namespace=self.namespace,
             api_server=self._api_server,
@@ -169,6 +177,32 @@ class HealLoop:
             )  # fmt: skip
         engine.token = token
 
+    async def forget_gone_pods(self) -> None:
+        """After the PromDemo watch re-listed (`ctx.refresh`): list the pods from the API
+        once, and leave out the indexed pods it no longer has (kopf's index keeps a pod
+        deleted during a watch gap: the check would probe its dead address forever)."""
+        key = (self.namespace, self.name)
+        if key not in self.ctx.stale_pods:
+            return
+        self.ctx.stale_pods.discard(key)
+        indexed = {r.name for r in self.watched.pods(self.namespace, self.name)}
+        selector = urllib.parse.quote(selector_string(self.name))
+        path = f"/api/v1/namespaces/{self.namespace}/pods?labelSelector={selector}"
+        try:
+            listing = await self.ctx.call(self.ctx.kube.request, "GET", path)
+        except KubeError as e:
+            self.ctx.stale_pods.add(key)  # next check
+            if self.metrics is not None:
+                self.metrics.api_error(self.namespace, self.name, "list_pods")
+            log.warning("%s: Kubernetes API error in list_pods: %s", self.who, e)
+            return
+        live = {(i.get("metadata") or {}).get("name") for i in listing.get("items") or []}
+        gone = indexed - live
+        if gone:
+            log.info("%s: pods gone during a watch gap, no longer checked: %s", self.who,
+                     ", ".join(sorted(gone)))  # fmt: skip
+        self._gone |= gone
+
     # -- one check -------------------------------------------------------------------------
 
     async def tick(self, body: Any) -> CheckResult:
@@ -177,6 +211,7 @@ class HealLoop:
         self.body = body
         engine = self.engine()
         self._update_token(engine)
+        await self.forget_gone_pods()
         result = await engine.check(self.pods(), reset=self.settings.source == "direct")
         await self._after_resets(result.resets)
         await self._write_status(result.inventory, force=bool(result.resets))
