@@ -13,7 +13,7 @@ export CLUSTER IMAGE STACK PYTHON
 
 .DEFAULT_GOAL := help
 # constraints.txt, the CRD and install.yaml are files, but their targets always rebuild them.
-.PHONY: help install test test-e2e lint format bench local constraints crd install.yaml image controlplane \
+.PHONY: help install test test-e2e lint format bench local constraints crd install.yaml image controlplane upstream \
         kind-up kind-load deploy demo undeploy kind-logs kind-down e2e
 
 help: ## list the targets
@@ -27,6 +27,9 @@ test: ## the test suite (the README's test command; e2e skips without kind and D
 
 controlplane: ## build kube-apiserver, kube-controller-manager and etcd for the cluster tier (docs/testing.md)
 	hack/upstream/build.sh kubernetes etcd
+
+upstream: ## build every upstream program the tests run (hack/upstream/versions.env; cached by version)
+	hack/upstream/build.sh all
 
 lint: ## ruff check and ruff format --check
 	ruff check .
