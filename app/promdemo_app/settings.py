@@ -22,6 +22,9 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 # catches a wrong path (a log file, a device) before it is read into memory.
 MAX_TOKEN_FILE_BYTES = 4096
 _DECIMAL = re.compile(r"-?[0-9]{1,12}")
+# A number of seconds or a fraction: plain ASCII digits with an optional
+# fraction. float() would also take "1_0", "١٥", "inf", "1e3" and "  +.5".
+_REAL = re.compile(r"[0-9]{1,12}(\.[0-9]{1,12})?|\.[0-9]{1,12}")
 
 
 class SettingsError(ValueError):
@@ -34,6 +37,8 @@ class Settings:
 
     host: str = "0.0.0.0"
     port: int = 8080
+    # /healthz and /readyz on a port of their own (probes.py); None: only on `port`.
+    probe_port: int | None = None
     initial_inventory: int = 100
     oversell: bool = True
     simulation: bool = True
@@ -71,10 +76,10 @@ def _integer(name: str, raw: str, low: int, high: int, accepts: str | None = Non
 
 
 def _number(name: str, raw: str, low: float, high: float, accepts: str) -> float:
-    try:
-        value = float(raw.strip())
-    except ValueError:
-        raise _invalid(name, raw, accepts) from None
+    text = raw.strip()
+    if not _REAL.fullmatch(text):
+        raise _invalid(name, raw, accepts)
+    value = float(text)
     if not math.isfinite(value) or not low <= value <= high:
         raise _invalid(name, raw, accepts)
     return value
@@ -136,8 +141,9 @@ def load_settings(
     *,
     host: str | None = None,
     port: str | int | None = None,
+    probe_port: str | int | None = None,
 ) -> Settings:
-    """Settings from `environ` (`PROMDEMO_*`); `host`/`port` are the CLI flags and win.
+    """Settings from `environ` (`PROMDEMO_*`); `host`/`port`/`probe_port` are CLI flags and win.
 
     Raises SettingsError (one line) on the first bad value.
     """
@@ -158,6 +164,15 @@ def load_settings(
         values["port"] = _integer("--port", str(port), 0, 65535, port_accepts)
     elif (raw := given("PROMDEMO_PORT")) is not None:
         values["port"] = _integer("PROMDEMO_PORT", raw, 0, 65535, port_accepts)
+    if probe_port is not None:
+        values["probe_port"] = _integer("--probe-port", str(probe_port), 0, 65535, port_accepts)
+    elif (raw := given("PROMDEMO_PROBE_PORT")) is not None:
+        values["probe_port"] = _integer("PROMDEMO_PROBE_PORT", raw, 0, 65535, port_accepts)
+    if values.get("probe_port") and values.get("probe_port") == values.get("port", 8080):
+        raise SettingsError(
+            f"PROMDEMO_PROBE_PORT={values['probe_port']} is not valid: "
+            "expected a port other than PROMDEMO_PORT's"
+        )
 
     integers = {
         "PROMDEMO_INITIAL_INVENTORY": ("initial_inventory", 0, 1_000_000),

@@ -16,6 +16,9 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from werkzeug.exceptions import ClientDisconnected
+from werkzeug.wsgi import ClosingIterator
+
 from promdemo_app.lifecycle import Lifecycle
 from promdemo_app.metrics import UNMATCHED, Recorder, method_label
 
@@ -50,15 +53,24 @@ class Tracker:
         if not self.recorder.enabled:
             route = None
         lifecycle = self.lifecycle
+        sock = environ.get("gunicorn.socket")
+        key = id(environ)
+        if sock is not None and "wsgi.input" in environ:
+            environ["wsgi.input"] = _Input(environ["wsgi.input"], lifecycle, key, sock)
         lifecycle.enter(route)
         try:
             if route is None:
-                return self.app(environ, start_response)
-            return self._measured(environ, start_response, route)
+                body = self.app(environ, start_response)
+            else:
+                body = self._measured(environ, start_response, route)
         finally:
-            # The body is built (every view returns it whole); the server keeps
-            # the connection open until it is sent, and waits for that too.
+            # The body is built (every view returns it whole): what is left is
+            # the server writing it, which the drain bounds (drain.py).
             lifecycle.leave(route)
+        if sock is None:
+            return body
+        lifecycle.writing(key, sock)
+        return ClosingIterator(body, lambda: lifecycle.written(key))
 
     def _measured(
         self, environ: WSGIEnvironment, start_response: StartResponse, route: str
@@ -80,3 +92,40 @@ class Tracker:
                 status,
                 time.perf_counter() - started,
             )
+
+
+class _Input:
+    """The request body stream, telling the lifecycle while a read waits for the client.
+
+    While draining, a read that waits too long is ended (drain.py): a client
+    that sent half a body and went silent must not hold the exit.
+    """
+
+    def __init__(self, stream: Any, lifecycle: Lifecycle, key: int, sock: Any) -> None:
+        self._stream = stream
+        self._lifecycle = lifecycle
+        self._key = key
+        self._sock = sock
+
+    def _call(self, name: str, *args: Any) -> Any:
+        self._lifecycle.receiving(self._key, self._sock)
+        try:
+            return getattr(self._stream, name)(*args)
+        except OSError as e:
+            # The client stalled past the socket's receive timeout, or the
+            # drain ended the read: a 400 for the app, not a crash.
+            raise ClientDisconnected(f"the request body stopped arriving ({e})") from None
+        finally:
+            self._lifecycle.received(self._key)
+
+    def read(self, *args: Any) -> bytes:
+        return self._call("read", *args)  # type: ignore[no-any-return]
+
+    def readline(self, *args: Any) -> bytes:
+        return self._call("readline", *args)  # type: ignore[no-any-return]
+
+    def readlines(self, *args: Any) -> list[bytes]:
+        return self._call("readlines", *args)  # type: ignore[no-any-return]
+
+    def __iter__(self) -> Any:
+        return iter(self.readline, b"")
