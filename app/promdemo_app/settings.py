@@ -49,6 +49,8 @@ class Settings:
     processing_max_seconds: float = 0.5
     # Never printed: the dataclass repr ends up in logs and test output.
     reset_token: str | None = field(default=None, repr=False)
+    # Where reset_token came from, if a file: re-read when it changes (reset.py).
+    reset_token_file: str | None = None
     # Without a token, allow anyone to reset even on a non-loopback address.
     reset_open: bool = False
     metrics: bool = True
@@ -101,7 +103,8 @@ def _host(name: str, raw: str) -> str:
     return text
 
 
-def _read_token_file(raw: str) -> str:
+def read_token_file(raw: str) -> str:
+    """The token in the file `raw` (trailing newline dropped); SettingsError (one line) if none."""
     name = "PROMDEMO_RESET_TOKEN_FILE"
     path = Path(raw)
     try:
@@ -130,7 +133,7 @@ def _reset_token(env: Mapping[str, str]) -> str | None:
             "PROMDEMO_RESET_TOKEN and PROMDEMO_RESET_TOKEN_FILE are both set: set one of them"
         )
     if token_file:
-        return _read_token_file(token_file)
+        return read_token_file(token_file)
     if token and any(c.isspace() for c in token):
         raise SettingsError("PROMDEMO_RESET_TOKEN is not valid: expected a token without spaces")
     return token or None
@@ -215,6 +218,8 @@ def load_settings(
         values["log_level"] = level
 
     values["reset_token"] = _reset_token(env)
+    if values["reset_token"] is not None and (path := given("PROMDEMO_RESET_TOKEN_FILE")):
+        values["reset_token_file"] = path.strip()
     if values["reset_token"] is not None and values.get("reset_open"):
         raise SettingsError(
             "PROMDEMO_RESET_OPEN=true and a reset token are both set: "

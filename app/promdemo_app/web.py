@@ -39,7 +39,13 @@ from promdemo_app.metrics import (
     Recorder,
 )
 from promdemo_app.orders import InvalidOrder, Outcome, Shop, parse_order_body
-from promdemo_app.reset import DISABLED_REASON, ResetPolicy, reset_policy, token_matches
+from promdemo_app.reset import (
+    DISABLED_REASON,
+    ResetPolicy,
+    ResetToken,
+    reset_policy,
+    token_matches,
+)
 from promdemo_app.settings import Settings
 from promdemo_app.simulation import Simulation, SimulationConfig
 from promdemo_app.tracking import Tracker
@@ -189,6 +195,11 @@ def create_app(
     app.wsgi_app = Tracker(app.wsgi_app, lifecycle, recorder, paths)  # type: ignore[method-assign]
     _register_errors(app, settings)
     policy = reset_policy(settings)
+    tokens = (
+        ResetToken(settings.reset_token, settings.reset_token_file)
+        if settings.reset_token is not None
+        else None
+    )
 
     @app.get("/")
     def index() -> Response:
@@ -218,8 +229,7 @@ def create_app(
     def reset_inventory() -> Response | tuple[Response, int]:
         if policy is ResetPolicy.DISABLED:
             return _error(403, "reset is disabled: " + DISABLED_REASON.format(host=settings.host))
-        token = settings.reset_token
-        if token is not None and not token_matches(request.headers, token):
+        if tokens is not None and not token_matches(request.headers, tokens.current()):
             response, status = _error(
                 401, "a valid 'Authorization: Bearer <token>' (or X-Promdemo-Reset-Token) is needed"
             )

@@ -249,6 +249,45 @@ def test_reset_token_from_a_file(tmp_path: Path) -> None:
     assert ok.status_code == 200
 
 
+def mount_secret(folder: Path, token: str, version: int) -> Path:
+    """Write `token` as the kubelet updates a Secret volume: a new directory, then
+    an atomic swap of the `..data` symlink that `token` points through."""
+    data = folder / f"..v{version}"
+    data.mkdir()
+    (data / "token").write_text(token + "\n")
+    link = folder / "..data_tmp"
+    link.symlink_to(data.name)
+    link.rename(folder / "..data")
+    if not (folder / "token").is_symlink():
+        (folder / "token").symlink_to("..data/token")
+    return folder / "token"
+
+
+def test_a_rotated_token_file_is_used_without_a_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("promdemo_app.reset.TOKEN_FILE_CHECK_SECONDS", 0.0)
+    path = mount_secret(tmp_path, "first-token", 1)
+    settings = load_settings({"PROMDEMO_RESET_TOKEN_FILE": str(path), "PROMDEMO_SIMULATION": "off"})
+    client = create_app(settings, CollectorRegistry()).test_client()
+
+    def reset(token: str) -> int:
+        return client.post(
+            "/inventory/reset", headers={"Authorization": f"Bearer {token}"}
+        ).status_code
+
+    assert reset("first-token") == 200
+    mount_secret(tmp_path, "second-token", 2)  # the Secret was replaced
+    assert reset("second-token") == 200
+    assert reset("first-token") == 401  # the old token stops working
+    # A file the kubelet is midway through (or a broken mount) keeps the token in force.
+    (tmp_path / "..v3").mkdir()
+    (tmp_path / "..v3" / "token").write_text("")
+    (tmp_path / "..data_tmp").symlink_to("..v3")
+    (tmp_path / "..data_tmp").rename(tmp_path / "..data")
+    assert reset("second-token") == 200
+
+
 def test_probes(client: FlaskClient) -> None:
     assert client.get("/healthz").get_json() == {"status": "ok"}
     assert client.get("/readyz").get_json() == {"status": "ready"}
