@@ -30,6 +30,7 @@ import logging
 import math
 import os
 import resource
+import signal
 import socket
 import struct
 import sys
@@ -218,8 +219,6 @@ class OrderService(BaseApplication):  # type: ignore[misc]
     # hooks (each runs in the worker process) -------------------------------------
 
     def _post_worker_init(self, worker: Any) -> None:
-        import signal
-
         state = self.worker
         logging.getLogger("gunicorn.error").addFilter(QuietTimeouts())
         state.drain = DrainWatcher(state.lifecycle, self.settings.shutdown_timeout_seconds)
