@@ -127,3 +127,18 @@ def test_every_field_is_bounded() -> None:
     assert ref.status == "firing"  # the group's status, the alert's being no status word
     with pytest.raises(PayloadError, match="more than"):
         parse_payload({"alerts": [firing("a")] * 100_000})
+
+
+def test_the_open_files_limit_is_raised_within_the_hard_limit() -> None:
+    import resource
+
+    from promdemo_operator.handlers.webhook import raise_open_files_limit
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(256, soft), hard))
+        wanted = 4096 if hard == resource.RLIM_INFINITY else min(4096, hard)
+        assert raise_open_files_limit(wanted) == wanted
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == wanted
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -49,6 +49,7 @@ import hmac
 import json
 import logging
 import os
+import resource
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -317,6 +318,26 @@ class WebhookServer:
         await self.receiver.close()
 
 
+#: The open-files soft limit the operator raises itself to at start-up (within the
+#: hard limit): each connection to its ports and to the pods is a descriptor, and
+#: the usual soft limit of 1,024 is reached by a thousand idle clients.
+OPEN_FILES_WANTED = 16384
+
+
+def raise_open_files_limit(wanted: int = OPEN_FILES_WANTED) -> int:
+    """Raise the soft RLIMIT_NOFILE towards `wanted` (never above the hard limit); the result."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return soft
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError) as e:
+        log.warning("cannot raise the open-files limit from %d to %d: %s", soft, target, e)
+        return soft
+    return target
+
+
 def _listen_address(memo: Any) -> tuple[str, int]:
     options = memo.get("options") if memo is not None else None
     host = getattr(options, "bind", None) or "0.0.0.0"
@@ -327,6 +348,8 @@ def _listen_address(memo: Any) -> tuple[str, int]:
 @kopf.on.startup()
 async def start_webhook(memo: kopf.Memo, **_: Any) -> None:
     """Serve the Alertmanager receiver beside the operator (off when port is 0 or no token)."""
+    limit = raise_open_files_limit()
+    log.debug("open-files limit: %d", limit)
     host, port = _listen_address(memo)
     if port == 0:
         log.info("Alertmanager webhook receiver off (port 0)")
