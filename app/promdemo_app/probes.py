@@ -1,11 +1,15 @@
-"""`/healthz` and `/readyz` on a port of their own, served by one small thread.
+"""`/healthz` and `/readyz` on a port of their own, served by a small process of their own.
 
 Kubernetes' convention, and the reason: on the service port the probes would
 wait behind whatever else that port is doing (200 clients looping /metrics,
 connections that pipeline requests and never read, a flood of idle sockets).
-This server shares nothing with gunicorn but the process: its own listening
-socket, its own thread and its own limits, so no traffic to the orders or
-metrics paths can delay it.
+This server shares nothing with gunicorn's worker: its own listening socket
+and its own process (`ProbeProcess`, forked from the worker before the worker
+starts any thread), so neither the traffic to the orders or metrics paths nor
+the worker's threads contending for the interpreter lock can delay it. The
+worker tells it when the drain starts (one byte on a pipe: `/readyz` turns
+503); when the worker exits, the pipe's end tells it to exit too, so `/healthz`
+answers exactly as long as the worker lives.
 
 It is deliberately tiny: one request per connection (answered with
 `Connection: close`, as kubelet's probes expect), answers of a few dozen
@@ -20,7 +24,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import selectors
+import signal
 import socket
 import threading
 import time
@@ -85,18 +91,24 @@ def respond(request: bytes, lifecycle: Lifecycle) -> bytes:
 
 
 class ProbeServer:
-    """Serves the probes from `listener` on a daemon thread until the process ends."""
+    """Serves the probes from `listener`: `run()` here, or `start()` on a daemon thread.
+
+    `lifecycle` is anything with a `draining` flag; `control`, a pipe's read end
+    whose byte b"d" means draining and whose end means stop.
+    """
 
     def __init__(
         self,
         listener: socket.socket,
-        lifecycle: Lifecycle,
+        lifecycle: Lifecycle | _Flag,
         *,
+        control: int | None = None,
         max_connections: int = MAX_CONNECTIONS,
         request_timeout: float = REQUEST_TIMEOUT,
     ) -> None:
         self.listener = listener
         self.lifecycle = lifecycle
+        self.control = control
         self.max_connections = max_connections
         self.request_timeout = request_timeout
         # Oldest first: the one closed when a new connection needs room.
@@ -111,9 +123,19 @@ class ProbeServer:
         return host, port
 
     def start(self) -> None:
+        self._prepare()
+        self._thread.start()
+
+    def run(self) -> None:
+        """Serve in this thread until stopped (or the control pipe ends)."""
+        self._prepare()
+        self._run()
+
+    def _prepare(self) -> None:
         self.listener.setblocking(False)
         self._selector.register(self.listener, selectors.EVENT_READ)
-        self._thread.start()
+        if self.control is not None:
+            self._selector.register(self.control, selectors.EVENT_READ)
 
     def stop(self, timeout: float = 2.0) -> None:
         self._stopped.set()
@@ -125,6 +147,8 @@ class ProbeServer:
                 for key, events in self._selector.select(POLL_SECONDS):
                     if key.fileobj is self.listener:
                         self._accept()
+                    elif key.fileobj == self.control:
+                        self._control()
                     else:
                         self._serve(key.fd, events)
                 self._expire(time.monotonic())
@@ -134,6 +158,13 @@ class ProbeServer:
             for fd in list(self._conns):
                 self._close(fd)
             self._selector.close()
+
+    def _control(self) -> None:
+        data = os.read(self.control, 64) if self.control is not None else b""
+        if not data:  # the worker is gone
+            self._stopped.set()
+        elif b"d" in data:
+            self.lifecycle.draining = True
 
     def _accept(self) -> None:
         for _ in range(64):
@@ -208,3 +239,40 @@ class ProbeServer:
         with contextlib.suppress(KeyError, ValueError):
             self._selector.unregister(conn.sock)
         conn.sock.close()
+
+
+class _Flag:
+    """The probe process's copy of the worker's state: only whether it drains."""
+
+    def __init__(self) -> None:
+        self.draining = False
+
+
+class ProbeProcess:
+    """The probe server in a child process of the worker, told of the drain by a pipe."""
+
+    def __init__(self, listener: socket.socket) -> None:
+        read_end, self._write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the probe process
+            os.close(self._write_end)
+            code = 0
+            try:
+                # It lives exactly as long as the worker: signals sent to the whole
+                # process group (a terminal's Ctrl-C) are the worker's to act on.
+                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
+                    signal.signal(sig, signal.SIG_IGN)
+                ProbeServer(listener, _Flag(), control=read_end).run()
+            except BaseException:
+                code = 1
+            finally:
+                # Not sys.exit: nothing of the worker's (atexit, gunicorn's
+                # clean-up) may run in this copy of it.
+                os._exit(code)
+        os.close(read_end)
+        self.pid = pid
+
+    def set_draining(self) -> None:
+        """Tell the probe process that /readyz is now 503 (safe in a signal handler)."""
+        with contextlib.suppress(OSError):  # the probe process is gone
+            os.write(self._write_end, b"d")

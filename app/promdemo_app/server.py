@@ -11,8 +11,8 @@ only fills in gunicorn's settings and hooks:
   it as `fd://N` (a documented form of `bind`), so a taken port or an
   address that is not on this machine is one line from the CLI, and port 0
   (any free port) is logged with the port it got;
-- `post_worker_init` starts the probe server (probes.py) in the worker on its
-  own port, and chains the worker's SIGTERM handler so `/readyz` turns 503
+- `post_worker_init` forks the probe server (probes.py) from the worker, on
+  its own port, and chains the worker's SIGTERM handler so `/readyz` turns 503
   at once; a drain watcher (drain.py) then ends the connections of clients
   that do not read their answers once every request has been answered;
 - `worker_exit` says whether the worker left orders unanswered; the process
@@ -41,7 +41,7 @@ from gunicorn.app.base import BaseApplication
 
 from promdemo_app.drain import DrainWatcher
 from promdemo_app.lifecycle import Lifecycle
-from promdemo_app.probes import ProbeServer
+from promdemo_app.probes import ProbeProcess
 from promdemo_app.reset import describe_reset_policy
 from promdemo_app.settings import Settings
 from promdemo_app.web import create_app
@@ -158,7 +158,7 @@ class Worker:
     """What the gunicorn worker process holds besides the app (set in post_worker_init)."""
 
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
-    probes: ProbeServer | None = None
+    probes: ProbeProcess | None = None
     drain: DrainWatcher | None = None
 
 
@@ -223,13 +223,15 @@ class OrderService(BaseApplication):  # type: ignore[misc]
         logging.getLogger("gunicorn.error").addFilter(QuietTimeouts())
         state.drain = DrainWatcher(state.lifecycle, self.settings.shutdown_timeout_seconds)
         if self.probe_listener is not None:
-            state.probes = ProbeServer(self.probe_listener, state.lifecycle)
-            state.probes.start()
+            # Forked before this process starts any thread of its own.
+            state.probes = ProbeProcess(self.probe_listener)
         previous = signal.getsignal(signal.SIGTERM)
 
         def on_sigterm(signum: int, frame: Any) -> None:
-            # Only a flag here (a signal handler); the watcher thread does the rest.
+            # A flag and one write here (a signal handler); the watcher thread does the rest.
             state.lifecycle.start_draining()
+            if state.probes is not None:
+                state.probes.set_draining()
             if callable(previous):
                 previous(signum, frame)
 
@@ -238,6 +240,8 @@ class OrderService(BaseApplication):  # type: ignore[misc]
 
     def _worker_int(self, worker: Any) -> None:
         self.worker.lifecycle.start_draining()
+        if self.worker.probes is not None:
+            self.worker.probes.set_draining()
 
     def _worker_exit(self, server: Any, worker: Any) -> None:
         lifecycle = self.worker.lifecycle
