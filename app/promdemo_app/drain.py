@@ -73,6 +73,7 @@ class DrainWatcher:
         while True:
             time.sleep(self.send_grace)
             _shut(lifecycle.stalled_writes(self.send_grace), "reading its answer")
+            _shut(lifecycle.stalled_reads(RECEIVE_SILENCE_SECONDS), "sending its request body")
 
 
 def _shut(sockets: list[socket.socket], stalled: str) -> None:

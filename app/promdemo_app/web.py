@@ -192,7 +192,9 @@ def create_app(
 
     # One middleware per request: in flight for the drain, and the http_* metrics.
     paths = {r.rule: (r.rule if r.measured else None) for r in ROUTES.values()}
-    app.wsgi_app = Tracker(app.wsgi_app, lifecycle, recorder, paths)  # type: ignore[method-assign]
+    app.wsgi_app = Tracker(  # type: ignore[method-assign]
+        app.wsgi_app, lifecycle, recorder, paths, prefetch_bytes=settings.max_body_bytes
+    )
     _register_errors(app, settings)
     policy = reset_policy(settings)
     tokens = (
