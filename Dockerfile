@@ -9,9 +9,8 @@
 #
 # Runs as a numeric non-root user (runAsNonRoot can verify it) and writes
 # nothing to disk, so it works with readOnlyRootFilesystem: no .pyc at run time
-# (compiled at install instead), request bodies held in memory by the app
-# (gunicorn's worker heartbeat file goes to the temporary directory: /tmp, an
-# emptyDir in the operator's Deployment).
+# (compiled at install instead), request bodies held in memory by the app,
+# gunicorn's worker heartbeat file in /dev/shm (memory).
 
 # --- build: a virtual environment with the project and its pinned dependencies
 FROM python:3.11-slim AS build

@@ -74,6 +74,8 @@ WORKER_TIMEOUT_SECONDS = 60
 # scrape of /metrics or a reset still finds a thread (the probes have a port
 # and a thread of their own, probes.py).
 SPARE_THREADS = 8
+# gunicorn creates and unlinks its heartbeat file there at once (not a shared path).
+HEARTBEAT_DIR = "/dev/shm"  # noqa: S108
 # What the worker tells the parent at exit (worker_exit): every request answered or not.
 DRAINED, NOT_DRAINED = b"0", b"1"
 
@@ -205,6 +207,9 @@ class OrderService(BaseApplication):  # type: ignore[misc]
             # One control socket per user's home would be shared by every replica.
             "control_socket_disable": True,
             "proc_name": "promdemo-app",
+            # The worker's heartbeat file (created and unlinked at once): in
+            # memory, so a read-only root filesystem without a writable /tmp works.
+            "worker_tmp_dir": HEARTBEAT_DIR if os.access(HEARTBEAT_DIR, os.W_OK) else None,
             "post_worker_init": self._post_worker_init,
             "worker_int": self._worker_int,
             "worker_exit": self._worker_exit,
