@@ -9,7 +9,8 @@
 #
 # Runs as a numeric non-root user (runAsNonRoot can verify it) and writes
 # nothing to disk, so it works with readOnlyRootFilesystem: no .pyc at run time
-# (compiled at install instead), request bodies held in memory by waitress.
+# (compiled at install instead), request bodies held in memory by the app,
+# gunicorn's worker heartbeat file in /dev/shm (memory).
 
 # --- build: a virtual environment with the project and its pinned dependencies
 FROM python:3.11-slim AS build
@@ -35,6 +36,7 @@ RUN groupadd --system --gid 10001 promdemo \
 COPY --from=build /opt/promdemo /opt/promdemo
 USER 10001:10001
 WORKDIR /
-EXPOSE 8080
+# 8080: the service; 8081: /healthz and /readyz alone, for the kubelet.
+EXPOSE 8080 8081
 ENTRYPOINT ["promdemo-app"]
-CMD ["--host", "0.0.0.0", "--port", "8080"]
+CMD ["--host", "0.0.0.0", "--port", "8080", "--probe-port", "8081"]

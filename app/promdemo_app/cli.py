@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 from collections.abc import Sequence
 
@@ -26,6 +27,10 @@ def _parser() -> argparse.ArgumentParser:
     # same one-line message as a bad variable.
     parser.add_argument("--host", help="address to listen on (default: $PROMDEMO_HOST or 0.0.0.0)")
     parser.add_argument("--port", help="port to listen on (default: $PROMDEMO_PORT or 8080)")
+    parser.add_argument(
+        "--probe-port",
+        help="a port of its own for /healthz and /readyz (default: $PROMDEMO_PROBE_PORT, or none)",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
@@ -34,7 +39,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the service; returns the process's exit code (2: bad settings)."""
     args = _parser().parse_args(argv)
     try:
-        settings = load_settings(os.environ, host=args.host, port=args.port)
+        settings = load_settings(
+            os.environ, host=args.host, port=args.port, probe_port=args.probe_port
+        )
+        _resolve(settings.host, "--host" if args.host is not None else "PROMDEMO_HOST")
     except SettingsError as e:
         print(f"{PROG}: {e}", file=sys.stderr)
         return 2
@@ -44,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    # Imported here: the settings check above must not pay for Flask and waitress.
+    # Imported here: the settings check above must not pay for Flask and gunicorn.
     from promdemo_app.server import serve
 
     try:
@@ -53,5 +61,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Typically the port is taken or the address is not on this machine.
         reason = e.strerror or str(e)
         where = f"{settings.host}:{settings.port}"
+        if settings.probe_port is not None:
+            where += f" (or the probe port {settings.probe_port})"
         print(f"{PROG}: cannot listen on {where}: {reason}", file=sys.stderr)
         return 1
+
+
+def _resolve(host: str, name: str) -> None:
+    """Refuse (SettingsError) a host that is not an address and does not resolve to one."""
+    try:
+        socket.getaddrinfo(host, None, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError, ValueError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise SettingsError(
+            f"{name}={host!r} is not valid: expected an address to listen on, "
+            f"e.g. 0.0.0.0 or 127.0.0.1 (it does not resolve: {reason})"
+        ) from None

@@ -10,7 +10,9 @@ answer to be sent, before it exits) and per measured route (the
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 
 
 class Lifecycle:
@@ -22,6 +24,10 @@ class Lifecycle:
         self.draining = False
         self._in_flight = 0
         self._by_route: dict[str, int] = {}
+        # Requests whose answer is being written: socket and when the app answered.
+        self._writing: dict[int, tuple[socket.socket, float]] = {}
+        # Requests whose body is being read: socket and when the read started.
+        self._receiving: dict[int, tuple[socket.socket, float]] = {}
         self._lock = threading.Lock()
 
     @property
@@ -53,3 +59,28 @@ class Lifecycle:
             self._in_flight -= 1
             if route is not None:
                 self._by_route[route] -= 1
+
+    def writing(self, key: int, sock: socket.socket) -> None:
+        """The app answered on `sock`; the server is writing the answer (drain.py)."""
+        self._writing[key] = (sock, time.monotonic())
+
+    def written(self, key: int) -> None:
+        """The answer was written (or the connection failed)."""
+        self._writing.pop(key, None)
+
+    def stalled_writes(self, older_than: float) -> list[socket.socket]:
+        """Sockets whose answer has been being written for over `older_than` seconds."""
+        cutoff = time.monotonic() - older_than
+        return [sock for sock, since in list(self._writing.values()) if since < cutoff]
+
+    def receiving(self, key: int, sock: socket.socket) -> None:
+        """The app waits for more of a request's body on `sock` (tracking.py)."""
+        self._receiving[key] = (sock, time.monotonic())
+
+    def received(self, key: int) -> None:
+        self._receiving.pop(key, None)
+
+    def stalled_reads(self, older_than: float) -> list[socket.socket]:
+        """Sockets on which the app has waited for body bytes for over `older_than` seconds."""
+        cutoff = time.monotonic() - older_than
+        return [sock for sock, since in list(self._receiving.values()) if since < cutoff]

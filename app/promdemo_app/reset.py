@@ -15,10 +15,19 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import logging
+import os
+import threading
+import time
 from collections.abc import Mapping
 from enum import Enum
 
-from promdemo_app.settings import Settings
+from promdemo_app.settings import Settings, SettingsError, read_token_file
+
+log = logging.getLogger("promdemo_app.reset")
+
+# How often the token file is looked at (one stat) when a reset comes in.
+TOKEN_FILE_CHECK_SECONDS = 1.0
 
 # The Kubernetes API server strips `Authorization` when it forwards a request
 # through the pod proxy (kubernetes/kubernetes#38775), so an operator running
@@ -82,3 +91,55 @@ def token_matches(headers: Mapping[str, str], token: str) -> bool:
             return False
     # Constant time, so the answer's timing does not reveal how much matched.
     return hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+class ResetToken:
+    """The token a reset must carry; from a file, re-read when the file changes.
+
+    Rotating the token means replacing the Secret: the kubelet then swaps the
+    mounted file (an atomic symlink change) in every pod, and the operator
+    uses the new token at once. Read once at start-up, the app would answer
+    every reset with 401 from then on, and healing would stop. So the file
+    is looked at (one `stat`, at most once a second, when a reset comes in)
+    and re-read when its identity, size or time changed. A file that cannot
+    be read or holds no token keeps the token in force (said once in the log).
+    """
+
+    def __init__(self, token: str, path: str | None = None) -> None:
+        self._token = token
+        self._path = path
+        self._seen = self._identity() if path else None
+        self._next_check = time.monotonic() + TOKEN_FILE_CHECK_SECONDS
+        self._lock = threading.Lock()
+        self._warned = False
+
+    def _identity(self) -> tuple[int, int, int, int] | None:
+        try:
+            st = os.stat(self._path or "")
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def current(self) -> str:
+        if self._path is None or time.monotonic() < self._next_check:
+            return self._token
+        with self._lock:
+            now = time.monotonic()
+            if now < self._next_check:
+                return self._token
+            self._next_check = now + TOKEN_FILE_CHECK_SECONDS
+            identity = self._identity()
+            if identity is None or identity == self._seen:
+                return self._token
+            try:
+                token = read_token_file(self._path)
+            except SettingsError as e:
+                if not self._warned:
+                    log.warning("keeping the reset token in force: %s", e)
+                    self._warned = True
+                return self._token
+            self._seen, self._warned = identity, False
+            if token != self._token:
+                self._token = token
+                log.info("reset token: re-read %s, which changed (a rotated Secret)", self._path)
+            return self._token

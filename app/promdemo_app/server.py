@@ -1,72 +1,83 @@
-"""The production server: waitress in one process, with a graceful SIGTERM.
+"""The production server: gunicorn's gthread worker, configured through its public settings.
 
-One process, many threads: the inventory lives in the process (per pod), so
-several worker processes would mean several inventories behind one pod.
-Up to `PROMDEMO_THREADS` (300) threads hold the seed's 300 concurrent orders,
-each sleeping in the simulated dependency; probes and scrapes run on threads of
-their own (workers.py). What a connection may cost is bounded in
-connections.py: at the connection limit the connections idle longest make
-room, so kubelet's probes and Prometheus's scrapes are accepted during a flood.
+One worker process (the inventory lives in the process, so two workers would
+be two inventories behind one pod) with `PROMDEMO_THREADS` threads. gunicorn
+does the HTTP: parsing and its limits (request line, header count and size),
+idle keep-alive and pending-connection timeouts, the connection cap, a
+lingering close after an error, and the graceful stop on SIGTERM. This module
+only fills in gunicorn's settings and hooks:
 
-Waitress has no graceful stop, so this module runs waitress's event loop
-itself and, on SIGTERM or SIGINT:
+- the listening sockets are bound here, before gunicorn starts, and handed to
+  it as `fd://N` (a documented form of `bind`), so a taken port or an
+  address that is not on this machine is one line from the CLI, and port 0
+  (any free port) is logged with the port it got;
+- `post_worker_init` forks the probe server (probes.py) from the worker, on
+  its own port, and chains the worker's SIGTERM handler so `/readyz` turns 503
+  at once; a drain watcher (drain.py) then ends the connections of clients
+  that do not read their answers once every request has been answered;
+- `worker_exit` says whether the worker left orders unanswered; the process
+  exits 1 then (or if the worker had to be killed), else 0.
 
-1. `/readyz` answers 503 at once (the signal handler only sets a flag);
-2. connections already waiting in the kernel's accept queue are accepted, then
-   the listening sockets are closed: new connections are refused, none that
-   was accepted is dropped;
-3. every request already received is answered, with `Connection: close`;
-   keep-alive connections idle between requests are closed at once; a
-   connection still sending its request (or not started) is closed once it
-   has been silent for a second, and at the latest 5 s into the drain;
-4. the process exits 0 once no request is in flight and every answer was
-   written, or 1 if that did not happen within `PROMDEMO_SHUTDOWN_TIMEOUT`.
-   A second signal stops at once (exit 1).
-
-This reaches into waitress's channels (`active_channels`, `requests`,
-`will_close`, ...): pyproject pins waitress 3.x and the integration tests
-exercise every step above against the real server.
+SIGHUP is gunicorn's reload: a new worker (with a fresh inventory) starts and
+the old one finishes its in-flight requests within the shutdown timeout
+before it exits, so no order is dropped. SIGINT and SIGQUIT are gunicorn's
+quick stop.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import os
 import resource
-import select
 import signal
-import time
-from collections import deque
-from types import FrameType
+import socket
+import struct
+import sys
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from waitress import wasyncore
-from waitress.adjustments import Adjustments
+from gunicorn.app.base import BaseApplication
 
-from promdemo_app.connections import Limits, Listener
+from promdemo_app.drain import DrainWatcher
 from promdemo_app.lifecycle import Lifecycle
+from promdemo_app.probes import ProbeProcess
 from promdemo_app.reset import describe_reset_policy
 from promdemo_app.settings import Settings
 from promdemo_app.web import create_app
-from promdemo_app.workers import REPORT_INTERVAL_SECONDS, Dispatcher
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import WSGIApplication
+    from flask import Flask
 
 log = logging.getLogger("promdemo_app.server")
 
 BACKLOG = 2048
 MIN_CONNECTION_LIMIT = 2000
-# How long one turn of the event loop may block: bounds how late the drain
-# starts after the signal (the handler cannot wake the loop safely).
-LOOP_TIMEOUT_SECONDS = 0.25
-# How often the connection timeouts are applied.
-MAINTENANCE_INTERVAL_SECONDS = 1.0
-# Request line and headers together; larger is answered 431.
-MAX_HEADER_BYTES = 64 * 1024
-# Waitress refuses bodies over this many times PROMDEMO_MAX_BODY_BYTES itself
-# (413, before reading them); bodies in between are read and refused by the
-# app, so that the 413 shows in its metrics.
-BODY_READ_FACTOR = 2
+# Request line, and each header line, at most this long (gunicorn: 414 / 431).
+MAX_REQUEST_LINE = 8190
+MAX_HEADER_FIELD = 8190
+MAX_HEADER_FIELDS = 100
+# An idle keep-alive connection (and one that connected and sent nothing) is
+# closed after this long.
+KEEPALIVE_SECONDS = 60
+# A connection's socket gives up on a read that gets no byte for this long
+# (the client stalled sending its request) and on a write that cannot send
+# for this long (the client stopped reading): set on the listening socket,
+# whose accepted sockets inherit them (Linux), so every blocking read and
+# write of gunicorn's threads is bounded.
+RECEIVE_TIMEOUT_SECONDS = 20
+SEND_TIMEOUT_SECONDS = 60
+# The arbiter restarts a worker whose main loop stops for this long (the
+# loop only accepts and polls: slow orders run on the threads).
+WORKER_TIMEOUT_SECONDS = 60
+# Threads beyond PROMDEMO_THREADS: with that many slow orders in flight, a
+# scrape of /metrics or a reset still finds a thread (the probes have a port
+# and a thread of their own, probes.py).
+SPARE_THREADS = 8
+# gunicorn creates and unlinks its heartbeat file there at once (not a shared path).
+HEARTBEAT_DIR = "/dev/shm"  # noqa: S108
+# What the worker tells the parent at exit (worker_exit): every request answered or not.
+DRAINED, NOT_DRAINED = b"0", b"1"
 
 
 def _ensure_fd_limit(needed: int) -> int:
@@ -83,188 +94,212 @@ def _ensure_fd_limit(needed: int) -> int:
 
 
 def connection_limit(threads: int) -> int:
-    """Connections per listening address: max(2000, 2 x threads), within the open-files limit."""
+    """Connections the worker holds: max(2000, 2 x threads), within the open-files limit."""
     wanted = max(MIN_CONNECTION_LIMIT, 2 * threads)
     # Each connection is a file descriptor; keep room for the rest of the process.
-    fd_limit = _ensure_fd_limit(wanted + 256)
-    limit = max(100, min(wanted, fd_limit - 256))
+    fd_limit = _ensure_fd_limit(wanted + 512)
+    limit = max(100, min(wanted, fd_limit - 512))
     if limit < wanted:
         log.warning("open-files limit %d caps connections at %d", fd_limit, limit)
     return limit
 
 
-class Server:
-    """Waitress serving `app`, with the graceful stop described in the module docstring."""
+def bind(host: str, port: int, *, timeouts: bool = False) -> socket.socket:
+    """A listening TCP socket on host:port (`timeouts`: the read and write bounds above).
+
+    Raises OSError (the port is taken, the address is not on this machine)
+    or socket.gaierror (the name does not resolve).
+    """
+    infos = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE | socket.AI_ADDRCONFIG
+    )
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if timeouts:
+            for option, seconds in (
+                (socket.SO_RCVTIMEO, RECEIVE_TIMEOUT_SECONDS),
+                (socket.SO_SNDTIMEO, SEND_TIMEOUT_SECONDS),
+            ):
+                sock.setsockopt(socket.SOL_SOCKET, option, struct.pack("ll", seconds, 0))
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+        sock.listen(BACKLOG)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def shown(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class QuietTimeouts(logging.Filter):
+    """gunicorn logs a socket timeout with a traceback; it is a client that stalled: one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, (BlockingIOError, TimeoutError)):
+            record.msg = (
+                "closed a connection whose client stalled: nothing received for %ds "
+                "or nothing sent for %ds"
+            )
+            record.args = (RECEIVE_TIMEOUT_SECONDS, SEND_TIMEOUT_SECONDS)
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+@dataclass
+class Worker:
+    """What the gunicorn worker process holds besides the app (set in post_worker_init)."""
+
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)
+    probes: ProbeProcess | None = None
+    drain: DrainWatcher | None = None
+
+
+class OrderService(BaseApplication):  # type: ignore[misc]
+    """The order service as a gunicorn application (gunicorn's "custom application" API)."""
 
     def __init__(
         self,
-        app: WSGIApplication,
         settings: Settings,
-        lifecycle: Lifecycle,
-        limits: Limits | None = None,
+        listener_fd: int,
+        probe_listener: socket.socket | None,
+        status_fd: int,
     ) -> None:
         self.settings = settings
-        self.lifecycle = lifecycle
-        self.limits = limits or Limits(connections=connection_limit(settings.threads))
-        self._force_stop = False
-        self._drain_started: float | None = None
-        self._drain_started_wall = 0.0
-        self._next_maintenance = 0.0
-        self._next_report = time.monotonic() + REPORT_INTERVAL_SECONDS
-        # Request bodies to free on this thread (connections.Parser).
-        self._released: deque[Any] = deque()
+        # gunicorn owns this descriptor from now on (it closes it when it stops).
+        self.listener_fd = listener_fd
+        self.probe_listener = probe_listener
+        self.status_fd = status_fd
+        self.worker = Worker()
+        self.connections = connection_limit(settings.threads)
+        super().__init__(prog="promdemo-app")
 
-        body_limit = settings.max_body_bytes * BODY_READ_FACTOR
-        adj = Adjustments(
-            host=settings.host,
-            port=settings.port,
-            threads=settings.threads,
-            backlog=BACKLOG,
-            # (The connection limit and timeouts are the Listener's: `self.limits`.)
-            # select() cannot watch file descriptors above 1023.
-            asyncore_use_poll=True,
-            ident="promdemo",
-            max_request_header_size=MAX_HEADER_BYTES,
-            max_request_body_size=body_limit,
-            # Never spool a body to a temporary file: the root filesystem is read-only.
-            inbuf_overflow=body_limit + 1,
-        )
-        self._map: dict[int, wasyncore.dispatcher] = {}
-        self._dispatcher = Dispatcher(settings.threads)
-        self.listeners = [
-            Listener(
-                app,
-                map=self._map,
-                dispatcher=self._dispatcher,
-                adj=adj,
-                sockinfo=sockinfo,
-                limits=self.limits,
-                lifecycle=lifecycle,
-                released=self._released,
-            )
-            for sockinfo in adj.listen
-        ]
+    # gunicorn's API -------------------------------------------------------------
 
-    @property
-    def addresses(self) -> list[tuple[str, int]]:
-        return [(str(s.effective_host), int(s.effective_port)) for s in self.listeners]
-
-    def run(self) -> int:
-        """Serve until a signal, then drain; returns the process's exit code."""
-        previous = {
-            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
+    def load_config(self) -> None:
+        s = self.settings
+        options: dict[str, Any] = {
+            "bind": [f"fd://{self.listener_fd}"],
+            "backlog": BACKLOG,
+            "worker_class": "gthread",
+            "workers": 1,
+            "threads": s.threads + SPARE_THREADS,
+            "worker_connections": self.connections,
+            "keepalive": KEEPALIVE_SECONDS,
+            "timeout": WORKER_TIMEOUT_SECONDS,
+            # gunicorn counts whole seconds.
+            "graceful_timeout": math.ceil(s.shutdown_timeout_seconds),
+            "limit_request_line": MAX_REQUEST_LINE,
+            "limit_request_fields": MAX_HEADER_FIELDS,
+            "limit_request_field_size": MAX_HEADER_FIELD,
+            "loglevel": s.log_level,
+            "errorlog": "-",
+            "accesslog": None,
+            # One control socket per user's home would be shared by every replica.
+            "control_socket_disable": True,
+            "proc_name": "promdemo-app",
+            # The worker's heartbeat file (created and unlinked at once): in
+            # memory, so a read-only root filesystem without a writable /tmp works.
+            "worker_tmp_dir": HEARTBEAT_DIR if os.access(HEARTBEAT_DIR, os.W_OK) else None,
+            "post_worker_init": self._post_worker_init,
+            "worker_int": self._worker_int,
+            "worker_exit": self._worker_exit,
         }
-        for host, port in self.addresses:
-            shown = f"[{host}]" if ":" in host else host
-            log.info(
-                "listening on http://%s:%d (up to %d threads, %d connections)",
-                shown,
-                port,
-                self.settings.threads,
-                self.limits.connections,
-            )
-        try:
-            while True:
-                self.step()
-                if self._force_stop:
-                    log.warning("second signal: stopping without waiting for requests")
-                    return self._finish(1)
-                if self.lifecycle.draining:
-                    code = self._drain_step()
-                    if code is not None:
-                        return self._finish(code)
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+        for key, value in options.items():
+            self.cfg.set(key, value)
 
-    def step(self, timeout: float = LOOP_TIMEOUT_SECONDS) -> None:
-        """One turn of the event loop, then the timeouts and the queue report when due."""
-        wasyncore.loop(timeout=timeout, map=self._map, use_poll=True, count=1)
-        released = self._released
-        while released:
-            released.popleft().getbuf().close()
-        now = time.monotonic()
-        if now >= self._next_maintenance:
-            self._next_maintenance = now + MAINTENANCE_INTERVAL_SECONDS
-            wall = time.time()
-            for listener in self.listeners:
-                listener.maintain(wall)
-        if now >= self._next_report:
-            self._next_report = now + REPORT_INTERVAL_SECONDS
-            self._dispatcher.report()
+    def load(self) -> Flask:
+        # Called in the worker after the fork: the inventory is the worker's.
+        return create_app(self.settings, lifecycle=self.worker.lifecycle)
 
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        # Runs in the main thread between two bytecodes of the event loop, so it
-        # only sets flags; the loop does the work on its next turn.
-        if self.lifecycle.draining:
-            self._force_stop = True
-        else:
-            self.lifecycle.start_draining()
+    # hooks (each runs in the worker process) -------------------------------------
 
-    def _drain_step(self) -> int | None:
-        """One turn of the drain; an exit code once it is over, else None."""
-        now = time.monotonic()
-        if self._drain_started is None:
-            self._drain_started = now
-            self._drain_started_wall = time.time()
-            self._stop_listening()
-            log.info(
-                "draining: not ready, no new connections, %d request(s) in flight; "
-                "exiting when they are answered (at most %gs)",
-                self.lifecycle.in_flight,
-                self.settings.shutdown_timeout_seconds,
-            )
-        wall = time.time()
-        for listener in self.listeners:
-            for channel in listener.channels:
-                channel.check_drain(wall, self._drain_started_wall)
-        open_channels = sum(len(s.active_channels) for s in self.listeners)
-        in_flight = self.lifecycle.in_flight
-        if not open_channels and not in_flight:
-            log.info("drained in %.2fs; exiting", now - self._drain_started)
-            return 0
-        if now - self._drain_started >= self.settings.shutdown_timeout_seconds:
-            log.warning(
-                "shutdown timeout (%gs): exiting with %d request(s) in flight, "
-                "%d connection(s) open",
-                self.settings.shutdown_timeout_seconds,
-                in_flight,
-                open_channels,
-            )
-            return 1 if in_flight else 0
-        return None
+    def _post_worker_init(self, worker: Any) -> None:
+        state = self.worker
+        logging.getLogger("gunicorn.error").addFilter(QuietTimeouts())
+        state.drain = DrainWatcher(state.lifecycle, self.settings.shutdown_timeout_seconds)
+        if self.probe_listener is not None:
+            # Forked before this process starts any thread of its own.
+            state.probes = ProbeProcess(self.probe_listener)
+        previous = signal.getsignal(signal.SIGTERM)
 
-    def _stop_listening(self) -> None:
-        for listener in self.listeners:
-            # Accept what already completed the TCP handshake: closing the socket
-            # with connections in its queue would reset them.
-            poller = select.poll()
-            poller.register(listener.socket.fileno(), select.POLLIN)
-            for _ in range(BACKLOG // 16):
-                if not poller.poll(0):
-                    break
-                listener.handle_accept()
-            listener.accepting = False
-            # The dispatcher's close, not the server's: that one also closes the
-            # trigger that worker threads use to wake this loop.
-            wasyncore.dispatcher.close(listener)
+        def on_sigterm(signum: int, frame: Any) -> None:
+            # A flag and one write here (a signal handler); the watcher thread does the rest.
+            state.lifecycle.start_draining()
+            if state.probes is not None:
+                state.probes.set_draining()
+            if callable(previous):
+                previous(signum, frame)
 
-    def _finish(self, code: int) -> int:
-        self.close(timeout=1.0 if code == 0 else 0.0)
-        return code
+        signal.signal(signal.SIGTERM, on_sigterm)
+        state.drain.start()
 
-    def close(self, timeout: float = 1.0) -> None:
-        """Stop the threads and close every socket (no drain: see run())."""
-        # Threads still busy (only after a timeout or a second signal) are
-        # daemon threads: they end with the process.
-        self._dispatcher.shutdown(cancel_pending=True, timeout=timeout)
-        wasyncore.close_all(self._map)
+    def _worker_int(self, worker: Any) -> None:
+        self.worker.lifecycle.start_draining()
+        if self.worker.probes is not None:
+            self.worker.probes.set_draining()
+
+    def _worker_exit(self, server: Any, worker: Any) -> None:
+        lifecycle = self.worker.lifecycle
+        in_flight = lifecycle.in_flight
+        if in_flight:
+            log.warning("exiting with %d request(s) still in flight", in_flight)
+        # A pipe the parent reads when it exits: the exit code says whether orders were lost.
+        os.write(self.status_fd, NOT_DRAINED if in_flight else DRAINED)
 
 
 def serve(settings: Settings) -> int:
-    """Build the app and serve it until SIGTERM; returns the exit code."""
-    lifecycle = Lifecycle()
-    app = create_app(settings, lifecycle=lifecycle)
-    server = Server(app, settings, lifecycle)
+    """Bind, then run gunicorn until SIGTERM; returns the process's exit code.
+
+    Raises OSError / socket.gaierror when an address cannot be listened on.
+    """
+    listener = bind(settings.host, settings.port, timeouts=True)
+    probe_listener = None
+    if settings.probe_port is not None:
+        try:
+            probe_listener = bind(settings.host, settings.probe_port)
+        except OSError:
+            listener.close()
+            raise
+    # The worker inherits the probe socket through the fork; gunicorn never sees it.
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(read_fd, False)
+    where = shown(listener)
+    service = OrderService(settings, listener.detach(), probe_listener, write_fd)
+    log.info(
+        "listening on http://%s (gunicorn gthread, 1 worker, %d threads, up to %d connections)",
+        where,
+        settings.threads,
+        service.connections,
+    )
+    if probe_listener is not None:
+        log.info("probes (/healthz, /readyz) on http://%s", shown(probe_listener))
     log.info("%s", describe_reset_policy(settings))
-    return server.run()
+    sys.stdout.flush()
+    code = 0
+    parent = os.getpid()
+    try:
+        service.run()
+    except SystemExit as e:
+        if os.getpid() != parent:
+            raise  # the worker process ending: gunicorn's exit, not ours
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    if code == 0:
+        try:
+            reports = os.read(read_fd, 4096)
+        except BlockingIOError:
+            reports = b""
+        # The last worker's word; none: it was killed at the shutdown timeout.
+        code = 0 if reports[-1:] == DRAINED else 1
+    os.close(read_fd)
+    os.close(write_fd)
+    return code

@@ -22,6 +22,9 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 # catches a wrong path (a log file, a device) before it is read into memory.
 MAX_TOKEN_FILE_BYTES = 4096
 _DECIMAL = re.compile(r"-?[0-9]{1,12}")
+# A number of seconds or a fraction: plain ASCII digits with an optional
+# fraction. float() would also take "1_0", "١٥", "inf", "1e3" and "  +.5".
+_REAL = re.compile(r"[0-9]{1,12}(\.[0-9]{1,12})?|\.[0-9]{1,12}")
 
 
 class SettingsError(ValueError):
@@ -34,6 +37,8 @@ class Settings:
 
     host: str = "0.0.0.0"
     port: int = 8080
+    # /healthz and /readyz on a port of their own (probes.py); None: only on `port`.
+    probe_port: int | None = None
     initial_inventory: int = 100
     oversell: bool = True
     simulation: bool = True
@@ -44,6 +49,8 @@ class Settings:
     processing_max_seconds: float = 0.5
     # Never printed: the dataclass repr ends up in logs and test output.
     reset_token: str | None = field(default=None, repr=False)
+    # Where reset_token came from, if a file: re-read when it changes (reset.py).
+    reset_token_file: str | None = None
     # Without a token, allow anyone to reset even on a non-loopback address.
     reset_open: bool = False
     metrics: bool = True
@@ -71,10 +78,10 @@ def _integer(name: str, raw: str, low: int, high: int, accepts: str | None = Non
 
 
 def _number(name: str, raw: str, low: float, high: float, accepts: str) -> float:
-    try:
-        value = float(raw.strip())
-    except ValueError:
-        raise _invalid(name, raw, accepts) from None
+    text = raw.strip()
+    if not _REAL.fullmatch(text):
+        raise _invalid(name, raw, accepts)
+    value = float(text)
     if not math.isfinite(value) or not low <= value <= high:
         raise _invalid(name, raw, accepts)
     return value
@@ -96,7 +103,8 @@ def _host(name: str, raw: str) -> str:
     return text
 
 
-def _read_token_file(raw: str) -> str:
+def read_token_file(raw: str) -> str:
+    """The token in the file `raw` (trailing newline dropped); SettingsError (one line) if none."""
     name = "PROMDEMO_RESET_TOKEN_FILE"
     path = Path(raw)
     try:
@@ -125,7 +133,7 @@ def _reset_token(env: Mapping[str, str]) -> str | None:
             "PROMDEMO_RESET_TOKEN and PROMDEMO_RESET_TOKEN_FILE are both set: set one of them"
         )
     if token_file:
-        return _read_token_file(token_file)
+        return read_token_file(token_file)
     if token and any(c.isspace() for c in token):
         raise SettingsError("PROMDEMO_RESET_TOKEN is not valid: expected a token without spaces")
     return token or None
@@ -136,8 +144,9 @@ def load_settings(
     *,
     host: str | None = None,
     port: str | int | None = None,
+    probe_port: str | int | None = None,
 ) -> Settings:
-    """Settings from `environ` (`PROMDEMO_*`); `host`/`port` are the CLI flags and win.
+    """Settings from `environ` (`PROMDEMO_*`); `host`/`port`/`probe_port` are CLI flags and win.
 
     Raises SettingsError (one line) on the first bad value.
     """
@@ -158,6 +167,15 @@ def load_settings(
         values["port"] = _integer("--port", str(port), 0, 65535, port_accepts)
     elif (raw := given("PROMDEMO_PORT")) is not None:
         values["port"] = _integer("PROMDEMO_PORT", raw, 0, 65535, port_accepts)
+    if probe_port is not None:
+        values["probe_port"] = _integer("--probe-port", str(probe_port), 0, 65535, port_accepts)
+    elif (raw := given("PROMDEMO_PROBE_PORT")) is not None:
+        values["probe_port"] = _integer("PROMDEMO_PROBE_PORT", raw, 0, 65535, port_accepts)
+    if values.get("probe_port") and values.get("probe_port") == values.get("port", 8080):
+        raise SettingsError(
+            f"PROMDEMO_PROBE_PORT={values['probe_port']} is not valid: "
+            "expected a port other than PROMDEMO_PORT's"
+        )
 
     integers = {
         "PROMDEMO_INITIAL_INVENTORY": ("initial_inventory", 0, 1_000_000),
@@ -200,6 +218,8 @@ def load_settings(
         values["log_level"] = level
 
     values["reset_token"] = _reset_token(env)
+    if values["reset_token"] is not None and (path := given("PROMDEMO_RESET_TOKEN_FILE")):
+        values["reset_token_file"] = path.strip()
     if values["reset_token"] is not None and values.get("reset_open"):
         raise SettingsError(
             "PROMDEMO_RESET_OPEN=true and a reset token are both set: "

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from dataclasses import dataclass
 
 from flask import Flask, Response, jsonify, request
@@ -38,7 +39,13 @@ from promdemo_app.metrics import (
     Recorder,
 )
 from promdemo_app.orders import InvalidOrder, Outcome, Shop, parse_order_body
-from promdemo_app.reset import DISABLED_REASON, ResetPolicy, reset_policy, token_matches
+from promdemo_app.reset import (
+    DISABLED_REASON,
+    ResetPolicy,
+    ResetToken,
+    reset_policy,
+    token_matches,
+)
 from promdemo_app.settings import Settings
 from promdemo_app.simulation import Simulation, SimulationConfig
 from promdemo_app.tracking import Tracker
@@ -49,6 +56,11 @@ log = logging.getLogger("promdemo_app")
 # moved to "version=1.0.0", which the Prometheus 2.x this project targets
 # (Debian bookworm's 2.42) predates.
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+# `GET /metrics?name[]=a&name[]=b` answers only those metrics, as
+# prometheus_client's own exposition does; a bound on how many, so one request
+# cannot make the filter's set (and its work) as large as the request line.
+MAX_METRIC_NAMES = 64
 
 
 @dataclass(frozen=True)
@@ -82,7 +94,13 @@ ROUTES = {
     ),
     "healthz": Route("/healthz", ("GET",), (200,), measured=False, about="liveness"),
     "readyz": Route("/readyz", ("GET",), (200, 503), measured=False, about="readiness"),
-    "metrics": Route("/metrics", ("GET",), (200, 404), measured=False, about="Prometheus metrics"),
+    "metrics": Route(
+        "/metrics",
+        ("GET",),
+        (200, 400, 404),
+        measured=False,
+        about="Prometheus metrics (?name[]=<metric>, repeatable: only those)",
+    ),
 }
 
 
@@ -174,9 +192,16 @@ def create_app(
 
     # One middleware per request: in flight for the drain, and the http_* metrics.
     paths = {r.rule: (r.rule if r.measured else None) for r in ROUTES.values()}
-    app.wsgi_app = Tracker(app.wsgi_app, lifecycle, recorder, paths)  # type: ignore[method-assign]
+    app.wsgi_app = Tracker(  # type: ignore[method-assign]
+        app.wsgi_app, lifecycle, recorder, paths, prefetch_bytes=settings.max_body_bytes
+    )
     _register_errors(app, settings)
     policy = reset_policy(settings)
+    tokens = (
+        ResetToken(settings.reset_token, settings.reset_token_file)
+        if settings.reset_token is not None
+        else None
+    )
 
     @app.get("/")
     def index() -> Response:
@@ -206,8 +231,7 @@ def create_app(
     def reset_inventory() -> Response | tuple[Response, int]:
         if policy is ResetPolicy.DISABLED:
             return _error(403, "reset is disabled: " + DISABLED_REASON.format(host=settings.host))
-        token = settings.reset_token
-        if token is not None and not token_matches(request.headers, token):
+        if tokens is not None and not token_matches(request.headers, tokens.current()):
             response, status = _error(
                 401, "a valid 'Authorization: Bearer <token>' (or X-Promdemo-Reset-Token) is needed"
             )
@@ -232,9 +256,40 @@ def create_app(
     def metrics() -> Response | tuple[Response, int]:
         if not recorder.enabled:
             return _error(404, "metrics are disabled (PROMDEMO_METRICS=off)")
-        return Response(generate_latest(registry), content_type=METRICS_CONTENT_TYPE)
+        names = request.args.getlist("name[]")
+        if not names:
+            return Response(generate_latest(registry), content_type=METRICS_CONTENT_TYPE)
+        if len(names) > MAX_METRIC_NAMES:
+            return _error(400, f"at most {MAX_METRIC_NAMES} name[] parameters, got {len(names)}")
+        # Unknown names select nothing: an empty page, as prometheus_client answers.
+        restricted = registry.restricted_registry(names)
+        return Response(generate_latest(restricted), content_type=METRICS_CONTENT_TYPE)
 
     return app
+
+
+# A body over the limit is read and dropped up to this much, for up to this
+# long, before its 413 is sent: a client that sends its whole body before
+# reading (as `requests` does) would otherwise get a connection reset instead
+# of its answer (a lingering close, as nginx does).
+DISCARD_BYTES = 4 * 1024 * 1024
+DISCARD_SECONDS = 5.0
+
+
+def _discard_body() -> None:
+    length = request.content_length
+    if length is None or length > DISCARD_BYTES:
+        return  # chunked (werkzeug read up to the limit) or too much: closed unread
+    stream = request.environ["wsgi.input"]
+    deadline = time.monotonic() + DISCARD_SECONDS
+    try:
+        while length > 0 and time.monotonic() < deadline:
+            chunk = stream.read(min(length, 65536))
+            if not chunk:
+                return
+            length -= len(chunk)
+    except Exception:  # the client went away or stalled: nothing to save
+        log.debug("stopped discarding a request body", exc_info=True)
 
 
 def _register_errors(app: Flask, settings: Settings) -> None:
@@ -247,6 +302,7 @@ def _register_errors(app: Flask, settings: Settings) -> None:
             message = f"method {request.method} is not allowed here (allowed: {allowed})"
         elif e.code == 413:
             message = f"request body is larger than {settings.max_body_bytes} bytes"
+            _discard_body()
         else:
             message = (e.name or "error").lower()
         # get_response() keeps headers such as Allow on a 405.

@@ -55,6 +55,10 @@ __all__ = [
 CONTAINER_NAME = "app"
 PORT_NAME = "http"
 APP_PORT = 8080
+# The app's /healthz and /readyz on a port of their own, so that no traffic to
+# the service port can delay kubelet's probes (docs/app.md, "Probes").
+PROBE_PORT_NAME = "probes"
+PROBE_PORT = 8081
 RESET_TOKEN_KEY = "token"  # noqa: S105 - the key name in the Secret, not a token
 RESET_TOKEN_DIR = "/var/run/secrets/promdemo"  # noqa: S105 - a mount path
 RESET_TOKEN_FILE = f"{RESET_TOKEN_DIR}/{RESET_TOKEN_KEY}"
@@ -131,6 +135,7 @@ def _app_env(spec: PromDemoSpec) -> list[dict[str, str]]:
     pairs = [
         ("PROMDEMO_HOST", "0.0.0.0"),
         ("PROMDEMO_PORT", str(APP_PORT)),
+        ("PROMDEMO_PROBE_PORT", str(PROBE_PORT)),
         ("PROMDEMO_INITIAL_INVENTORY", str(app.initial_inventory)),
         ("PROMDEMO_OVERSELL", _env_bool(app.oversell)),
         ("PROMDEMO_SIMULATION", "on" if sim.enabled else "off"),
@@ -147,7 +152,7 @@ def _app_env(spec: PromDemoSpec) -> list[dict[str, str]]:
 
 def _probe(path: str, *, period: int) -> dict[str, Any]:
     return {
-        "httpGet": {"path": path, "port": PORT_NAME, "scheme": "HTTP"},
+        "httpGet": {"path": path, "port": PROBE_PORT_NAME, "scheme": "HTTP"},
         "periodSeconds": period,
         "timeoutSeconds": 2,
         "failureThreshold": 3,
@@ -174,7 +179,10 @@ def _deployment(name: str, ns: str, owner: Mapping | None, spec: PromDemoSpec) -
         "name": CONTAINER_NAME,
         "image": spec.image,
         "imagePullPolicy": spec.image_pull_policy,
-        "ports": [{"name": PORT_NAME, "containerPort": APP_PORT, "protocol": "TCP"}],
+        "ports": [
+            {"name": PORT_NAME, "containerPort": APP_PORT, "protocol": "TCP"},
+            {"name": PROBE_PORT_NAME, "containerPort": PROBE_PORT, "protocol": "TCP"},
+        ],
         "env": _app_env(spec),
         "readinessProbe": _probe("/readyz", period=5),
         "livenessProbe": {**_probe("/healthz", period=10), "initialDelaySeconds": 5},

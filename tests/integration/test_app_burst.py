@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import re
 import threading
 import time
 from collections import Counter
@@ -14,8 +13,6 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-
-from tests.support.processes import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -135,8 +132,9 @@ def test_reset_brings_an_oversold_pod_back(start_app) -> None:
     assert sample(metrics, "inventory_resets_total") == 1
 
 
-def test_a_burst_logs_the_queue_once_not_once_per_request(start_app) -> None:
-    # 300 orders on 20 threads: most of them wait for a thread.
+def test_a_burst_on_few_threads_is_answered_without_a_log_line_per_request(start_app) -> None:
+    # 300 orders on 20 threads: most of them wait for a thread (waitress logged
+    # a line for every one of them).
     proc, url = start_app(
         env={
             "PROMDEMO_THREADS": "20",
@@ -147,16 +145,9 @@ def test_a_burst_logs_the_queue_once_not_once_per_request(start_app) -> None:
             "PROMDEMO_INITIAL_INVENTORY": "1000",
         }
     )
+    before = len(proc.log().splitlines())
     results = burst(url)
     assert len(results) == CONCURRENT
-
-    def queue_lines() -> list[str]:
-        return [line for line in proc.log().splitlines() if "waited for one of" in line]
-
-    # Reported at the next interval (10 s), once.
-    wait_until(lambda: queue_lines() != [], timeout=60, what="the queue report")
-    lines = queue_lines()
-    assert len(lines) <= 2, lines
-    waited = sum(int(re.search(r"(\d+) request\(s\) waited", line)[1]) for line in lines)
-    assert waited >= CONCURRENT // 2, lines
-    assert "Task queue depth" not in proc.log()
+    assert all(status in {200, 502} for status, _ in results), Counter(s for s, _ in results)
+    added = proc.log().splitlines()[before:]
+    assert len(added) < 10, added

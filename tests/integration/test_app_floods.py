@@ -1,8 +1,12 @@
-"""Connection floods against the real server: probes and scrapes are still answered.
+"""Connection floods against the real server: the probes are still answered.
 
-2,100 connections is above the server's connection limit (2,000): before the
-limit made room, waitress stopped accepting there and kubelet's `/healthz`
-waited in the accept queue until the pod was restarted.
+2,100 connections is above the service port's connection limit (2,000). On
+waitress's own listener, kubelet's `/healthz` waited in the accept queue until
+the pod was restarted. The probes now have a port and a thread of their own
+(probes.py), so a flood of the service port cannot reach them; the service
+port itself serves again once the flood's connections end (gunicorn gives a
+new connection 5 s of a thread to send its first byte, then parks it for the
+keep-alive timeout: docs/app.md says what that costs).
 """
 
 from __future__ import annotations
@@ -50,21 +54,6 @@ def flood(base_url: str, first_bytes: bytes = b"") -> Iterator[list[socket.socke
             sock.close()
 
 
-def closed_by_server(socks: list[socket.socket]) -> int:
-    """How many of `socks` the server has closed."""
-    closed = 0
-    for sock in socks:
-        sock.setblocking(False)
-        try:
-            if sock.recv(1) == b"":
-                closed += 1
-        except BlockingIOError:
-            pass
-        except ConnectionResetError:
-            closed += 1
-    return closed
-
-
 def timed_get(base_url: str, path: str) -> tuple[int, float]:
     started = time.monotonic()
     # A generous timeout: this is about being answered at all; the time is printed.
@@ -77,12 +66,12 @@ def timed_get(base_url: str, path: str) -> tuple[int, float]:
     [b"", b"GET /inventory HTTP/1.1\r\nHost: flood\r\nX-Slow: "],
     ids=["idle", "slowloris"],
 )
-def test_probes_and_scrapes_are_answered_during_a_connection_flood(
+def test_probes_are_answered_during_a_connection_flood(
     start_app, fd_room: None, first_bytes: bytes
 ) -> None:
-    _, url = start_app(env={"PROMDEMO_SIMULATION": "off"})
+    proc, url = start_app(env={"PROMDEMO_SIMULATION": "off"})
     with flood(url, first_bytes) as socks:
-        results = {path: timed_get(url, path) for path in ("/healthz", "/readyz", "/metrics")}
+        results = {path: timed_get(proc.probe_url, path) for path in ("/healthz", "/readyz")}
         print(
             f"\n{len(socks)} connections open: "
             + ", ".join(
@@ -93,8 +82,9 @@ def test_probes_and_scrapes_are_answered_during_a_connection_flood(
         assert {path: status for path, (status, _) in results.items()} == {
             "/healthz": 200,
             "/readyz": 200,
-            "/metrics": 200,
         }
-        # Orders go through too, and the room was made from the flood's connections.
-        assert httpx.post(f"{url}/order", timeout=30).status_code == 200
-        assert closed_by_server(socks) >= FLOOD - 2000
+    # The flood over, the service port answers scrapes and orders again.
+    started = time.monotonic()
+    assert httpx.get(f"{url}/metrics", timeout=60).status_code == 200
+    assert httpx.post(f"{url}/order", timeout=60).status_code == 200
+    print(f"service port answering again {time.monotonic() - started:.1f}s after the flood")

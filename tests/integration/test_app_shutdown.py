@@ -82,20 +82,31 @@ def test_sigterm_mid_burst_answers_every_accepted_request(start_app) -> None:
         )
         proc.signal(signal.SIGTERM)
 
-        # New connections after the signal: never "ready", refused once the
-        # listener is closed, and never cut off half-way.
+        # The probe port says "not ready" from the signal on, never "ready",
+        # until the process is gone; the service port takes no new request
+        # (gunicorn stops accepting: a new connection is refused or reset
+        # unanswered, never answered half-way).
+        # (The signal reaches gunicorn's parent process, which passes it on to
+        # the worker within milliseconds: a probe in between may still be 200.)
+        signalled = time.monotonic()
         probes: list[int | str] = []
-        deadline = time.monotonic() + 30
+        first_503 = None
+        deadline = signalled + 30
         while time.monotonic() < deadline:
             try:
-                status, _ = request(url, "GET", "/readyz", timeout=30)
-            except Refused:
+                status, _ = request(proc.probe_url, "GET", "/readyz", timeout=30)
+            except (Refused, ConnectionError):
                 probes.append("refused")
                 break
+            if status == 503 and first_503 is None:
+                first_503 = time.monotonic() - signalled
             probes.append(status)
             time.sleep(0.05)
         assert probes[-1] == "refused", probes
-        assert set(probes) <= {503, "refused"}, probes
+        assert first_503 is not None, probes
+        assert first_503 < 1.0, first_503
+        after = probes[probes.index(503) :]
+        assert set(after) <= {503, "refused"}, probes
 
         results = [f.result(timeout=120) for f in futures]
 
@@ -183,3 +194,56 @@ def test_a_half_sent_request_is_closed_while_an_order_in_flight_finishes(start_a
         assert status == 200
         assert body["status"] == "success"
     assert proc.wait(timeout=60) == 0
+
+
+def test_a_client_that_never_reads_its_answers_does_not_hold_the_exit(start_app) -> None:
+    # 300 pipelined scrapes, never read: the server's writes block once the
+    # socket buffers are full. Before, this held the exit for the whole
+    # shutdown timeout.
+    proc, url = start_app(env={"PROMDEMO_SHUTDOWN_TIMEOUT": "60"})
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as greedy:
+        greedy.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        greedy.sendall(b"GET /metrics HTTP/1.1\r\nHost: shop\r\n\r\n" * 300)
+        time.sleep(2)  # the server answers until its writes block
+        started = time.monotonic()
+        proc.signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        took = time.monotonic() - started
+    print(f"\nexited {took:.1f}s after SIGTERM, with a client not reading its answers")
+    assert took < 10, took  # far inside the 60 s drain limit
+    assert "did not read" in proc.log() or "stalled reading its answer" in proc.log()
+
+
+def test_sighup_reloads_without_dropping_orders_in_flight(start_app) -> None:
+    # SIGHUP is gunicorn's reload (docs/app.md): a new worker starts, the old
+    # one answers what it holds, then exits.
+    proc, url = start_app(
+        env={
+            "PROMDEMO_DEPENDENCY_MIN_SECONDS": "2",
+            "PROMDEMO_DEPENDENCY_MAX_SECONDS": "2",
+            "PROMDEMO_DEPENDENCY_FAILURE_RATE": "0",
+            "PROMDEMO_INITIAL_INVENTORY": "1000",
+            "PROMDEMO_SHUTDOWN_TIMEOUT": "30",
+        }
+    )
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        futures = start_orders(pool, url, 20)
+        wait_until(lambda: in_progress(url) == 20, timeout=30, what="20 orders in flight")
+        proc.signal(signal.SIGHUP)
+        results = [f.result(timeout=60) for f in futures]
+    assert [status for status, _ in results] == [200] * 20
+    # The new worker serves, the process lives on, and its probes answer.
+    wait_until(
+        lambda: httpx.post(f"{url}/order", timeout=30).status_code == 200,
+        timeout=30,
+        what="an order on the new worker",
+    )
+    # (The old worker shares the probe port while it drains, answering 503.)
+    wait_until(
+        lambda: httpx.get(f"{proc.probe_url}/readyz", timeout=10).status_code == 200,
+        timeout=30,
+        what="ready again",
+    )
+    assert proc.alive()
+    assert "Traceback" not in proc.log()

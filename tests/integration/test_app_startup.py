@@ -100,3 +100,24 @@ def test_start_up_says_who_may_reset(start_app) -> None:
     assert "needs the reset token" in reset_lines(token_proc.log())[0]
     assert httpx.post(f"{token_url}/inventory/reset", timeout=30).status_code == 401
     assert "s3cret-token" not in token_proc.log()
+
+
+def test_a_host_that_does_not_resolve_is_one_line_and_exit_2() -> None:
+    # In a network namespace of its own (no DNS server reachable), so the
+    # look-up fails at once and nothing leaves this machine.
+    unshare = shutil.which("unshare")
+    if unshare is None or subprocess.run([unshare, "-n", "true"], check=False).returncode != 0:
+        pytest.skip("needs `unshare -n` (root) to resolve without a network")
+    for value in ("no-such-host.invalid", "300.1.1.1", "-bad-"):
+        result = subprocess.run(
+            [unshare, "-n", sys.executable, "-m", "promdemo_app", "--port", "0"],
+            env={**os.environ, "PROMDEMO_HOST": value},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1, result.stderr
+        assert lines[0].startswith(f"promdemo-app: PROMDEMO_HOST={value!r} is not valid"), lines

@@ -173,12 +173,13 @@ def test_a_pod_that_stops_answering_is_skipped_and_counted(start_app) -> None:
         async with engine_for(metrics) as engine:
             return await engine.check(pods)
 
-    # B frozen (SIGSTOP): its socket accepts, nothing answers → timeout.
-    os.kill(proc_b.pid, signal.SIGSTOP)
+    # B frozen (SIGSTOP to its process group: gunicorn's master and its worker):
+    # its socket accepts, nothing answers → timeout.
+    os.killpg(proc_b.pid, signal.SIGSTOP)
     try:
         frozen = asyncio.run(check())
     finally:
-        os.kill(proc_b.pid, signal.SIGCONT)
+        os.killpg(proc_b.pid, signal.SIGCONT)
     assert [(f.pod, f.reason) for f in frozen.failures] == [("shop-b", "timeout")]
     assert [r.pod for r in frozen.resets] == ["shop-a"]
 

@@ -180,3 +180,38 @@ def test_reset_open_is_read() -> None:
 def test_reset_open_with_a_token_is_refused() -> None:
     with pytest.raises(SettingsError, match=r"^PROMDEMO_RESET_OPEN=true and a reset token"):
         load_settings({"PROMDEMO_RESET_OPEN": "yes", "PROMDEMO_RESET_TOKEN": "s3cret"})
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        # float() takes each of these; the docs promise plain decimal numbers.
+        ("PROMDEMO_DEPENDENCY_MIN_SECONDS", "٠.٥"),  # Arabic-Indic digits
+        ("PROMDEMO_DEPENDENCY_MAX_SECONDS", "１"),  # a fullwidth digit
+        ("PROMDEMO_PROCESSING_MAX_SECONDS", "1_0"),
+        ("PROMDEMO_PROCESSING_MIN_SECONDS", "1e-1"),
+        ("PROMDEMO_SHUTDOWN_TIMEOUT", "+5"),
+        ("PROMDEMO_SHUTDOWN_TIMEOUT", "infinity"),
+        ("PROMDEMO_DEPENDENCY_FAILURE_RATE", "0x1"),
+        ("PROMDEMO_THREADS", "٥"),
+        ("PROMDEMO_PORT", "８０８０"),
+        ("PROMDEMO_PROBE_PORT", "৮০৮১"),  # Bengali digits
+    ],
+)
+def test_numbers_are_plain_ascii_digits_only(name: str, value: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        load_settings({name: value})
+    assert str(raised.value).startswith(f"{name}={value!r} is not valid")
+
+
+@pytest.mark.parametrize(("value", "expected"), [("2", 2.0), ("0.25", 0.25), (".5", 0.5)])
+def test_plain_decimal_seconds_are_read(value: str, expected: float) -> None:
+    assert load_settings({"PROMDEMO_SHUTDOWN_TIMEOUT": value}).shutdown_timeout_seconds == expected
+
+
+def test_the_probe_port_is_off_unless_set_and_differs_from_the_port() -> None:
+    assert load_settings({}).probe_port is None
+    assert load_settings({"PROMDEMO_PROBE_PORT": "8081"}).probe_port == 8081
+    assert load_settings({}, probe_port="0").probe_port == 0  # any free port
+    with pytest.raises(SettingsError, match=r"^PROMDEMO_PROBE_PORT=8080 is not valid"):
+        load_settings({"PROMDEMO_PROBE_PORT": "8080"})

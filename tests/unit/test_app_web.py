@@ -249,6 +249,45 @@ def test_reset_token_from_a_file(tmp_path: Path) -> None:
     assert ok.status_code == 200
 
 
+def mount_secret(folder: Path, token: str, version: int) -> Path:
+    """Write `token` as the kubelet updates a Secret volume: a new directory, then
+    an atomic swap of the `..data` symlink that `token` points through."""
+    data = folder / f"..v{version}"
+    data.mkdir()
+    (data / "token").write_text(token + "\n")
+    link = folder / "..data_tmp"
+    link.symlink_to(data.name)
+    link.rename(folder / "..data")
+    if not (folder / "token").is_symlink():
+        (folder / "token").symlink_to("..data/token")
+    return folder / "token"
+
+
+def test_a_rotated_token_file_is_used_without_a_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("promdemo_app.reset.TOKEN_FILE_CHECK_SECONDS", 0.0)
+    path = mount_secret(tmp_path, "first-token", 1)
+    settings = load_settings({"PROMDEMO_RESET_TOKEN_FILE": str(path), "PROMDEMO_SIMULATION": "off"})
+    client = create_app(settings, CollectorRegistry()).test_client()
+
+    def reset(token: str) -> int:
+        return client.post(
+            "/inventory/reset", headers={"Authorization": f"Bearer {token}"}
+        ).status_code
+
+    assert reset("first-token") == 200
+    mount_secret(tmp_path, "second-token", 2)  # the Secret was replaced
+    assert reset("second-token") == 200
+    assert reset("first-token") == 401  # the old token stops working
+    # A file the kubelet is midway through (or a broken mount) keeps the token in force.
+    (tmp_path / "..v3").mkdir()
+    (tmp_path / "..v3" / "token").write_text("")
+    (tmp_path / "..data_tmp").symlink_to("..v3")
+    (tmp_path / "..data_tmp").rename(tmp_path / "..data")
+    assert reset("second-token") == 200
+
+
 def test_probes(client: FlaskClient) -> None:
     assert client.get("/healthz").get_json() == {"status": "ok"}
     assert client.get("/readyz").get_json() == {"status": "ready"}
@@ -309,3 +348,37 @@ def test_random_paths_are_all_json(client: FlaskClient) -> None:
         response = client.open(path, method=rng.choice(["GET", "POST", "DELETE", "PURGE"]))
         assert response.status_code in {404, 405}, path
         json.loads(response.get_data())
+
+
+def metric_names(text: str) -> set[str]:
+    return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line[:1] != "#"}
+
+
+def test_metrics_name_filter_answers_only_the_named_metrics(client: FlaskClient) -> None:
+    # What the operator's heal check asks for: the gauge alone, not 213 samples.
+    response = client.get("/metrics?name[]=product_inventory")
+    assert response.status_code == 200
+    assert response.content_type.startswith("text/plain; version=0.0.4")
+    assert metric_names(response.get_data(as_text=True)) == {"product_inventory"}
+    assert "product_inventory 100.0" in response.get_data(as_text=True)
+
+    both = client.get("/metrics?name[]=product_inventory&name[]=inventory_resets_total")
+    assert metric_names(both.get_data(as_text=True)) == {
+        "product_inventory",
+        "inventory_resets_total",
+    }
+    # Without the parameter: every metric, as before.
+    assert len(metric_names(client.get("/metrics").get_data(as_text=True))) > 20
+
+
+def test_metrics_name_filter_with_unknown_names_is_an_empty_page(client: FlaskClient) -> None:
+    response = client.get("/metrics?name[]=no_such_metric")
+    assert response.status_code == 200
+    assert response.get_data() == b""
+
+
+def test_metrics_name_filter_is_bounded(client: FlaskClient) -> None:
+    query = "&".join(["name[]=product_inventory"] * 64)
+    assert client.get(f"/metrics?{query}").status_code == 200
+    error = assert_json_error(client.get(f"/metrics?{query}&name[]=x"), 400)
+    assert "at most 64" in error

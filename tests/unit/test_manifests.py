@@ -235,3 +235,22 @@ def test_base_references_the_crd_directory_and_rbac():
     assert "../../crds" in kustomization["resources"]
     assert "rbac.yaml" in kustomization["resources"]
     assert kustomization["namespace"] == "promdemo-system"
+
+
+def test_prod_admits_the_webhook_only_from_alertmanagers_namespace(prod_objects: list[dict]):
+    policy = find(prod_objects, "NetworkPolicy", "promdemo-operator-webhook")
+    operator = find(prod_objects, "Deployment", "promdemo-operator")
+    pod_labels = operator["spec"]["template"]["metadata"]["labels"]
+    selector = policy["spec"]["podSelector"]["matchLabels"]
+    assert selector.items() <= pod_labels.items(), "the policy selects the operator's pods"
+    (container,) = operator["spec"]["template"]["spec"]["containers"]
+    named_ports = {p["name"] for p in container["ports"]}
+    webhook_rule, open_rule = policy["spec"]["ingress"]
+    assert [p["port"] for p in webhook_rule["ports"]] == ["webhook"]
+    assert webhook_rule["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    ]
+    # Scrapes and probes stay open; every port named exists on the container.
+    assert "from" not in open_rule
+    assert {p["port"] for p in open_rule["ports"]} == {"metrics", "health"}
+    assert {p["port"] for r in policy["spec"]["ingress"] for p in r["ports"]} <= named_ports

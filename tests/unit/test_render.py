@@ -207,11 +207,17 @@ def test_deployment_minimal():
     assert container["name"] == "app"
     assert container["image"] == "ghcr.io/promdemo/promdemo:0.1.0"
     assert container["imagePullPolicy"] == "IfNotPresent"
-    assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert container["ports"] == [
+        {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "probes", "containerPort": 8081, "protocol": "TCP"},
+    ]
+    # The probes on the app's probe port, which nothing on the service port can delay.
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["PROMDEMO_PROBE_PORT"] == "8081"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    assert container["readinessProbe"]["httpGet"]["port"] == "http"
+    assert container["readinessProbe"]["httpGet"]["port"] == "probes"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert container["livenessProbe"]["httpGet"]["port"] == "http"
+    assert container["livenessProbe"]["httpGet"]["port"] == "probes"
     assert set(container["resources"]) == {"requests", "limits"}
     assert set(container["resources"]["requests"]) == {"cpu", "memory"}
     assert set(container["resources"]["limits"]) == {"cpu", "memory"}
@@ -222,6 +228,7 @@ def test_deployment_env_defaults():
     assert env == {
         "PROMDEMO_HOST": "0.0.0.0",
         "PROMDEMO_PORT": "8080",
+        "PROMDEMO_PROBE_PORT": "8081",
         "PROMDEMO_INITIAL_INVENTORY": "100",
         "PROMDEMO_OVERSELL": "true",
         "PROMDEMO_SIMULATION": "on",

@@ -23,6 +23,15 @@ For each `InventoryNegative` alert of a notification:
   than one namespace is refused as `ambiguous`: resetting the wrong tenant's pod
   is worse than not resetting.
 
+Alerts are healed concurrently, at most `MAX_HEALS_IN_FLIGHT` at a time per
+PromDemo (a pod that hangs holds one slot, not the whole notification), and
+the answer waits for them at most `ACK_SECONDS`: an alert still being healed
+then is answered `accepted` and its outcome is logged and counted when it
+ends, so Alertmanager hears back within 2 s however large the batch and
+however slow its pods (it retried a notification answered after its own
+timeout). Duplicates of one alert in a batch (same status and labels) cause
+one attempt; the others are answered `duplicate`.
+
 The answer is 200 with the outcome of each alert, unless a reset failed (500,
 so Alertmanager retries), the token is wrong (401: `Authorization: Bearer
 <token>`, the scheme in any case, RFC 7235) or the body is not a notification
@@ -35,11 +44,13 @@ Bind address and port: ``--bind``/``--webhook-port`` of `promdemo operator`
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable
+import resource
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +78,13 @@ DEFAULT_PORT = 8082
 SHUTDOWN_TIMEOUT_SECONDS = 2.0
 #: Larger notification bodies are answered 413 (Alertmanager sends a few KiB).
 MAX_BODY_BYTES = 1024 * 1024
+#: How long a notification's answer waits for its heals (Alertmanager's default
+#: webhook timeout is 10 s; the bound asked of the receiver is 2 s).
+ACK_SECONDS = 1.5
+#: Heals of one PromDemo in flight at once, from all notifications together.
+MAX_HEALS_IN_FLIGHT = 16
+#: An idle keep-alive connection to the receiver is closed after this long.
+KEEPALIVE_TIMEOUT_SECONDS = 15.0
 
 
 def webhook_token(environ: dict[str, str] | None = None) -> str | None:
@@ -136,46 +154,113 @@ class AlertReceiver:
         *,
         loops: Callable[[], Iterable[HealLoop]],
         metrics: HealMetrics | None = None,
+        ack_seconds: float = ACK_SECONDS,
+        max_in_flight: int = MAX_HEALS_IN_FLIGHT,
     ) -> None:
         self.token = token
         self.loops = loops
         self.metrics = metrics
+        self.ack_seconds = ack_seconds
+        self.max_in_flight = max_in_flight
+        self.slots: dict[tuple[str, str], asyncio.Semaphore] = {}
+        # Heals still running after their notification was answered.
+        self.background: set[asyncio.Task[str]] = set()
 
     def _count(self, outcome: str) -> None:
         if self.metrics is not None:
             self.metrics.notifications.labels(outcome).inc()
 
     async def handle(self, payload: Any) -> tuple[int, dict[str, Any]]:
-        """(HTTP status, JSON answer) for one notification."""
+        """(HTTP status, JSON answer) for one notification, within `ack_seconds` or so."""
         try:
             refs = inventory_alerts(parse_payload(payload))
         except PayloadError as e:
             return 400, {"error": str(e)}
-        results = []
-        failed = False
+        answers: list[tuple[AlertRef, str, Awaitable[str] | str]] = []
+        seen: set[tuple[Any, ...]] = set()
         for ref in refs:
             where = ref.pod or ref.instance or "?"
-            if not ref.firing:
-                outcome = "resolved"
+            key = (ref.status, ref.namespace, ref.promdemo, ref.pod, ref.instance)
+            if key in seen:
+                answers.append((ref, where, "duplicate"))
+            elif not ref.firing:
+                answers.append((ref, where, "resolved"))
             else:
-                outcome, where = await self._firing(ref, where)
+                answers.append((ref, *self._firing(ref, where)))
+            seen.add(key)
+        tasks = [a for _, _, a in answers if isinstance(a, asyncio.Task)]
+        if tasks:
+            await asyncio.wait(tasks, timeout=self.ack_seconds)
+        results = []
+        failed = False
+        for ref, where, attempt in answers:
+            if isinstance(attempt, asyncio.Task):
+                if not attempt.done():
+                    self._finish_later(attempt, ref, where)
+                    outcome = "accepted"
+                else:
+                    outcome = self._outcome(attempt, where)
+            else:
+                outcome = str(attempt)
             failed = failed or outcome == "failed"
-            self._count(outcome)
-            log.info("alert InventoryNegative %s for %s: %s", ref.status, where, outcome)
+            if outcome != "accepted":
+                self._count(outcome)
+                log.info("alert InventoryNegative %s for %s: %s", ref.status, where, outcome)
             results.append({"pod": ref.pod, "instance": ref.instance, "outcome": outcome})
         return (500 if failed else 200), {"alerts": results}
 
-    async def _firing(self, ref: AlertRef, where: str) -> tuple[str, str]:
-        """(outcome, where) for one firing alert, answered from the loops in memory."""
+    def _firing(self, ref: AlertRef, where: str) -> tuple[str, Awaitable[str] | str]:
+        """(where, outcome or the heal's task) for one firing alert, from the loops in memory."""
         try:
             loop = find_loop(ref, self.loops())
         except AmbiguousAlert as e:
             log.warning("alert InventoryNegative for %s refused as ambiguous: %s", where, e)
-            return "ambiguous", where
+            return where, "ambiguous"
         if loop is None:
-            return "unknown_target", where
+            return where, "unknown_target"
         where = f"{loop.namespace}/{loop.name} pod {ref.pod or ref.instance}"
-        return await loop.heal_alert(ref), where
+        slot = self.slots.setdefault(
+            (loop.namespace, loop.name), asyncio.Semaphore(self.max_in_flight)
+        )
+
+        async def heal() -> str:
+            async with slot:
+                return await loop.heal_alert(ref)
+
+        return where, asyncio.create_task(heal())
+
+    @staticmethod
+    def _outcome(task: asyncio.Task[str], where: str) -> str:
+        if task.cancelled():
+            return "failed"
+        error = task.exception()
+        if error is not None:
+            log.error("healing %s failed: %s", where, error, exc_info=error)
+            return "failed"
+        return task.result()
+
+    def _finish_later(self, task: asyncio.Task[str], ref: AlertRef, where: str) -> None:
+        self.background.add(task)
+
+        def done(task: asyncio.Task[str]) -> None:
+            self.background.discard(task)
+            outcome = self._outcome(task, where)
+            self._count(outcome)
+            log.info(
+                "alert InventoryNegative %s for %s: %s (after the answer)",
+                ref.status,
+                where,
+                outcome,
+            )
+
+        task.add_done_callback(done)
+
+    async def close(self) -> None:
+        """Cancel the heals still running (at the operator's shutdown)."""
+        for task in list(self.background):
+            task.cancel()
+        if self.background:
+            await asyncio.wait(list(self.background), timeout=SHUTDOWN_TIMEOUT_SECONDS)
 
     def authorized(self, request: web.Request) -> bool:
         given = bearer_credentials(request.headers.get("Authorization", "")) or ""
@@ -215,19 +300,42 @@ class WebhookServer:
 
     async def start(self) -> None:
         self._runner = web.AppRunner(
-            self.receiver.app(), access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS
+            self.receiver.app(),
+            access_log=None,
+            shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS,
+            keepalive_timeout=KEEPALIVE_TIMEOUT_SECONDS,
         )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        server = site._server
-        if self.port == 0 and server is not None and server.sockets:  # type: ignore[union-attr]
-            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        if self.port == 0 and self._runner.addresses:
+            self.port = int(self._runner.addresses[0][1])
 
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        await self.receiver.close()
+
+
+#: The open-files soft limit the operator raises itself to at start-up (within the
+#: hard limit): each connection to its ports and to the pods is a descriptor, and
+#: the usual soft limit of 1,024 is reached by a thousand idle clients.
+OPEN_FILES_WANTED = 16384
+
+
+def raise_open_files_limit(wanted: int = OPEN_FILES_WANTED) -> int:
+    """Raise the soft RLIMIT_NOFILE towards `wanted` (never above the hard limit); the result."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return soft
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError) as e:
+        log.warning("cannot raise the open-files limit from %d to %d: %s", soft, target, e)
+        return soft
+    return target
 
 
 def _listen_address(memo: Any) -> tuple[str, int]:
@@ -240,6 +348,8 @@ def _listen_address(memo: Any) -> tuple[str, int]:
 @kopf.on.startup()
 async def start_webhook(memo: kopf.Memo, **_: Any) -> None:
     """Serve the Alertmanager receiver beside the operator (off when port is 0 or no token)."""
+    limit = raise_open_files_limit()
+    log.debug("open-files limit: %d", limit)
     host, port = _listen_address(memo)
     if port == 0:
         log.info("Alertmanager webhook receiver off (port 0)")

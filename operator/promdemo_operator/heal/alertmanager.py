@@ -17,12 +17,26 @@ the scraped pod) always; `namespace` and `pod` under prometheus-operator; a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 ALERT_NAME = "InventoryNegative"
+
+# Every field is bounded before it is looked at: Alertmanager sends a few dozen
+# characters in each, and a client sending 400,000 fractional digits in
+# `startsAt` blocked the event loop for 3.3 s (the parse was quadratic).
+MAX_TIME_CHARS = 64  # "2026-12-07T10:05:00.123456789+00:00" is 35
+MAX_LABEL_CHARS = 1024  # Kubernetes names are at most 253; host:port fewer
+MAX_STATUS_CHARS = 16
+MAX_ALERTS = 1000
+_RFC3339 = re.compile(
+    r"(?P<head>[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2})"
+    r"(?:\.(?P<frac>[0-9]{1,20}))?"
+    r"(?P<zone>[Zz]|[+-][0-9]{2}:[0-9]{2})?"
+)
 
 
 class PayloadError(ValueError):
@@ -48,19 +62,21 @@ class AlertRef:
 
 
 def parse_time(text: Any) -> float | None:
-    """RFC 3339 (Alertmanager's nanosecond precision too) → epoch seconds; None if unset."""
-    if not isinstance(text, str) or not text or text.startswith("0001-01-01"):
+    """RFC 3339 (Alertmanager's nanosecond precision too) → epoch seconds; None if unset.
+
+    Text over MAX_TIME_CHARS, or with other than ASCII digits, is not a time (None).
+    """
+    if not isinstance(text, str) or not text or len(text) > MAX_TIME_CHARS:
         return None
-    s = text.strip().replace("Z", "+00:00")
+    match = _RFC3339.fullmatch(text.strip())
+    if match is None or text.startswith("0001-01-01"):
+        return None
     # Python's fromisoformat takes at most 6 fractional digits.
-    if "." in s:
-        head, _, rest = s.partition(".")
-        digits = ""
-        while rest and rest[0].isdigit():
-            digits, rest = digits + rest[0], rest[1:]
-        s = f"{head}.{digits[:6].ljust(6, '0')}{rest}"
+    frac = (match["frac"] or "")[:6].ljust(6, "0")
+    zone = match["zone"] or "+00:00"
+    zone = "+00:00" if zone in "Zz" else zone
     try:
-        return datetime.fromisoformat(s).timestamp()
+        return datetime.fromisoformat(f"{match['head'].replace('t', 'T')}.{frac}{zone}").timestamp()
     except ValueError:
         return None
 
@@ -72,6 +88,8 @@ def parse_payload(payload: Any) -> list[AlertRef]:
     alerts = payload.get("alerts")
     if not isinstance(alerts, list):
         raise PayloadError("payload has no 'alerts' list")
+    if len(alerts) > MAX_ALERTS:
+        raise PayloadError(f"payload has more than {MAX_ALERTS} alerts")
     refs = []
     for alert in alerts:
         if not isinstance(alert, Mapping):
@@ -81,12 +99,15 @@ def parse_payload(payload: Any) -> list[AlertRef]:
             raise PayloadError("an alert has no labels")
 
         def label(key: str, labels: Mapping[str, Any] = labels) -> str | None:
+            # A value no label of a pod can have (not a string, or too long) names nothing.
             value = labels.get(key)
-            return str(value) if value not in (None, "") else None
+            if not isinstance(value, str) or not value or len(value) > MAX_LABEL_CHARS:
+                return None
+            return value
 
         refs.append(
             AlertRef(
-                status=str(alert.get("status") or payload.get("status") or ""),
+                status=short(alert.get("status")) or short(payload.get("status")) or "",
                 alertname=label("alertname") or "",
                 namespace=label("namespace"),
                 promdemo=label("promdemo"),
@@ -100,7 +121,12 @@ def parse_payload(payload: Any) -> list[AlertRef]:
 
 
 def label_free(value: Any) -> str | None:
-    return str(value) if isinstance(value, str) and value else None
+    return value if isinstance(value, str) and value and len(value) <= MAX_LABEL_CHARS else None
+
+
+def short(value: Any) -> str | None:
+    """A status word: a string of at most MAX_STATUS_CHARS, else None."""
+    return value if isinstance(value, str) and 0 < len(value) <= MAX_STATUS_CHARS else None
 
 
 def inventory_alerts(refs: list[AlertRef]) -> list[AlertRef]:
