@@ -9,11 +9,20 @@ the operator's cleanup. It reaches pods by IP over plain http (podAccess
 under the API server's URL carry the kubeconfig's credentials, and its TLS
 context is built at the first proxied request, so an in-cluster operator that
 reaches pods by IP never builds one.
+
+With leader election (`promdemo operator --leader-elect`) the client is fenced:
+a request that changes a pod (the reset's POST) leaves the process only while
+the operator's Lease is fresh (renewed within the renew deadline). A leader
+stopped (SIGSTOP, a frozen VM) past its deadline sends nothing when it wakes,
+even in the instant before its watchdog ends the process.
 """
 
 from __future__ import annotations
 
-from promdemo_operator.heal.podhttp import ApiServerAuth, PodHttp
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from promdemo_operator.heal.podhttp import ApiServerAuth, PodAnswer, PodHttp, PodReadError, Sink
 from promdemo_operator.kube import Kube
 
 #: Timeout of one request to a pod (connect to last byte), seconds.
@@ -23,18 +32,75 @@ POD_TIMEOUT_SECONDS = 2.0
 POOL_CONNECTIONS = 128
 
 
-class PodHttpClients:
-    """The process's pod client (see the module docstring)."""
+#: What the fenced client answers instead of sending (counted as a reset not sent).
+NOT_LEADER = "not sent: this operator is no longer the leader (its Lease is not fresh)"
 
-    def __init__(self, kube: Kube) -> None:
+
+class FencedPodHttp(PodHttp):
+    """A `PodHttp` that sends a request other than GET only while `allowed()` says so."""
+
+    def __init__(
+        self,
+        *,
+        allowed: Callable[[], bool],
+        on_fenced: Callable[[], None] = lambda: None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.allowed = allowed
+        self.on_fenced = on_fenced
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        timeout: float,
+        max_bytes: int,
+        headers: Mapping[str, str] | None = None,
+        sink: Sink | None = None,
+    ) -> PodAnswer:
+        if method.upper() != "GET" and not self.allowed():
+            self.on_fenced()
+            # sent=False: the pod saw nothing, so no cooldown starts for it.
+            raise PodReadError("unreachable", NOT_LEADER, sent=False)
+        return await super().request(
+            method, url, timeout=timeout, max_bytes=max_bytes, headers=headers, sink=sink
+        )
+
+
+class PodHttpClients:
+    """The process's pod client (see the module docstring).
+
+    `fence`: with leader election, the question asked before each reset is sent
+    (True while the Lease is fresh); `on_fenced` counts the ones not sent.
+    """
+
+    def __init__(
+        self,
+        kube: Kube,
+        *,
+        fence: Callable[[], bool] | None = None,
+        on_fenced: Callable[[], None] = lambda: None,
+    ) -> None:
         self.kube = kube
+        self.fence = fence
+        self.on_fenced = on_fenced
         self._client: PodHttp | None = None
 
     def _shared(self) -> PodHttp:
         if self._client is None:
             # The one HTTP client of all heal loops is built here.
             auth = ApiServerAuth.from_kube_configuration(self.kube.api.configuration)
-            self._client = PodHttp(max_connections=POOL_CONNECTIONS, api_server=auth)
+            if self.fence is None:
+                self._client = PodHttp(max_connections=POOL_CONNECTIONS, api_server=auth)
+            else:
+                self._client = FencedPodHttp(
+                    allowed=self.fence,
+                    on_fenced=self.on_fenced,
+                    max_connections=POOL_CONNECTIONS,
+                    api_server=auth,
+                )
         return self._client
 
     def direct(self) -> PodHttp:
