@@ -1,8 +1,11 @@
-"""The election's Lease in the API: a coordination.k8s.io/v1 Lease read, created, replaced.
+"""The election's Lease in the API: a coordination.k8s.io/v1 Lease read, created, patched.
 
-Three verbs only (get, create, update), on one object; `manifests/base/rbac.yaml`
-grants exactly those, in the operator's namespace (a Role). Times are written as
-MicroTime (RFC 3339 with microseconds), as client-go writes them.
+Three verbs only (get, create, patch), on one object; `manifests/base/rbac.yaml`
+grants exactly those, in the operator's namespace (a Role). An update is a merge
+patch of the whole spec carrying the resourceVersion that was read: the API
+server refuses it with 409 Conflict when the Lease changed since (the optimistic
+lock client-go gets from a PUT). Times are written as MicroTime (RFC 3339 with
+microseconds), as client-go writes them.
 """
 
 from __future__ import annotations
@@ -99,8 +102,15 @@ class KubeLeaseStore:
 
     def update(self, record: LeaseRecord, version: str) -> StoredLease:
         body = lease_object(self.namespace, self.name, record, version)
+        # Every spec field is set (a merge patch keeps what it does not name).
+        body["spec"].setdefault("acquireTime", None)
+        body["spec"].setdefault("renewTime", None)
         try:
-            return _stored(self.kube.request("PUT", lease_path(self.namespace, self.name), body))
+            path = lease_path(self.namespace, self.name)
+            answer = self.kube.request(
+                "PATCH", path, body, content_type="application/merge-patch+json"
+            )
+            return _stored(answer)
         except KubeError as e:
             if e.status == 409:
                 raise LeaseConflict(str(e)) from e
