@@ -11,12 +11,15 @@ quick; the defaults (15 s / 10 s / 2 s) are the unit tests' and the manifests'.
   heal loop restores at its start);
 - SIGSTOP the leader past the lease: the standby takes over; the woken leader
   sends no reset (its pod client is fenced) and exits with status 1;
-- the operators' Lease requests are exactly what the namespaced Role grants.
+- the operators' Lease requests are exactly what the namespaced Role grants, and
+  `promdemo doctor` names the holder, before and after a clean stop hands it over.
 """
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +30,7 @@ import yaml
 
 from tests.integration.test_heal_engine_apps import APP_ENV, inventory, oversell, resets_counted
 from tests.operator.test_heal_operator import NAME, NS, heal_checks, promdemo, reset_token, status
+from tests.support.console import promdemo_exe
 from tests.support.kmock_cluster import KmockCluster, OperatorProcess, operator_log_tail
 from tests.support.processes import wait_until
 
@@ -51,6 +55,17 @@ def start(cluster: KmockCluster, identity: str) -> OperatorProcess:
         "--leader-elect-identity", identity, *FAST,
         log_name=f"{identity}.log",
     )  # fmt: skip
+
+
+def doctor(cluster: KmockCluster) -> str:
+    """`promdemo doctor -n demo` as a user runs it; its output."""
+    env = {**os.environ, **cluster.operator_env()}
+    result = subprocess.run(
+        [promdemo_exe(), "doctor", "-n", NS], env=env, capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert not result.stderr, result.stderr
+    return result.stdout
 
 
 def holder(cluster: KmockCluster) -> str | None:
@@ -172,8 +187,13 @@ def test_the_lease_requests_are_exactly_what_the_role_grants(
     assert leading(first) == 1
     assert leading(second) == 0
     time.sleep(1.5)  # renewals and standby tries
+    shown = doctor(cluster)
+    assert shown.splitlines()[-1].startswith("operator leader: op-1 (renewed "), shown
     assert cluster.stop_operator(first) == 0  # a clean stop releases the Lease
     wait_for(cluster, lambda: holder(cluster) == "op-2", "op-2 to take the released Lease", second)
+    shown = doctor(cluster)
+    assert "operator leader: op-2 (renewed " in shown
+    assert "1 change of leader" in shown
     used = {
         (c.verb, c.namespace)
         for c in cluster.api_calls()
