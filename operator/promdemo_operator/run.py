@@ -620,6 +620,7 @@ class _Election:
 
     def __init__(self, options: OperatorOptions, context: Any, log: logging.Logger) -> None:
         from promdemo_operator.handlers.pod_http import PodHttpClients
+        from promdemo_operator.handlers.reset_journal import ResetJournal
         from promdemo_operator.kube import Kube
         from promdemo_operator.leader.election import LeaderElector
         from promdemo_operator.leader.lease import KubeLeaseStore
@@ -642,9 +643,13 @@ class _Election:
             on_lost=self._lost,
             on_change=lambda leading: gauge.set(1 if leading else 0),
         )
-        # The heal loops' shared pod client, fenced: no reset once the Lease is stale.
+        # The heal loops' shared pod client, fenced: no reset once the Lease is stale, and
+        # none before its cooldown is in the status (the next leader restores it).
         context.pod_http = PodHttpClients(
-            context.kube, fence=self.elector.fresh, on_fenced=metrics().fenced_resets.inc
+            context.kube,
+            fence=self.elector.fresh,
+            on_fenced=metrics().fenced_resets.inc,
+            journal=ResetJournal(context),
         )
 
     def acquire(self, shutdown: _Shutdown) -> bool:

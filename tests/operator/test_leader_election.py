@@ -9,6 +9,9 @@ quick; the defaults (15 s / 10 s / 2 s) are the unit tests' and the manifests'.
   and never resets a pod the old leader reset within the cooldown (the cooldown
   lives in the PromDemo's status, `lastHeal.recentResets`, which the new leader's
   heal loop restores at its start);
+- SIGKILL the leader in the middle of a reset (the pod has the POST, the leader has
+  not written its status yet): the new leader still does not reset that pod again
+  (the leader wrote the pod's cooldown to the status BEFORE sending the reset);
 - SIGSTOP the leader past the lease: the standby takes over; the woken leader
   sends no reset (its pod client is fenced) and exits with status 1;
 - the operators' Lease requests are exactly what the namespaced Role grants, and
@@ -25,12 +28,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
 from tests.integration.test_heal_engine_apps import APP_ENV, inventory, oversell, resets_counted
 from tests.operator.test_heal_operator import NAME, NS, heal_checks, promdemo, reset_token, status
 from tests.support.console import promdemo_exe
+from tests.support.fake_pods import fake_pods
 from tests.support.kmock_cluster import KmockCluster, OperatorProcess, operator_log_tail
 from tests.support.processes import wait_until
 
@@ -211,3 +216,29 @@ def test_the_lease_requests_are_exactly_what_the_role_grants(
     assert {verb for verb, _ in used} == grants
     assert {ns for _, ns in used} == {LEASE_NS}
     assert roles[0]["metadata"]["namespace"] == LEASE_NS
+
+
+def test_a_leader_killed_in_the_middle_of_a_reset_leaves_the_pod_in_cooldown(
+    cluster: KmockCluster, tmp_path: Path
+) -> None:
+    # A pod that answers a reset after 3 s and stays negative (tests/support/fake_pods.py):
+    # the kill lands after the POST reached the pod and before the answer came back.
+    with fake_pods(tmp_path, pods=["shop-a=ok:late"], value=-5) as (_, urls):
+        first = start(cluster, "op-1")
+        wait_for(cluster, lambda: holder(cluster) == "op-1", "op-1 to take the Lease", first)
+        second = start(cluster, "op-2")
+        cluster.create(
+            promdemo({"interval": "1s", "for": "0s", "cooldown": "10m", "podAccess": "podIP"})
+        )
+        cluster.store_pod(NS, NAME, "shop-a", urls["shop-a"])
+        wait_for(cluster, lambda: pod_stats(urls["shop-a"])["resets"] == 1, "op-1's POST", first)
+        first.process.signal(signal.SIGKILL)
+        assert "healCount" not in status(cluster) or status(cluster)["healCount"] == 0
+        wait_for(cluster, lambda: holder(cluster) == "op-2", "op-2 to take the Lease", second)
+        wait_until(lambda: heal_checks(second) >= 4, timeout=60, what="op-2's checks")
+        assert pod_stats(urls["shop-a"])["resets"] == 1, operator_log_tail(second)
+        assert "shop-a" in status(cluster)["lastHeal"]["recentResets"]
+
+
+def pod_stats(url: str) -> dict[str, int]:
+    return httpx.get(f"{url}/stats", timeout=5).json()

@@ -14,12 +14,14 @@ With leader election (`promdemo operator --leader-elect`) the client is fenced:
 a request that changes a pod (the reset's POST) leaves the process only while
 the operator's Lease is fresh (renewed within the renew deadline). A leader
 stopped (SIGSTOP, a frozen VM) past its deadline sends nothing when it wakes,
-even in the instant before its watchdog ends the process.
+even in the instant before its watchdog ends the process. And before a reset
+leaves, the pod's cooldown is written to the PromDemo's status (`reset_journal.py`):
+a leader killed between the two leaves the next leader that cooldown.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from promdemo_operator.heal.podhttp import ApiServerAuth, PodAnswer, PodHttp, PodReadError, Sink
@@ -36,19 +38,32 @@ POOL_CONNECTIONS = 128
 NOT_LEADER = "not sent: this operator is no longer the leader (its Lease is not fresh)"
 
 
+#: `await journal(url)` before a request other than GET: None to send it, else why not.
+Journal = Callable[[str], Awaitable[str | None]]
+
+
 class FencedPodHttp(PodHttp):
-    """A `PodHttp` that sends a request other than GET only while `allowed()` says so."""
+    """A `PodHttp` that sends a request other than GET only while `allowed()` says so,
+    and (with a `journal`) once the journal recorded it."""
 
     def __init__(
         self,
         *,
         allowed: Callable[[], bool],
         on_fenced: Callable[[], None] = lambda: None,
+        journal: Journal | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.allowed = allowed
         self.on_fenced = on_fenced
+        self.journal = journal
+
+    def _fence(self) -> None:
+        if not self.allowed():
+            self.on_fenced()
+            # sent=False: the pod saw nothing (its cooldown starts only from the journal).
+            raise PodReadError("unreachable", NOT_LEADER, sent=False)
 
     async def request(
         self,
@@ -60,10 +75,13 @@ class FencedPodHttp(PodHttp):
         headers: Mapping[str, str] | None = None,
         sink: Sink | None = None,
     ) -> PodAnswer:
-        if method.upper() != "GET" and not self.allowed():
-            self.on_fenced()
-            # sent=False: the pod saw nothing, so no cooldown starts for it.
-            raise PodReadError("unreachable", NOT_LEADER, sent=False)
+        if method.upper() != "GET":
+            self._fence()
+            if self.journal is not None:
+                problem = await self.journal(url)
+                if problem is not None:
+                    raise PodReadError("unreachable", f"not sent: {problem}", sent=False)
+                self._fence()  # the write may have outlasted the Lease
         return await super().request(
             method, url, timeout=timeout, max_bytes=max_bytes, headers=headers, sink=sink
         )
@@ -73,7 +91,8 @@ class PodHttpClients:
     """The process's pod client (see the module docstring).
 
     `fence`: with leader election, the question asked before each reset is sent
-    (True while the Lease is fresh); `on_fenced` counts the ones not sent.
+    (True while the Lease is fresh); `on_fenced` counts the ones not sent;
+    `journal` records the reset's cooldown before it is sent (`reset_journal.py`).
     """
 
     def __init__(
@@ -82,10 +101,12 @@ class PodHttpClients:
         *,
         fence: Callable[[], bool] | None = None,
         on_fenced: Callable[[], None] = lambda: None,
+        journal: Journal | None = None,
     ) -> None:
         self.kube = kube
         self.fence = fence
         self.on_fenced = on_fenced
+        self.journal = journal
         self._client: PodHttp | None = None
 
     def _shared(self) -> PodHttp:
@@ -98,6 +119,7 @@ class PodHttpClients:
                 self._client = FencedPodHttp(
                     allowed=self.fence,
                     on_fenced=self.on_fenced,
+                    journal=self.journal,
                     max_connections=POOL_CONNECTIONS,
                     api_server=auth,
                 )
