@@ -135,11 +135,9 @@ def test_only_the_leader_heals_and_the_standby_takes_over_without_a_double_reset
 
     # A is negative again, within its cooldown; the leader dies without a word.
     oversell(url_a, token=token)
-    killed = time.monotonic()
     first.process.signal(signal.SIGKILL)
     wait_for(cluster, lambda: holder(cluster) == "op-2", "op-2 to take the Lease", second)
     wait_for(cluster, lambda: heal_checks(second) > 0, "op-2's first heal check", second)
-    failover = time.monotonic() - killed
     assert leading(second) == 1
     lease = cluster.get(LEASES, LEASE_NS, LEASE)
     assert lease["spec"]["leaseTransitions"] == 1
@@ -152,8 +150,6 @@ def test_only_the_leader_heals_and_the_standby_takes_over_without_a_double_reset
     assert inventory(url_a) < 0, "the new leader reset A within the old leader's cooldown"
     assert resets_counted(url_a) == 1
     assert resets_counted(url_b) == 1
-    # lease 3 s + a retry or two + kopf's start + a first check within the 1 s interval
-    assert failover < 15, f"failover took {failover:.1f}s"
 
 
 def test_a_leader_stopped_past_its_lease_does_not_act_when_it_wakes(

@@ -366,3 +366,19 @@ def test_the_fenced_pod_client_sends_no_reset_once_the_lease_is_stale() -> None:
     assert fenced == [1]
     assert error.sent is False
     assert NOT_LEADER in str(error)
+
+
+def test_the_election_core_imports_neither_kopf_nor_the_kubernetes_client() -> None:
+    import ast
+    from pathlib import Path
+
+    import promdemo_operator.leader.election as election
+
+    tree = ast.parse(Path(election.__file__).read_text())
+    imported = {
+        (node.module or "") if isinstance(node, ast.ImportFrom) else alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    assert not {m for m in imported if m.split(".")[0] in ("kopf", "kubernetes")}, imported
