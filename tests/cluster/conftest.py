@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.cluster import INSTALL_YAML, OPERATOR_NAMESPACE, get_json, ready, wait
 from tests.support.controlplane import ControlPlane, require_controlplane
 from tests.support.kubelet import Kubelet
 
@@ -31,3 +32,22 @@ def kubelet(control_plane: ControlPlane) -> Iterator[Kubelet]:
     """The node: binds and runs every pod of the session's control plane."""
     with Kubelet(control_plane) as node:
         yield node
+
+
+@pytest.fixture(scope="session")
+def operator(control_plane: ControlPlane, kubelet: Kubelet) -> ControlPlane:
+    """install.yaml applied as a user would; the operator runs as its Deployment's pod.
+
+    The pod's ServiceAccount token (TokenRequest, through the projected volume the
+    ServiceAccount admission plugin adds) is what it authenticates with, so every
+    request it makes is authorized by the real RBAC authorizer against
+    manifests/base/rbac.yaml.
+    """
+    control_plane.kubectl("apply", "--server-side", "-f", str(INSTALL_YAML))
+    wait(
+        lambda: any(ready(p) for p in get_json(control_plane, "pods", "-n", OPERATOR_NAMESPACE)
+                    ["items"]),
+        "the operator's pod to be ready",
+        kubelet=kubelet,
+    )  # fmt: skip
+    return control_plane

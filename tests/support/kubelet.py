@@ -440,14 +440,18 @@ class Kubelet:
         env = self._env(pod, obj, spec)
         argv = self._argv(spec)
         # The process's own mount namespace (`ip netns exec` makes one): a tmpfs over /run
-        # (/var/run) so secrets mount under it without touching the host, then each volume.
+        # (/var/run) so secrets mount under it without touching the host; each volume is
+        # first bound under it, so a mount over /tmp cannot hide a later volume's source.
         script = ["set -e", "mount -t tmpfs -o size=16m promdemo-run /run"]
+        for name, source in mounts.items():
+            stage = shlex.quote(f"/run/promdemo-volumes/{name}")
+            script.append(f"mkdir -p {stage} && mount --bind {shlex.quote(str(source))} {stage}")
         for mount in spec.get("volumeMounts") or []:
-            source = mounts.get(mount["name"])
-            if source is None:
+            if mount["name"] not in mounts:
                 continue
+            stage = shlex.quote(f"/run/promdemo-volumes/{mount['name']}")
             path = shlex.quote(mount["mountPath"])
-            script.append(f"mkdir -p {path} && mount --bind {shlex.quote(str(source))} {path}")
+            script.append(f"mkdir -p {path} && mount --bind {stage} {path}")
         script.append('cd / && exec "$@"')
         with container.log.open("ab") as out:
             container.popen = subprocess.Popen(

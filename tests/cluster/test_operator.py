@@ -1,0 +1,239 @@
+"""The real operator, installed from install.yaml, against the real control plane.
+
+The operator runs as its own Deployment's pod (kubelet stand-in), authenticated by
+its ServiceAccount's token; the app runs as the pods kube-controller-manager makes
+of the operator's Deployment. Each test works in a namespace of its own, and uses
+kubectl as a user would.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.test_heal_engine_apps import inventory, oversell
+from tests.support.cluster import OPERATOR_NAMESPACE, condition, get_json, ready, wait
+from tests.support.controlplane import ControlPlane
+from tests.support.kubelet import Kubelet
+
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
+
+SAMPLE = "manifests/samples/minimal.yaml"
+#: An app that oversells at once (as the integration tier's heal tests) and heals fast.
+HEAL_SPEC: dict[str, Any] = {
+    "replicas": 1,
+    "app": {
+        "initialInventory": 5,
+        "simulation": {
+            "dependencyMinSeconds": 0.5, "dependencyMaxSeconds": 0.8,
+            "dependencyFailureRate": 0, "processingMinSeconds": 0.05,
+            "processingMaxSeconds": 0.1,
+        },
+    },
+    "autoHeal": {"interval": "1s", "for": "0s", "cooldown": "0s"},
+}  # fmt: skip
+
+
+def promdemo(name: str, namespace: str, spec: dict[str, Any] | None = None) -> str:
+    return json.dumps({
+        "apiVersion": "promdemo.dev/v1alpha1", "kind": "PromDemo",
+        "metadata": {"name": name, "namespace": namespace}, "spec": spec or {},
+    })  # fmt: skip
+
+
+def new_namespace(cp: ControlPlane, name: str) -> str:
+    cp.kubectl("create", "namespace", name)
+    return name
+
+
+def pd(cp: ControlPlane, namespace: str, name: str) -> dict[str, Any]:
+    return get_json(cp, "promdemo", name, "-n", namespace)
+
+
+def available(cp: ControlPlane, namespace: str, name: str, replicas: int) -> bool:
+    obj = pd(cp, namespace, name)
+    return (
+        condition(obj, "Available").get("status") == "True"
+        and (obj.get("status") or {}).get("readyReplicas") == replicas
+    )
+
+
+def app_pods(cp: ControlPlane, namespace: str, name: str) -> list[dict[str, Any]]:
+    selector = f"app.kubernetes.io/name=promdemo,app.kubernetes.io/instance={name}"
+    pods = get_json(cp, "pods", "-n", namespace, "-l", selector)["items"]
+    return [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+
+
+def gone(cp: ControlPlane, *args: str) -> bool:
+    done = cp.kubectl("get", *args, "-o", "name", "--ignore-not-found", check=False)
+    return done.returncode == 0 and not done.stdout.strip()
+
+
+def events(cp: ControlPlane, namespace: str, name: str) -> list[dict[str, Any]]:
+    items = get_json(cp, "events", "-n", namespace)["items"]
+    return [e for e in items if (e.get("involvedObject") or {}).get("name") == name]
+
+
+def test_the_sample_becomes_ready_pods_and_kubectl_shows_it(
+    operator: ControlPlane, kubelet: Kubelet
+) -> None:
+    cp = operator
+    ns = new_namespace(cp, "sample")
+    cp.kubectl("apply", "-n", ns, "-f", SAMPLE)
+    wait(lambda: available(cp, ns, "shop", 1), "shop Available with 1 ready replica",
+         kubelet=kubelet)  # fmt: skip
+    # Deployment → ReplicaSet → Pod, made by the controller manager, run by the kubelet.
+    replicasets = get_json(cp, "replicasets", "-n", ns)["items"]
+    assert [rs["metadata"]["ownerReferences"][0]["name"] for rs in replicasets] == ["shop"]
+    (pod,) = app_pods(cp, ns, "shop")
+    ip = pod["status"]["podIP"]
+    assert not ip.startswith("127.")
+    assert httpx.get(f"http://{ip}:8080/inventory", timeout=5).json()["inventory"] == 100
+
+    # The table is the server's (the CRD's printer columns), as a user sees it.
+    table = cp.kubectl("get", "pd", "-n", ns).stdout.splitlines()
+    assert table[0].split()[:3] == ["NAME", "REPLICAS", "READY"], table
+    assert table[1].split()[:3] == ["shop", "1", "1"], table
+    wide = cp.kubectl("get", "pd", "-n", ns, "-o", "wide").stdout.splitlines()
+    assert len(wide[0].split()) > len(table[0].split()), wide
+    explain = cp.kubectl("explain", "promdemo.spec").stdout
+    assert "KIND:       PromDemo" in explain or "KIND:     PromDemo" in explain, explain
+    for field in ("replicas", "autoHeal", "monitoring", "app"):
+        assert f"\n  {field}\t" in explain, explain
+
+    # The scale subresource: kubectl scale pd → the Deployment → three ready pods.
+    cp.kubectl("scale", "pd/shop", "-n", ns, "--replicas=3")
+    wait(lambda: available(cp, ns, "shop", 3), "3 ready replicas", kubelet=kubelet)
+    ips = {p["status"]["podIP"] for p in app_pods(cp, ns, "shop")}
+    assert len(ips) == 3
+    table = cp.kubectl("get", "pd", "shop", "-n", ns).stdout.splitlines()
+    assert table[1].split()[:3] == ["shop", "3", "3"], table
+    deployment = get_json(cp, "deployment", "shop", "-n", ns)
+    assert deployment["spec"]["replicas"] == 3
+
+
+def test_deleting_a_promdemo_garbage_collects_its_children(
+    operator: ControlPlane, kubelet: Kubelet
+) -> None:
+    cp = operator
+    ns = new_namespace(cp, "gc")
+    cp.kubectl("apply", "-n", ns, "-f", SAMPLE)
+    wait(lambda: available(cp, ns, "shop", 1), "shop Available", kubelet=kubelet)
+    cp.kubectl("delete", "pd/shop", "-n", ns, "--wait=true", timeout=120)
+    # The controller manager's garbage collector, asynchronously: seconds, not at once.
+    for what in ("deployment/shop", "service/shop", "secret/shop-reset-token"):
+        wait(lambda what=what: gone(cp, what, "-n", ns), f"{what} collected", kubelet=kubelet)
+    wait(lambda: gone(cp, "replicasets,pods", "-n", ns), "replicasets and pods collected",
+         kubelet=kubelet)  # fmt: skip
+
+
+def test_deleting_a_namespace_with_promdemos_finishes(
+    operator: ControlPlane, kubelet: Kubelet
+) -> None:
+    cp = operator
+    ns = new_namespace(cp, "doomed")
+    for name in ("one", "two"):
+        cp.kubectl("apply", "-f", "-", input=promdemo(name, ns))
+    for name in ("one", "two"):
+        wait(lambda name=name: available(cp, ns, name, 1), f"{name} Available", kubelet=kubelet)
+    # kopf's finalizer on each PromDemo, the pods' graceful termination, the namespace
+    # controller: all of it finishes, nothing stays Terminating.
+    cp.kubectl("delete", "namespace", ns, "--wait=false")
+    wait(lambda: gone(cp, "namespace", ns), f"namespace {ns} gone", kubelet=kubelet,
+         timeout=150)  # fmt: skip
+
+
+def reset_token(cp: ControlPlane, namespace: str, name: str) -> str:
+    secret = get_json(cp, "secret", f"{name}-reset-token", "-n", namespace)
+    return base64.b64decode(secret["data"]["token"]).decode()
+
+
+def wait_healed(cp: ControlPlane, kubelet: Kubelet, ns: str, pod: str, count: int) -> None:
+    def healed() -> bool:
+        status = pd(cp, ns, "shop").get("status") or {}
+        last = status.get("lastHeal") or {}
+        return status.get("healCount", 0) >= count and last.get("pod") == pod
+
+    wait(healed, f"heal #{count} of {pod}", kubelet=kubelet)
+
+
+def test_a_negative_pod_is_healed_and_a_new_pod_followed(
+    operator: ControlPlane, kubelet: Kubelet
+) -> None:
+    cp = operator
+    ns = new_namespace(cp, "heal")
+    cp.kubectl("apply", "-f", "-", input=promdemo("shop", ns, HEAL_SPEC))
+    wait(lambda: available(cp, ns, "shop", 1), "shop Available", kubelet=kubelet)
+    token = reset_token(cp, ns, "shop")
+    (pod,) = app_pods(cp, ns, "shop")
+    url = f"http://{pod['status']['podIP']}:8080"
+    oversell(url, token=token)
+    wait_healed(cp, kubelet, ns, pod["metadata"]["name"], 1)
+    assert inventory(url) >= 0
+    wait(
+        lambda: any(e.get("reason") == "InventoryReset" for e in events(cp, ns, "shop")),
+        "the InventoryReset Event",
+        kubelet=kubelet,
+    )
+
+    # The pod is deleted; its replacement has a new name and a new IP, and the heal loop
+    # follows it (it reads the pods from its watch, not from a list made at start).
+    cp.kubectl("delete", "pod", pod["metadata"]["name"], "-n", ns, "--wait=false")
+
+    def replaced() -> list[dict[str, Any]]:
+        return [p for p in app_pods(cp, ns, "shop")
+                if p["metadata"]["name"] != pod["metadata"]["name"] and ready(p)]  # fmt: skip
+
+    wait(lambda: len(replaced()) == 1, "a new ready pod", kubelet=kubelet)
+    (new,) = replaced()
+    assert new["status"]["podIP"] != pod["status"]["podIP"]
+    new_url = f"http://{new['status']['podIP']}:8080"
+    time.sleep(2)  # at least one heal check sees the new pod before it goes negative
+    oversell(new_url, token=token)
+    wait_healed(cp, kubelet, ns, new["metadata"]["name"], 2)
+    assert inventory(new_url) >= 0
+
+
+def test_a_verb_missing_from_the_cluster_role_is_a_reconcile_failure(
+    operator: ControlPlane, kubelet: Kubelet
+) -> None:
+    """manifests/base/rbac.yaml is what the real RBAC authorizer checks: take `create`
+    on Secrets and Services away and the operator says so on the PromDemo."""
+    cp = operator
+    role = get_json(cp, "clusterrole", "promdemo-operator")
+    original = json.dumps(role)
+    rules = role["rules"]
+    (core_children,) = [r for r in rules if "services" in r.get("resources", [])]
+    core_children["verbs"] = [v for v in core_children["verbs"] if v != "create"]
+    for key in ("resourceVersion", "uid", "creationTimestamp", "managedFields"):
+        role["metadata"].pop(key, None)
+    cp.kubectl("replace", "-f", "-", input=json.dumps(role))
+    try:
+        ns = new_namespace(cp, "rbac")
+        cp.kubectl("apply", "-f", "-", input=promdemo("shop", ns))
+
+        def failure() -> dict[str, Any] | None:
+            found = [e for e in events(cp, ns, "shop") if e.get("reason") == "ReconcileFailed"]
+            return found[0] if found else None
+
+        wait(lambda: failure() is not None, "a ReconcileFailed Event", kubelet=kubelet)
+        message = failure()["message"]  # type: ignore[index]
+        assert message.startswith("403 Forbidden"), message
+        assert (
+            'User "system:serviceaccount:promdemo-system:promdemo-operator" cannot create '
+            'resource "secrets" in API group "" in the namespace "rbac"'
+        ) in message
+        assert gone(cp, "secret/shop-reset-token", "-n", ns)
+    finally:
+        restored = json.loads(original)
+        for key in ("resourceVersion", "uid", "creationTimestamp", "managedFields"):
+            restored["metadata"].pop(key, None)
+        cp.kubectl("replace", "-f", "-", input=json.dumps(restored))
+    # The operator pod keeps running through it (a 403 is a status, not a crash).
+    pods = get_json(cp, "pods", "-n", OPERATOR_NAMESPACE)["items"]
+    assert all(p["status"]["containerStatuses"][0]["restartCount"] == 0 for p in pods)
