@@ -550,13 +550,23 @@ def run(args: argparse.Namespace) -> int:
     signals = (signal.SIGTERM, signal.SIGINT)
     previous = {sig: signal.signal(sig, shutdown.request) for sig in signals}
 
-    if election is not None and not election.acquire(shutdown):
-        # Stopped while a standby: nothing ran, nothing to stop but the servers.
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        close_metrics()
-        log.info("stopped (standby)")
-        return EXIT_OK
+    if election is not None:
+        busy: OSError | None = None
+        try:
+            leading = election.acquire(shutdown)
+        except OSError as e:  # the standby's /healthz port is taken
+            leading, busy = False, e
+        if not leading:
+            # Stopped while a standby: nothing ran, nothing to stop but the servers.
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            close_metrics()
+            if busy is not None:
+                where = f"{options.bind}:{options.health_port}"
+                print(f"promdemo operator: cannot listen on {where}: {busy}", file=sys.stderr)
+                return EXIT_USAGE  # as for the metrics port: nothing started
+            log.info("stopped (standby)")
+            return EXIT_OK
 
     def target() -> None:
         _run_kopf(
