@@ -554,3 +554,38 @@ def test_kube_apiserver_unreachable_for_60s(
         failover=frozen.leadership,
     )
     assert late == 0, "a reset was sent while no replica could hold the Lease"
+
+
+def test_namespace_deleted_while_the_operator_is_down(
+    operators: ControlPlane, kubelet: Kubelet, demo: Demo
+) -> None:
+    """The PromDemo's finalizer holds its namespace in Terminating while no operator runs;
+    once the operator is back, the namespace must finish (no PromDemo left stuck)."""
+    warm_up(demo)
+    deploy = ("deployment/promdemo-operator", "-n", OPERATOR_NS)
+    operators.kubectl("scale", *deploy, "--replicas=0")
+    wait(lambda: not operator_pods(operators), "no operator pod", kubelet=kubelet)
+    figures = demo.figures(
+        "namespace deleted with a PromDemo in it while the operator is down (0 replicas), "
+        "then the operator started"
+    )
+    demo.stop()
+    operators.kubectl("delete", "namespace", demo.namespace, "--wait=false")
+    ns_path = f"/api/v1/namespaces/{demo.namespace}"
+    time.sleep(5)
+    held = operators.get(ns_path)
+    assert held is not None, "the namespace went without the operator: no finalizer held it"
+    assert held["status"]["phase"] == "Terminating"
+    operators.kubectl("scale", *deploy, "--replicas=2")
+    started = time.monotonic()
+    try:
+        wait(lambda: operators.get(ns_path) is None, "the namespace to finish",
+             kubelet=kubelet, timeout=180)  # fmt: skip
+        gone = time.monotonic() - started
+        figures["stuck"] = "none"
+        figures["recovery"] = f"namespace gone {seconds(gone)} after the operator was scaled up"
+    finally:
+        wait(lambda: len([p for p in operator_pods(operators) if ready(p)]) == 2,
+             "two ready operator replicas again", kubelet=kubelet, timeout=180)  # fmt: skip
+    fault_table.record("07-namespace-deleted-operator-down", figures)
+    assert figures["double_resets"] == 0, demo.resets
