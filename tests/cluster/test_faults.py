@@ -138,6 +138,10 @@ class Demo:
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     heal_checks: list[float] = field(default_factory=list)  # times a new heal check was seen
+    #: spec.autoHeal keys over the row's defaults (e.g. source: alertmanager)
+    auto_heal: dict[str, Any] = field(default_factory=dict)
+    #: Called while waiting for the pods to be healed (Alertmanager's repeated notifications)
+    while_waiting: Callable[[], None] | None = None
     _checks: dict[str, float] = field(default_factory=dict)
 
     def start(self) -> Demo:
@@ -154,7 +158,7 @@ class Demo:
                     "processingMaxSeconds": 0.05,
                 }},
                 "autoHeal": {"interval": "1s", "cooldown": f"{COOLDOWN:g}s",
-                             "podAccess": "podIP"},
+                             "podAccess": "podIP", **self.auto_heal},
                 "monitoring": {"serviceMonitor": False, "prometheusRule": False},
             },
         }  # fmt: skip
@@ -272,6 +276,8 @@ class Demo:
             negative = [p for p, ip in self.pods.items() if (app_inventory(ip) or 0) < 0]
             if not negative:
                 break
+            if self.while_waiting is not None:
+                self.while_waiting()
             time.sleep(0.5)
         self.stop()
         if negative:
@@ -589,3 +595,100 @@ def test_namespace_deleted_while_the_operator_is_down(
              "two ready operator replicas again", kubelet=kubelet, timeout=180)  # fmt: skip
     fault_table.record("07-namespace-deleted-operator-down", figures)
     assert figures["double_resets"] == 0, demo.resets
+
+
+WEBHOOK_TOKEN = "fault-table-webhook-token"
+
+
+def notification(demo: Demo) -> bytes:
+    """What Alertmanager sends for InventoryNegative firing on both pods of `demo`."""
+    alerts = [
+        {"status": "firing", "startsAt": "2026-01-01T00:00:00Z",
+         "labels": {"alertname": "InventoryNegative", "namespace": demo.namespace,
+                    "promdemo": demo.name, "pod": pod}}
+        for pod in demo.pods
+    ]  # fmt: skip
+    return json.dumps({"version": "4", "status": "firing", "alerts": alerts}).encode()
+
+
+def notify(ip: str, body: bytes) -> str:
+    """POST one notification to an operator pod's webhook port; its outcome, for counting."""
+    req = urllib.request.Request(
+        f"http://{ip}:8082/alertmanager", data=body, method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {WEBHOOK_TOKEN}"},
+    )  # fmt: skip
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return str(r.status)
+    except urllib.error.HTTPError as e:
+        return str(e.code)
+    except (OSError, urllib.error.URLError):
+        return "refused"
+
+
+def test_a_burst_of_alertmanager_notifications_during_a_change_of_leader(
+    operators: ControlPlane, kubelet: Kubelet, request: pytest.FixtureRequest
+) -> None:
+    """1,000 notifications (both pods firing) to the operator pods, as the Service would
+    spread them, while the leader is SIGKILLed and its pod deleted: a standby or a dead
+    pod refuses them (Alertmanager retries those), the leader's answers reset each pod at
+    most once per cooldown."""
+    secret = ("secret", "generic", "promdemo-webhook-token", "-n", OPERATOR_NS,
+              f"--from-literal=token={WEBHOOK_TOKEN}")  # fmt: skip
+    if operators.get(f"/api/v1/namespaces/{OPERATOR_NS}/secrets/promdemo-webhook-token") is None:
+        operators.kubectl("create", *secret)
+        # The token is read at start: new pods.
+        operators.kubectl("rollout", "restart", "deployment/promdemo-operator", "-n", OPERATOR_NS)
+        operators.kubectl("rollout", "status", "deployment/promdemo-operator", "-n", OPERATOR_NS,
+                          "--timeout=180s", timeout=200)  # fmt: skip
+
+    def names() -> set[str]:
+        return {p["metadata"]["name"] for p in operator_pods(operators) if ready(p)}
+
+    wait(lambda: len(names()) == 2 and holder(operators) in names(), "two replicas, a leader",
+         kubelet=kubelet, timeout=180)  # fmt: skip
+    demo = Demo(operators, kubelet, "faults-alertmanager-burst",
+                auto_heal={"source": "alertmanager"}).start()  # fmt: skip
+    request.addfinalizer(demo.stop)
+    body = notification(demo)
+    outcomes: dict[str, int] = {}
+    wait_until_true(lambda: all((app_inventory(ip) or 0) < 0 for ip in demo.pods.values()),
+                    60, "both pods below zero")  # fmt: skip
+    killed_at: list[float] = []
+
+    def kill_the_leader() -> None:
+        leader = holder(operators)
+        assert leader is not None
+        operator_process(kubelet, leader).send_signal(signal.SIGKILL)
+        killed_at.append(time.monotonic())
+        operators.kubectl("delete", "pod", leader, "-n", OPERATOR_NS, "--grace-period=0",
+                          "--force")  # fmt: skip
+
+    killer = threading.Timer(5.0, kill_the_leader)
+    killer.start()
+    ips = operator_pods_cached(operators)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for i in range(0, 1000, 8):  # 1,000 notifications in about 30 s
+            ips = operator_pods_cached(operators) or ips
+            batch = [ips[(i + k) % len(ips)] for k in range(min(8, 1000 - i))]
+            for outcome in pool.map(lambda ip: notify(ip, body), batch):
+                outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            time.sleep(0.24)
+    killer.join()
+    failover = demo.first_check_after(killed_at[0])
+
+    def still_firing() -> None:  # Alertmanager repeats a firing group's notification
+        for ip in operator_pods_cached(operators):
+            notify(ip, body)
+
+    demo.while_waiting = still_firing
+    answered = ", ".join(f"{n} {k}" for k, n in sorted(outcomes.items()))
+    conclude(
+        demo,
+        "08-alertmanager-burst-leader-change",
+        "1,000 Alertmanager notifications (both pods firing) over ~30 s, the leader "
+        "SIGKILLed and its pod deleted 5 s in",
+        recovery=f"answers: {answered}",
+        failover=seconds(failover),
+    )
+    assert sum(outcomes.values()) == 1000
