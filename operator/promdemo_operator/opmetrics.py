@@ -51,6 +51,18 @@ class OperatorMetrics:
             "PrometheusRules, 0 when not (the last time a reconcile looked).",
             registry=registry,
         )
+        self.leader = Gauge(
+            "promdemo_operator_leader",
+            "1 while this operator process acts (runs handlers and heal loops): it holds the "
+            "Lease (--leader-elect), or runs without leader election; 0 while it is a standby.",
+            registry=registry,
+        )
+        self.fenced_resets = Counter(
+            "promdemo_operator_fenced_requests_total",
+            "Requests to pods (resets) not sent because this operator's Lease was no longer "
+            "fresh (--leader-elect): a stopped leader waking after its renew deadline.",
+            registry=registry,
+        )
         # Every series exists from the start (value 0), so rate() sees the first increment.
         for result in RESULTS:
             self.reconciles.labels(result=result)

@@ -5,6 +5,10 @@
                       [--bind 0.0.0.0] [--standalone | --no-standalone]
                       [--resync-seconds 10800] [--workers 16]
                       [--prometheus-interval 30s] [--prometheus-url URL]
+                      [--leader-elect [--leader-elect-lease-duration 15s]
+                       [--leader-elect-renew-deadline 10s] [--leader-elect-retry-period 2s]
+                       [--leader-elect-lease-name promdemo-operator]
+                       [--leader-elect-namespace NS] [--leader-elect-identity ID]]
                       [--verbose | --debug]
 
 - `/metrics` (prometheus_client) on --metrics-port: the operator's own metrics;
@@ -17,6 +21,15 @@
 - every Prometheus that selects a PromDemo is asked for its targets, rules and lesson
   numbers once per --prometheus-interval (through the API server's service proxy, or
   the one at --prometheus-url): `handlers/prometheus.py`.
+- --leader-elect: several replicas, one acting. The process takes the Lease
+  `--leader-elect-lease-name` in `--leader-elect-namespace` (default: $POD_NAMESPACE)
+  BEFORE kopf starts; a standby runs no handler and no watch, only /metrics
+  (`promdemo_operator_leader` 0) and /healthz. The leader renews every retry
+  period; when it has not renewed within the renew deadline it exits at once with
+  status 1 (the Deployment starts it again, as a standby), and a reset is never
+  sent once the Lease is not fresh (`handlers/pod_http.py`). A clean stop (SIGTERM)
+  releases the Lease after kopf stopped, so the standby takes over at its next
+  retry. `leader/` holds the election (client-go's semantics).
 
 SIGTERM or SIGINT stops it, with exit status 0, within `SHUTDOWN_GRACE_SECONDS`
 whether or not the API server still answers: kopf runs in a thread of its own
@@ -38,6 +51,7 @@ import contextlib
 import gc
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -48,6 +62,15 @@ from typing import Any
 
 from promdemo_operator import cliargs
 from promdemo_operator.cliargs import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from promdemo_operator.leader.election import (
+    DEFAULT_LEASE_DURATION,
+    DEFAULT_RENEW_DEADLINE,
+    DEFAULT_RETRY_PERIOD,
+    ElectionConfig,
+)
+
+#: The Lease's default name (one per operator installation and namespace).
+DEFAULT_LEASE_NAME = "promdemo-operator"
 
 #: Enough threads for hundreds of PromDemos; more only adds idle connections to the API.
 MAX_WORKERS = 256
@@ -79,10 +102,56 @@ class OperatorOptions:
     workers: int
     prometheus_interval: float = DEFAULT_PROMETHEUS_INTERVAL_SECONDS
     prometheus_url: str | None = None
+    leader_election: LeaderElectionOptions | None = None
 
     @property
     def clusterwide(self) -> bool:
         return not self.namespaces
+
+
+@dataclass(frozen=True)
+class LeaderElectionOptions:
+    """--leader-elect and its settings (None in `OperatorOptions` when off)."""
+
+    namespace: str
+    lease_name: str
+    identity: str
+    config: ElectionConfig
+
+
+#: Where a pod finds its namespace when POD_NAMESPACE is not set.
+SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+
+def _default_lease_namespace() -> str | None:
+    namespace = os.environ.get("POD_NAMESPACE", "").strip()
+    if namespace:
+        return namespace
+    try:
+        with open(SERVICE_ACCOUNT_NAMESPACE, encoding="utf-8") as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
+def _default_identity() -> str:
+    """$POD_NAME (the downward API), else client-go's `hostname_uuid`."""
+    name = os.environ.get("POD_NAME", "").strip()
+    if name:
+        return name
+    import socket
+    import uuid
+
+    return f"{socket.gethostname()}_{uuid.uuid4()}"
+
+
+def _dns_label(text: str) -> str:
+    if not _DNS_NAME.fullmatch(text) or len(text) > 253:
+        raise argparse.ArgumentTypeError(f"{text!r}: not a Kubernetes object name")
+    return text
+
+
+_DNS_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
 
 
 def _prometheus_interval(text: str) -> float:
@@ -173,12 +242,86 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "select it (through the API server's service proxy); no Kubernetes credentials "
         "are sent to it",
     )
+    election = parser.add_argument_group("leader election (several replicas, one acting)")
+    election.add_argument(
+        "--leader-elect",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="act only while holding a coordination.k8s.io/v1 Lease; a standby runs no "
+        "handler and no watch until the Lease expires (default: off, one replica)",
+    )
+    election.add_argument(
+        "--leader-elect-lease-duration",
+        type=cliargs.positive_duration,
+        default=DEFAULT_LEASE_DURATION,
+        metavar="DURATION",
+        help="how long a standby waits, after it last saw the Lease change, before taking "
+        "it (default 15s)",
+    )
+    election.add_argument(
+        "--leader-elect-renew-deadline",
+        type=cliargs.positive_duration,
+        default=DEFAULT_RENEW_DEADLINE,
+        metavar="DURATION",
+        help="the leader stops (exit 1) when it could not renew for this long; shorter "
+        "than the lease duration (default 10s)",
+    )
+    election.add_argument(
+        "--leader-elect-retry-period",
+        type=cliargs.positive_duration,
+        default=DEFAULT_RETRY_PERIOD,
+        metavar="DURATION",
+        help="how often the leader renews and a standby tries (default 2s)",
+    )
+    election.add_argument(
+        "--leader-elect-lease-name",
+        type=_dns_label,
+        default=DEFAULT_LEASE_NAME,
+        metavar="NAME",
+        help=f"the Lease's name (default {DEFAULT_LEASE_NAME})",
+    )
+    election.add_argument(
+        "--leader-elect-namespace",
+        type=_dns_label,
+        default=None,
+        metavar="NS",
+        help="the Lease's namespace (default: $POD_NAMESPACE, else the pod's service "
+        "account namespace)",
+    )
+    election.add_argument(
+        "--leader-elect-identity",
+        default=None,
+        metavar="ID",
+        help="this candidate's name in the Lease (default: $POD_NAME, else hostname_uuid)",
+    )
     verbosity = parser.add_mutually_exclusive_group()
     verbosity.add_argument("-v", "--verbose", action="store_true", help="log more")
     verbosity.add_argument("--debug", action="store_true", help="log everything, kopf included")
 
 
+def election_from_args(args: argparse.Namespace) -> LeaderElectionOptions | None:
+    """The leader election's options (None without --leader-elect); ValueError: a bad one."""
+    if not getattr(args, "leader_elect", False):
+        return None
+    config = ElectionConfig(
+        lease_duration=args.leader_elect_lease_duration,
+        renew_deadline=args.leader_elect_renew_deadline,
+        retry_period=args.leader_elect_retry_period,
+    )
+    namespace = args.leader_elect_namespace or _default_lease_namespace()
+    if not namespace:
+        raise ValueError(
+            "--leader-elect needs the Lease's namespace: --leader-elect-namespace or $POD_NAMESPACE"
+        )
+    identity = (args.leader_elect_identity or "").strip() or _default_identity()
+    return LeaderElectionOptions(
+        namespace=namespace, lease_name=args.leader_elect_lease_name, identity=identity,
+        config=config,
+    )  # fmt: skip
+
+
 def options_from_args(args: argparse.Namespace) -> OperatorOptions:
+    """The options; ValueError when --leader-elect's settings do not fit together."""
     return OperatorOptions(
         namespaces=tuple(args.namespace or ()),
         bind=args.bind,
@@ -190,6 +333,7 @@ def options_from_args(args: argparse.Namespace) -> OperatorOptions:
         workers=args.workers,
         prometheus_interval=args.prometheus_interval,
         prometheus_url=args.prometheus_url,
+        leader_election=election_from_args(args),
     )
 
 
@@ -218,6 +362,8 @@ class _Shutdown:
         self.signals = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._flag: asyncio.Event | None = None
+        #: Set by the first signal: what a standby waiting for the Lease waits on.
+        self.event = threading.Event()
 
     def attach(self, loop: asyncio.AbstractEventLoop, flag: asyncio.Event) -> None:
         """Called on kopf's loop: from now on a signal sets `flag`."""
@@ -231,6 +377,7 @@ class _Shutdown:
         if self.requested_at is None:
             self.requested_at = time.monotonic()
             self.signal_name = signal.Signals(signum).name
+        self.event.set()
         loop, flag = self._loop, self._flag
         if loop is not None and flag is not None:
             with contextlib.suppress(RuntimeError):  # kopf's loop is already closed
@@ -326,7 +473,10 @@ class _Supervisor:
 
 def run(args: argparse.Namespace) -> int:
     """Run the operator until SIGTERM/SIGINT; 0 on a clean stop."""
-    options = options_from_args(args)
+    try:
+        options = options_from_args(args)
+    except ValueError as e:
+        return cliargs.usage_error("promdemo operator", str(e))
 
     import kopf
     from prometheus_client import start_http_server
@@ -364,6 +514,12 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_USAGE  # a busy port is the same as a bad option: nothing started
         log.info("metrics on http://%s:%d/metrics", options.bind, options.metrics_port)
 
+    election = None
+    if options.leader_election is not None:
+        election = _Election(options, context, log)
+    else:
+        metrics().leader.set(1)  # no election: this process is the one acting
+
     settings = kopf.OperatorSettings()
     # kopf's own "Handler succeeded" messages would become an Event per resync;
     # the reconcile posts its own Events for what it changed.
@@ -393,6 +549,24 @@ def run(args: argparse.Namespace) -> int:
     outcome: dict[str, BaseException] = {}
     signals = (signal.SIGTERM, signal.SIGINT)
     previous = {sig: signal.signal(sig, shutdown.request) for sig in signals}
+
+    if election is not None:
+        busy: OSError | None = None
+        try:
+            leading = election.acquire(shutdown)
+        except OSError as e:  # the standby's /healthz port is taken
+            leading, busy = False, e
+        if not leading:
+            # Stopped while a standby: nothing ran, nothing to stop but the servers.
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            close_metrics()
+            if busy is not None:
+                where = f"{options.bind}:{options.health_port}"
+                print(f"promdemo operator: cannot listen on {where}: {busy}", file=sys.stderr)
+                return EXIT_USAGE  # as for the metrics port: nothing started
+            log.info("stopped (standby)")
+            return EXIT_OK
 
     def target() -> None:
         _run_kopf(
@@ -428,6 +602,8 @@ def run(args: argparse.Namespace) -> int:
                 shutdown.signal_name or "the stop",
                 busy,
             )
+            if election is not None:
+                election.stop()
             close_metrics()
             log.info("stopped")
             logging.shutdown()
@@ -437,9 +613,87 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if election is not None:
+        election.stop()  # kopf has stopped: now the standby may take over at once
     close_metrics()
     log.info("stopped")
     return EXIT_OK
+
+
+class _Election:
+    """--leader-elect in this process: the Lease, the standby's /healthz, the fence.
+
+    `acquire` blocks (a standby) until the Lease is taken or a signal arrives; from
+    then on the runner renews it, and the loss of it ends the process at once with
+    status 1: nothing this process started can act after its renew deadline.
+    """
+
+    def __init__(self, options: OperatorOptions, context: Any, log: logging.Logger) -> None:
+        from promdemo_operator.handlers.pod_http import PodHttpClients
+        from promdemo_operator.handlers.reset_journal import ResetJournal
+        from promdemo_operator.kube import Kube
+        from promdemo_operator.leader.election import LeaderElector
+        from promdemo_operator.leader.lease import KubeLeaseStore
+        from promdemo_operator.leader.runner import ElectionRunner
+        from promdemo_operator.opmetrics import metrics
+
+        assert options.leader_election is not None
+        self.settings = le = options.leader_election
+        self.options = options
+        self.log = log
+        # Each Lease call is bounded well inside the renew deadline (the watchdog
+        # does not wait for a call that hangs anyway).
+        kube = Kube(context.kube.api, request_timeout=max(1.0, le.config.renew_deadline / 2))
+        store = KubeLeaseStore(kube, le.namespace, le.lease_name)
+        self.elector = LeaderElector(store, le.identity, le.config)
+        gauge = metrics().leader
+        gauge.set(0)
+        self.runner = ElectionRunner(
+            self.elector,
+            on_lost=self._lost,
+            on_change=lambda leading: gauge.set(1 if leading else 0),
+        )
+        # The heal loops' shared pod client, fenced: no reset once the Lease is stale, and
+        # none before its cooldown is in the status (the next leader restores it).
+        context.pod_http = PodHttpClients(
+            context.kube,
+            fence=self.elector.fresh,
+            on_fenced=metrics().fenced_resets.inc,
+            journal=ResetJournal(context),
+        )
+
+    def acquire(self, shutdown: _Shutdown) -> bool:
+        from promdemo_operator.leader.standby import StandbyHealth
+
+        le = self.settings
+        self.log.info(
+            "leader election: Lease %s/%s as %s (lease %gs, renew deadline %gs, retry %gs)",
+            le.namespace, le.lease_name, le.identity,
+            le.config.lease_duration, le.config.renew_deadline, le.config.retry_period,
+        )  # fmt: skip
+        health = None
+        if self.options.health_port:
+            health = StandbyHealth(self.options.bind, self.options.health_port)
+        try:
+            if not self.runner.acquire(shutdown.event):
+                return False
+        finally:
+            if health is not None:
+                health.close()  # kopf's liveness endpoint takes the port
+        self.runner.start()
+        return True
+
+    def _lost(self, reason: str) -> None:
+        # Exit now, from the watchdog's thread: no handler, heal loop or webhook of this
+        # process may act once another candidate can take the Lease.
+        self.log.error("stopping at once (exit %d): %s", EXIT_FAILED, reason)
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_FAILED)
+
+    def stop(self) -> None:
+        self.runner.stop(release=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -101,7 +101,8 @@ def test_it_installs_the_crd_the_rbac_and_the_operator_with_the_published_image(
     kinds = sorted(d["kind"] for d in docs)
     assert kinds == sorted([
         "Namespace", "CustomResourceDefinition", "ServiceAccount", "ClusterRole",
-        "ClusterRoleBinding", "Deployment", "Service",
+        "ClusterRoleBinding", "Role", "RoleBinding", "Deployment", "PodDisruptionBudget",
+        "Service",
     ])  # fmt: skip
     (crd,) = [d for d in docs if d["kind"] == "CustomResourceDefinition"]
     assert crd["metadata"]["name"] == "promdemos.promdemo.dev"
@@ -111,6 +112,9 @@ def test_it_installs_the_crd_the_rbac_and_the_operator_with_the_published_image(
     (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
     pull = deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"]
     assert pull == "IfNotPresent", "install.yaml pulls the image (the kind overlay says Never)"
+    # Two replicas with leader election (tests/unit/test_manifests.py checks the details).
+    assert deployment["spec"]["replicas"] == 2
+    assert "--leader-elect" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
 
 
 def test_a_release_pins_the_operator_image_by_digest(tmp_path: Path) -> None:

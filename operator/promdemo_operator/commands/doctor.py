@@ -1,13 +1,17 @@
 """`promdemo doctor`: for each PromDemo, the chain from its pods to its alerts, and the fix.
 
     promdemo doctor [-n NS | -A] [NAME] [--prometheus-url URL] [--kubeconfig FILE]
+                    [--operator-namespace promdemo-system] [--lease-name promdemo-operator]
 
 Reads the cluster with the user's credentials (doctor/cluster.py: kubectl's
 kubeconfig, else in-cluster), decides each PromDemo's links (doctor/chain.py:
 crds, children, pods, selected, targets, rules, alerts, heal) and prints them,
 with the fix for the first broken link: a rich table on a terminal, plain
 lines otherwise. Each Prometheus that selects a PromDemo is asked once, through
-the API server's service proxy, or the one at --prometheus-url.
+the API server's service proxy, or the one at --prometheus-url. When the
+operator runs with --leader-elect, the last line names its leader: the holder of
+its Lease and how fresh it is (doctor/leader.py); it does not change the exit
+status.
 
 Exit 0 when every link of every PromDemo holds, 1 when one is broken (its fix
 printed) or the cluster cannot be read, 2 for a usage error (cliargs).
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
@@ -25,6 +30,7 @@ from promdemo_operator import cliargs
 from promdemo_operator.doctor import chain as chain_
 from promdemo_operator.doctor import cluster
 from promdemo_operator.doctor.chain import BROKEN, NOTE, OK, SKIPPED, Chain
+from promdemo_operator.doctor.leader import DEFAULT_LEASE, DEFAULT_NAMESPACE, leader_line
 
 DESCRIPTION = """\
 For each PromDemo, check the whole chain (prometheus-operator's CRDs, the children,
@@ -63,6 +69,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, else in-cluster credentials)",
     )
     parser.add_argument("--context", help="kubeconfig context (default: the current one)")
+    parser.add_argument(
+        "--operator-namespace",
+        default=DEFAULT_NAMESPACE,
+        metavar="NS",
+        help=f"where the operator's leader-election Lease is (default {DEFAULT_NAMESPACE})",
+    )
+    parser.add_argument(
+        "--lease-name",
+        default=DEFAULT_LEASE,
+        metavar="NAME",
+        help=f"the operator's Lease (default {DEFAULT_LEASE})",
+    )
     parser.add_argument(
         "--timeout",
         type=cliargs.positive_duration,
@@ -130,12 +148,25 @@ def _summary(chains: Sequence[Chain]) -> str:
 # --------------------------------------------------------------------------- command
 
 
-async def diagnose(args: argparse.Namespace) -> tuple[list[Chain], str | None]:
-    """The chains of the PromDemos `args` names, and a message when there are none."""
+async def diagnose(
+    args: argparse.Namespace, leader: list[str] | None = None
+) -> tuple[list[Chain], str | None]:
+    """The chains of the PromDemos `args` names, and a message when there are none.
+
+    `leader` (when given) receives the line about the operator's leader.
+    """
     connection = cluster.connect(args.kubeconfig, args.context)
     namespace = None if args.all_namespaces else (args.namespace or connection.namespace)
     async with connection.client(args.timeout) as client:
         facts = await cluster.read_facts(client, namespace, args.name)
+        if leader is not None:
+            lease_ns = getattr(args, "operator_namespace", DEFAULT_NAMESPACE)
+            lease_name = getattr(args, "lease_name", DEFAULT_LEASE)
+            lease, error = await cluster.read_lease(client, lease_ns, lease_name)
+            if lease is not None or error is not None:  # no Lease: no leader election
+                now = time.time()
+                line = leader_line(lease, namespace=lease_ns, name=lease_name, now=now, error=error)
+                leader.append(line)
         if not facts.promdemos:
             where = f"namespace {namespace}" if namespace else "any namespace"
             what = f"PromDemo {args.name}" if args.name else "no PromDemo"
@@ -161,8 +192,9 @@ def run(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
     out = stdout or sys.stdout
     if args.name and args.all_namespaces:
         return cliargs.usage_error(PROG, "a NAME is looked up in one namespace: drop -A")
+    leader: list[str] = []
     try:
-        chains, message = asyncio.run(diagnose(args))
+        chains, message = asyncio.run(diagnose(args, leader))
     except cluster.CredentialsError as exc:
         return cliargs.usage_error(PROG, str(exc))
     except cluster.ReadError as exc:
@@ -171,6 +203,10 @@ def run(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
         return cliargs.EXIT_FAILED
     if message is not None:
         print(message, file=out)
+        for line in leader:
+            print(line, file=out)
         return cliargs.EXIT_FAILED if args.name else cliargs.EXIT_OK
     (render_rich if out.isatty() else render_plain)(chains, out)
+    for line in leader:
+        print(line, file=out)
     return cliargs.EXIT_OK if all(c.healthy for c in chains) else cliargs.EXIT_FAILED

@@ -291,6 +291,19 @@ async def _monitoring_kinds(client: httpx.AsyncClient) -> frozenset[str]:
     )
 
 
+async def read_lease(
+    client: httpx.AsyncClient, namespace: str, name: str
+) -> tuple[dict[str, Any] | None, str | None]:
+    """The operator's leader-election Lease (None when there is none), or why it is unreadable."""
+    path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}"
+    try:
+        return await _get(client, path), None
+    except ReadError as exc:
+        if exc.status == 404:
+            return None, None
+        return None, _why(exc)
+
+
 async def _promdemos(
     client: httpx.AsyncClient, namespace: str | None, name: str | None
 ) -> list[dict[str, Any]]:
