@@ -119,7 +119,7 @@ async def stub_server() -> AsyncIterator[Stub]:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port = runner.addresses[0][1]  # the bound address, through the public API
     stub.url = f"http://127.0.0.1:{port}"
     try:
         yield stub

@@ -414,7 +414,7 @@ def test_without_the_sample_there_is_no_hook(helm: Helm) -> None:
         (["--set", "serviceMonitor.interval=15"], "at '/serviceMonitor/interval'"),
         (["--set", "sample.name=Shop"], "at '/sample/name': 'Shop' does not match"),
         (
-            ["--set", "replicas=3"],
+            ["--set", "replicas=3,leaderElection.enabled=false"],
             "replicas: 3 operators need leaderElection.enabled=true",
         ),
         (

@@ -333,7 +333,7 @@ async def _reset_server(counter: list[str]) -> tuple[web.AppRunner, str]:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port = runner.addresses[0][1]  # the bound address, through the public API
     return runner, f"http://127.0.0.1:{port}/inventory/reset"
 
 

@@ -22,10 +22,6 @@ PUBLIC_ANYWAY = {"_exit", "_replace", "_asdict", "_fields", "_make"}
 SHARED_NAMES = {"_server", "_loop", "_runner", "_lock", "_thread", "_stop"}
 # Known, with the reason; each entry is a debt, not a licence.
 KNOWN = {
-    # aiohttp's TCPSite._server, to learn the port a test server bound (the
-    # public way: AppRunner.addresses, as handlers/webhook.py does).
-    "tests/unit/test_heal_podhttp.py": {"_server"},
-    "tests/unit/test_heal_engine.py": {"_server"},
     # The test-support cluster's own fields, reached from its shutdown test.
     "tests/operator/test_shutdown.py": {"_loop", "_stop", "_thread"},
     "tests/support/prometheus.py": {"_lock"},
