@@ -13,7 +13,9 @@ Kubernetes:
   (`handlers/watches.py`), the pods are reached by pod IP or through the API
   server's pod proxy (`spec.autoHeal.podAccess`) with the HTTP client all loops
   share (`handlers/pod_http.py`). The only API requests are writes: the status
-  when it changed, and an Event per reset;
+  when it changed, at most once per `heal.state.STATUS_WRITE_PERIOD_SECONDS`
+  (10 s) per PromDemo however busy its pods are (the next check after the
+  period writes what it read), and an Event per reset;
 - in `source: alertmanager` mode the loop keeps reading (status stays current)
   but does not reset: the webhook (`handlers/webhook.py`) asks `heal_alert` to.
 
