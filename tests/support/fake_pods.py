@@ -9,7 +9,10 @@ pod does on ``GET /metrics`` and on ``POST /inventory/reset`` (and its own
 inventory instead of ``--value``); ``--count N:METRICS[:RESET]``
 adds pods ``pod-0`` … ``pod-N-1``. Pods are spread over 127.0.0.2 … 127.0.0.201
 (one address per pod up to 200 pods, then several ports per address).
-``GET /stats`` answers ``{"scrapes": n, "resets": n}`` (resets received).
+``GET /stats`` answers ``{"scrapes": n, "resets": n}`` (resets received);
+``GET /stats/all`` (on any pod) the same summed over every pod of the process.
+``POST /traffic/on`` (on any pod) plays order traffic on every ``ok`` pod: its
+value drops by one at each scrape (``/traffic/off`` stops it).
 
 GET /metrics:
   ok          the page (``--page``, a real app's page) with ``product_inventory``
@@ -100,6 +103,7 @@ class FakePods:
         self._bomb: bytes | None = None
         self.servers: list[asyncio.base_events.Server] = []
         self.urls: dict[str, str] = {}
+        self.traffic = False
 
     def page(self, value: object, *, gauge_only: bool = False) -> bytes:
         if gauge_only:
@@ -166,11 +170,22 @@ class FakePods:
         if method == "GET" and path == "/stats":
             body = json.dumps({"scrapes": pod.scrapes, "resets": pod.resets}).encode()
             return await send(w, 200, body, "application/json")
+        if method == "GET" and path == "/stats/all":
+            totals = {
+                "scrapes": sum(p.scrapes for p in self.pods),
+                "resets": sum(p.resets for p in self.pods),
+            }
+            return await send(w, 200, json.dumps(totals).encode(), "application/json")
+        if method == "POST" and path in ("/traffic/on", "/traffic/off"):
+            self.traffic = path.endswith("/on")
+            return await send(w, 200, b"{}", "application/json")
         return await send(w, 404, b"not found\n")
 
     async def metrics(self, pod: Pod, w: asyncio.StreamWriter, *, gauge_only: bool) -> bool:
         kind = pod.metrics
         if kind == "ok":
+            if self.traffic:
+                pod.value -= 1
             return await send(w, 200, self.page(_number(pod.value), gauge_only=gauge_only))
         if kind == "duplicates":
             page = self.page("5").replace(
