@@ -50,6 +50,11 @@ log = logging.getLogger("promdemo_app")
 # (Debian bookworm's 2.42) predates.
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
+# `GET /metrics?name[]=a&name[]=b` answers only those metrics, as
+# prometheus_client's own exposition does; a bound on how many, so one request
+# cannot make the filter's set (and its work) as large as the request line.
+MAX_METRIC_NAMES = 64
+
 
 @dataclass(frozen=True)
 class Route:
@@ -82,7 +87,13 @@ ROUTES = {
     ),
     "healthz": Route("/healthz", ("GET",), (200,), measured=False, about="liveness"),
     "readyz": Route("/readyz", ("GET",), (200, 503), measured=False, about="readiness"),
-    "metrics": Route("/metrics", ("GET",), (200, 404), measured=False, about="Prometheus metrics"),
+    "metrics": Route(
+        "/metrics",
+        ("GET",),
+        (200, 400, 404),
+        measured=False,
+        about="Prometheus metrics (?name[]=<metric>, repeatable: only those)",
+    ),
 }
 
 
@@ -232,7 +243,14 @@ def create_app(
     def metrics() -> Response | tuple[Response, int]:
         if not recorder.enabled:
             return _error(404, "metrics are disabled (PROMDEMO_METRICS=off)")
-        return Response(generate_latest(registry), content_type=METRICS_CONTENT_TYPE)
+        names = request.args.getlist("name[]")
+        if not names:
+            return Response(generate_latest(registry), content_type=METRICS_CONTENT_TYPE)
+        if len(names) > MAX_METRIC_NAMES:
+            return _error(400, f"at most {MAX_METRIC_NAMES} name[] parameters, got {len(names)}")
+        # Unknown names select nothing: an empty page, as prometheus_client answers.
+        restricted = registry.restricted_registry(names)
+        return Response(generate_latest(restricted), content_type=METRICS_CONTENT_TYPE)
 
     return app
 

@@ -309,3 +309,37 @@ def test_random_paths_are_all_json(client: FlaskClient) -> None:
         response = client.open(path, method=rng.choice(["GET", "POST", "DELETE", "PURGE"]))
         assert response.status_code in {404, 405}, path
         json.loads(response.get_data())
+
+
+def metric_names(text: str) -> set[str]:
+    return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line[:1] != "#"}
+
+
+def test_metrics_name_filter_answers_only_the_named_metrics(client: FlaskClient) -> None:
+    # What the operator's heal check asks for: the gauge alone, not 213 samples.
+    response = client.get("/metrics?name[]=product_inventory")
+    assert response.status_code == 200
+    assert response.content_type.startswith("text/plain; version=0.0.4")
+    assert metric_names(response.get_data(as_text=True)) == {"product_inventory"}
+    assert "product_inventory 100.0" in response.get_data(as_text=True)
+
+    both = client.get("/metrics?name[]=product_inventory&name[]=inventory_resets_total")
+    assert metric_names(both.get_data(as_text=True)) == {
+        "product_inventory",
+        "inventory_resets_total",
+    }
+    # Without the parameter: every metric, as before.
+    assert len(metric_names(client.get("/metrics").get_data(as_text=True))) > 20
+
+
+def test_metrics_name_filter_with_unknown_names_is_an_empty_page(client: FlaskClient) -> None:
+    response = client.get("/metrics?name[]=no_such_metric")
+    assert response.status_code == 200
+    assert response.get_data() == b""
+
+
+def test_metrics_name_filter_is_bounded(client: FlaskClient) -> None:
+    query = "&".join(["name[]=product_inventory"] * 64)
+    assert client.get(f"/metrics?{query}").status_code == 200
+    error = assert_json_error(client.get(f"/metrics?{query}&name[]=x"), 400)
+    assert "at most 64" in error
