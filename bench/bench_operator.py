@@ -63,6 +63,7 @@ import random
 import shutil
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -110,8 +111,9 @@ CHILDREN = {
 }
 #: Long enough that the safety-net resync never runs during a run.
 RESYNC_SECONDS = 6 * 3600
-#: After all are reconciled, before counting: every heal loop has checked and written.
-SETTLE_SECONDS = 12.0
+#: After all are reconciled, before counting: every heal loop has checked and written
+#: (a coalesced write comes up to a period and a check after the last change).
+SETTLE_SECONDS = STATUS_WRITE_PERIOD_SECONDS + 7.0
 HEAL_INTERVAL_SECONDS = 5.0
 #: Every pod's inventory: well above the threshold, so no reset happens.
 POD_VALUE = 100_000
@@ -241,6 +243,13 @@ def stored_names(cluster: KmockCluster, resource: str, namespace: str) -> set[st
         }
 
     return cluster.call(read)
+
+
+def watch_requests(cluster: KmockCluster, since: int = 0) -> int:
+    """The operator's watch requests (a stream opened again) since call number `since`."""
+    return sum(
+        1 for c in cluster.api_calls()[since:] if c.client == "operator" and c.verb == "watch"
+    )
 
 
 def operator_requests(cluster: KmockCluster, since: int = 0) -> list[Any]:
@@ -397,6 +406,44 @@ def app_reads(app: AppServer, path: str, count: int) -> float:
         return before.used()
 
 
+# --------------------------------------------------------------------------- profile
+
+
+def profile_window(pid: int, seconds: float, out: Path) -> dict[str, Any] | None:
+    """Sample the operator with py-spy for `seconds` while it only checks (collapsed
+    stacks to `out`); the functions that held the CPU, by own and by inclusive samples."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).exists():
+        print("--profile: py-spy is not installed (pip install py-spy); skipped", file=sys.stderr)
+        return None
+    argv = [spy, "record", "-p", str(pid), "-d", str(max(1, round(seconds))), "-r", "200", "--gil"]
+    argv += ["-f", "raw", "-o", str(out)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=False)
+    if done.returncode != 0 or not out.exists():
+        print(f"--profile: py-spy failed: {done.stderr.strip()[-500:]}", file=sys.stderr)
+        return None
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in out.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = [
+            f.split(" (")[0] + " " + f.rpartition("/")[2].split(":")[0]
+            for f in stack.split(";")[1:]
+        ]
+        if frames:
+            own[frames[-1]] += n
+        for frame in set(frames):
+            inclusive[frame] += n
+    share = {k: round(v / max(total, 1), 3) for k, v in own.most_common(15)}
+    wide = {k: round(v / max(total, 1), 3) for k, v in inclusive.most_common(25)}
+    return {"file": str(out), "samples": total, "own": share, "inclusive": wide}
+
+
 # --------------------------------------------------------------------------- figures
 
 
@@ -509,6 +556,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             used, t1 = cpu.used(), time.monotonic()
             reads = pod_stats(stats_url) - reads0
             at_rest = operator_requests(cluster, mark)
+            r["watches_opened"] = watch_requests(cluster, mark)
             r["rest_seconds"] = t1 - t0
             r["cpu_fraction_of_core_checking"] = used / (t1 - t0)
             r["pod_reads"] = reads
@@ -541,12 +589,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             log(
                 f"round {i + 1}: checking {r['cpu_fraction_of_core_checking'] * 100:.2f} %"
                 f" of a core, {r['operator_cpu_us_per_pod_read']:.0f} us/read ({reads} reads),"
-                f" at rest {len(at_rest)} requests, under traffic {len(busy)};"
+                f" at rest {len(at_rest)} requests ({r['watches_opened']} watches opened),"
+                f" under traffic {len(busy)};"
                 f" pod {r['pod_cpu_ms_per_check']:.3f} ms/check,"
                 f" {r['pod_cpu_ms_per_full']:.3f} ms/full page",
                 file=sys.stderr,
             )
         rest_rss = proc_status_kib(op.pid, "VmRSS")
+        profile = None
+        if args.profile:
+            # Its own window after the measured ones: the sampler is not measured.
+            profile = profile_window(op.pid, args.window, Path(args.profile))
 
         # 5. per-pod memory: M more pods per PromDemo
         for name in names:
@@ -619,7 +672,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 sum((Counter(r["under_traffic_by_kind"]) for r in rounds), Counter())
             ),
             "pod_reads_per_window": [r["pod_reads"] for r in rounds],
+            "operator_cpu_us_per_pod_read_per_window": [
+                round(r["operator_cpu_us_per_pod_read"], 1) for r in rounds
+            ],
+            # A watch stream opened again in a window: the emulator replays what it holds
+            # (every pod and PromDemo) and kopf handles each as an event.
+            "watches_opened_per_window": [r["watches_opened"] for r in rounds],
             "load_average": list(os.getloadavg()),
+            "profile": profile,
             "exit_code": exit_code,
         }
     )
@@ -681,6 +741,14 @@ def print_table(r: dict[str, Any]) -> None:
         print(f"  {what:<{width}}  {value}")
     rest = r["at_rest_by_kind"] or "no requests"
     print(f"  at rest: {rest}; under traffic: {r['under_traffic_by_kind']}")
+    if r.get("profile"):
+        p = r["profile"]
+        print(f"  profile ({p['samples']} samples, {p['file']}), own share:")
+        for frame, share in p["own"].items():
+            print(f"    {share * 100:5.1f} %  {frame}")
+        print("  inclusive share:")
+        for frame, share in p["inclusive"].items():
+            print(f"    {share * 100:5.1f} %  {frame}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -711,6 +779,11 @@ def main(argv: list[str] | None = None) -> int:
         action=argparse.BooleanOptionalAction,
         default=False,
         help="a kube-prometheus-stack Prometheus object selecting every PromDemo (default: off)",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="after the rounds, sample the operator with py-spy for one --window",
     )
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
