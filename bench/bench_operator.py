@@ -61,6 +61,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -409,12 +410,42 @@ def app_reads(app: AppServer, path: str, count: int) -> float:
 # --------------------------------------------------------------------------- profile
 
 
-def profile_window(pid: int, seconds: float, out: Path) -> dict[str, Any] | None:
-    """Sample the operator with py-spy for `seconds` while it only checks (collapsed
-    stacks to `out`); the functions that held the CPU, by own and by inclusive samples."""
+def _spy_binary() -> str | None:
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists():
         print("--profile: py-spy is not installed (pip install py-spy); skipped", file=sys.stderr)
+        return None
+    return spy
+
+
+def start_spy(pid: int, out: Path) -> subprocess.Popen[str] | None:
+    """py-spy sampling `pid` until `stop_spy` (it pauses the process to sample: the
+    reconcile figures of a run profiled so are not the benchmark's)."""
+    spy = _spy_binary()
+    if spy is None:
+        return None
+    argv = [spy, "record", "-p", str(pid), "-r", "100", "--gil", "--nonblocking"]
+    argv += ["-f", "raw", "-o", str(out)]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)  # attached
+    return proc
+
+
+def stop_spy(proc: subprocess.Popen[str], out: Path) -> dict[str, Any] | None:
+    proc.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    return summarize_profile(out) if out.exists() else None
+
+
+def profile_window(pid: int, seconds: float, out: Path) -> dict[str, Any] | None:
+    """Sample the operator with py-spy for `seconds` while it only checks (collapsed
+    stacks to `out`); the functions that held the CPU, by own and by inclusive samples."""
+    spy = _spy_binary()
+    if spy is None:
         return None
     argv = [spy, "record", "-p", str(pid), "-d", str(max(1, round(seconds))), "-r", "200", "--gil"]
     argv += ["-f", "raw", "-o", str(out)]
@@ -422,6 +453,11 @@ def profile_window(pid: int, seconds: float, out: Path) -> dict[str, Any] | None
     if done.returncode != 0 or not out.exists():
         print(f"--profile: py-spy failed: {done.stderr.strip()[-500:]}", file=sys.stderr)
         return None
+    return summarize_profile(out)
+
+
+def summarize_profile(out: Path) -> dict[str, Any]:
+    """The functions that held the CPU in py-spy's collapsed stacks: own and inclusive."""
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     total = 0
@@ -439,8 +475,8 @@ def profile_window(pid: int, seconds: float, out: Path) -> dict[str, Any] | None
             own[frames[-1]] += n
         for frame in set(frames):
             inclusive[frame] += n
-    share = {k: round(v / max(total, 1), 3) for k, v in own.most_common(15)}
-    wide = {k: round(v / max(total, 1), 3) for k, v in inclusive.most_common(25)}
+    share = {k: round(v / max(total, 1), 3) for k, v in own.most_common(20)}
+    wide = {k: round(v / max(total, 1), 3) for k, v in inclusive.most_common(45)}
     return {"file": str(out), "samples": total, "own": share, "inclusive": wide}
 
 
@@ -515,6 +551,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         # 3. reconcile
         names = [f"demo-{i:04d}" for i in range(n)]
+        spy = start_spy(op.pid, Path(args.profile_reconcile)) if args.profile_reconcile else None
         reads_before = pod_stats(stats_url)
         cpu_before = Cpu(op.pid)
         started = time.monotonic()
@@ -534,6 +571,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         reconcile_seconds = time.monotonic() - started
         reconcile_cpu = cpu_before.used()
         reconcile_reads = pod_stats(stats_url) - reads_before
+        reconcile_profile = stop_spy(spy, Path(args.profile_reconcile)) if spy else None
         log(
             f"reconcile: {n} Ready in {reconcile_seconds:.2f} s,"
             f" operator CPU {reconcile_cpu:.2f} s",
@@ -680,6 +718,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "watches_opened_per_window": [r["watches_opened"] for r in rounds],
             "load_average": list(os.getloadavg()),
             "profile": profile,
+            "reconcile_profile": reconcile_profile,
             "exit_code": exit_code,
         }
     )
@@ -741,14 +780,18 @@ def print_table(r: dict[str, Any]) -> None:
         print(f"  {what:<{width}}  {value}")
     rest = r["at_rest_by_kind"] or "no requests"
     print(f"  at rest: {rest}; under traffic: {r['under_traffic_by_kind']}")
-    if r.get("profile"):
-        p = r["profile"]
-        print(f"  profile ({p['samples']} samples, {p['file']}), own share:")
-        for frame, share in p["own"].items():
-            print(f"    {share * 100:5.1f} %  {frame}")
-        print("  inclusive share:")
-        for frame, share in p["inclusive"].items():
-            print(f"    {share * 100:5.1f} %  {frame}")
+    for what in ("profile", "reconcile_profile"):
+        if r.get(what):
+            print_profile(what, r[what])
+
+
+def print_profile(what: str, p: dict[str, Any]) -> None:
+    print(f"  {what} ({p['samples']} samples, {p['file']}), own share:")
+    for frame, share in p["own"].items():
+        print(f"    {share * 100:5.1f} %  {frame}")
+    print("  inclusive share:")
+    for frame, share in p["inclusive"].items():
+        print(f"    {share * 100:5.1f} %  {frame}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -784,6 +827,11 @@ def main(argv: list[str] | None = None) -> int:
         "--profile",
         metavar="FILE",
         help="after the rounds, sample the operator with py-spy for one --window",
+    )
+    parser.add_argument(
+        "--profile-reconcile",
+        metavar="FILE",
+        help="sample the operator with py-spy while it reconciles (perturbs that figure)",
     )
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
