@@ -133,6 +133,19 @@ def proc_status_kib(pid: int, field: str) -> int:
     raise RuntimeError(f"no {field} in /proc/{pid}/status")
 
 
+def private_and_pss_kib(pid: int) -> tuple[int, int]:
+    """(Private_Clean + Private_Dirty, Pss) of /proc/PID/smaps_rollup, in KiB: RSS counts
+    every shared library page the process touched (libcrypto, the C extensions)."""
+    private = pss = 0
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        name, _, rest = line.partition(":")
+        if name in ("Private_Clean", "Private_Dirty"):
+            private += int(rest.split()[0])
+        elif name == "Pss":
+            pss = int(rest.split()[0])
+    return private, pss
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (/proc/PID/stat fields 14 and 15).
 
@@ -532,6 +545,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         # 1. idle
         time.sleep(args.idle_seconds)
         idle_rss = proc_status_kib(op.pid, "VmRSS")
+        idle_private, idle_pss = private_and_pss_kib(op.pid)
         log(f"idle: RSS {idle_rss / 1024:.1f} MiB", file=sys.stderr)
 
         # 2. warm-up
@@ -698,6 +712,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ),
             "requests_to_reconcile": dict(by_kind.most_common(12)),
             "idle_rss_mib": round(idle_rss / 1024, 1),
+            "idle_private_mib": round(idle_private / 1024, 1),
+            "idle_pss_mib": round(idle_pss / 1024, 1),
             "warm_rss_mib": round(base_rss / 1024, 1),
             "rest_rss_mib": round(rest_rss / 1024, 1),
             "peak_rss_mib": round(peak / 1024, 1),
@@ -850,6 +866,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench_operator.py: {'; '.join(problems)}", file=sys.stderr)
         return 2
     random.seed(args.seed)
+    # A SIGTERM (e.g. `timeout`) unwinds the context managers: the operator, the pod
+    # servers and the app are stopped, not left running.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     result = run(args)
     print_table(result)
     if args.json:
