@@ -150,6 +150,12 @@ class HealLoop:
         self._api_server: str | None = None
         self._engine: HealEngine | None = None
         self._token_missing_logged = False
+        # What the last tick derived from the watched records, kept while the records
+        # are the same objects (a check of one pod cost more in these than in its read).
+        self._token_record: Any = None
+        self._token: str | None = None
+        self._targets_key: tuple[Any, ...] | None = None
+        self._targets: list[PodTarget] = []
         self.who = f"{namespace}/{name}"
         # The kopf daemon's context: where kopf.event finds its queue.
         self.context = contextvars.copy_context()
@@ -195,15 +201,24 @@ class HealLoop:
         """The PromDemo's pods as targets, from the watched pods."""
         self.engine()
         assert self._access is not None
-        return targets_from_records(
-            self.watched.pods(self.namespace, self.name),
-            access=self._access,
-            namespace=self.namespace,
-            api_server=self._api_server,
-        )
+        records = tuple(self.watched.pods(self.namespace, self.name))
+        key = (self._access, self._api_server, records)
+        if key != self._targets_key:
+            self._targets_key = key
+            self._targets = targets_from_records(
+                records,
+                access=self._access,
+                namespace=self.namespace,
+                api_server=self._api_server,
+            )
+        return list(self._targets)
 
     def _update_token(self, engine: HealEngine) -> None:
-        token = self.watched.token(self.namespace, self.name)
+        record = self.watched.child("Secret", self.namespace, secret_name(self.name))
+        if record is not self._token_record:  # decoded again only when the Secret changed
+            self._token_record = record
+            self._token = record.secret_value(render.RESET_TOKEN_KEY) if record else None
+        token = self._token
         if token is None and not self._token_missing_logged:
             self._token_missing_logged = True
             log.warning(
