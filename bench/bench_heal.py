@@ -71,7 +71,7 @@ import httpx  # noqa: E402
 import yaml  # noqa: E402
 
 from promdemo_operator.heal.alertmanager import AlertRef, host_port  # noqa: E402
-from promdemo_operator.heal.engine import HealEngine, PodTarget  # noqa: E402
+from promdemo_operator.heal.engine import METRICS_PATH, HealEngine, PodTarget  # noqa: E402
 from promdemo_operator.heal.podhttp import HttpxPods, PodHttp  # noqa: E402
 from promdemo_operator.heal.policy import HealPolicy, PolicyConfig  # noqa: E402
 from promdemo_operator.promconfig import alertmanager_config, prometheus_config  # noqa: E402
@@ -368,7 +368,9 @@ async def bare_reader(targets: list[PodTarget], timeout: float) -> tuple[Check, 
 
     async def one(url: str) -> str:
         try:
-            async with slots, asyncio.timeout(timeout), session.get(f"{url}/metrics") as resp:
+            # What the engine asks for: the gauge alone (same page size on both sides).
+            get = session.get(f"{url}{METRICS_PATH}")
+            async with slots, asyncio.timeout(timeout), get as resp:
                 body = await resp.read()
             start = body.index(b"\nproduct_inventory ") + 19
             float(body[start : body.index(b"\n", start)])

@@ -9,11 +9,16 @@ pod does on ``GET /metrics`` and on ``POST /inventory/reset`` (and its own
 inventory instead of ``--value``); ``--count N:METRICS[:RESET]``
 adds pods ``pod-0`` … ``pod-N-1``. Pods are spread over 127.0.0.2 … 127.0.0.201
 (one address per pod up to 200 pods, then several ports per address).
-``GET /stats`` answers ``{"scrapes": n, "resets": n}`` (resets received).
+``GET /stats`` answers ``{"scrapes": n, "resets": n}`` (resets received);
+``GET /stats/all`` (on any pod) the same summed over every pod of the process.
+``POST /traffic/on`` (on any pod) plays order traffic on every ``ok`` pod: its
+value drops by one at each scrape (``/traffic/off`` stops it).
 
 GET /metrics:
   ok          the page (``--page``, a real app's page) with ``product_inventory``
-              set to the pod's value (default ``--value``, -5: due for a reset)
+              set to the pod's value (default ``--value``, -5: due for a reset);
+              with ``?name[]=product_inventory`` (what the heal check asks for)
+              only that gauge's lines, as the app's restricted registry answers
   endless     200, chunked, filler lines forever
   gzip-bomb   200, ``Content-Encoding: gzip``, 1 GiB of zeros in ~1 MiB
   big-page    a page just under 4 MiB without ``product_inventory``
@@ -92,11 +97,17 @@ class FakePods:
         self._page_head = head + "\nproduct_inventory "
         self._page_tail = "\n" + tail
         self._pages: dict[float, bytes] = {}
+        # The gauge's own lines (HELP, TYPE, sample): the page `?name[]=` asks for.
+        gauge = [ln for ln in page.splitlines() if _is_gauge(ln)]
+        self._gauge_head = "\n".join(ln for ln in gauge if ln.startswith("#")) + "\n"
         self._bomb: bytes | None = None
         self.servers: list[asyncio.base_events.Server] = []
         self.urls: dict[str, str] = {}
+        self.traffic = False
 
-    def page(self, value: object) -> bytes:
+    def page(self, value: object, *, gauge_only: bool = False) -> bytes:
+        if gauge_only:
+            return f"{self._gauge_head}product_inventory {value}\n".encode()
         return f"{self._page_head}{value}{self._page_tail}".encode()
 
     def bomb(self) -> bytes:
@@ -147,21 +158,35 @@ class FakePods:
 
     async def answer(self, pod: Pod, method: str, path: str, w: asyncio.StreamWriter) -> bool:
         """Answer one request; False: the connection is closed after it."""
+        path, _, query = path.partition("?")
         if method == "GET" and path == "/metrics":
             pod.scrapes += 1
-            return await self.metrics(pod, w)
+            pairs = (p.partition("=") for p in query.split("&"))
+            names = {v for k, _, v in pairs if k in NAME_KEYS}
+            return await self.metrics(pod, w, gauge_only=names == {"product_inventory"})
         if method == "POST" and path == "/inventory/reset":
             pod.resets += 1
             return await self.reset(pod, w)
         if method == "GET" and path == "/stats":
             body = json.dumps({"scrapes": pod.scrapes, "resets": pod.resets}).encode()
             return await send(w, 200, body, "application/json")
+        if method == "GET" and path == "/stats/all":
+            totals = {
+                "scrapes": sum(p.scrapes for p in self.pods),
+                "resets": sum(p.resets for p in self.pods),
+            }
+            return await send(w, 200, json.dumps(totals).encode(), "application/json")
+        if method == "POST" and path in ("/traffic/on", "/traffic/off"):
+            self.traffic = path.endswith("/on")
+            return await send(w, 200, b"{}", "application/json")
         return await send(w, 404, b"not found\n")
 
-    async def metrics(self, pod: Pod, w: asyncio.StreamWriter) -> bool:
+    async def metrics(self, pod: Pod, w: asyncio.StreamWriter, *, gauge_only: bool) -> bool:
         kind = pod.metrics
         if kind == "ok":
-            return await send(w, 200, self.page(_number(pod.value)))
+            if self.traffic:
+                pod.value -= 1
+            return await send(w, 200, self.page(_number(pod.value), gauge_only=gauge_only))
         if kind == "duplicates":
             page = self.page("5").replace(
                 b"\nproduct_inventory 5\n", b"\nproduct_inventory 5\nproduct_inventory -3\n"
@@ -205,6 +230,17 @@ class FakePods:
                 w, 200, self.bomb(), "application/json", b"Content-Encoding: gzip\r\n"
             )
         raise AssertionError(kind)
+
+
+#: The query key of prometheus_client's name filter, plain and percent-encoded.
+NAME_KEYS = ("name[]", "name%5B%5D", "name%5b%5d")
+
+
+def _is_gauge(line: str) -> bool:
+    """A HELP/TYPE/sample line of `product_inventory` itself (not `product_inventory_x`)."""
+    words = line.split(" ")
+    name = words[2] if line.startswith("#") and len(words) > 2 else words[0].partition("{")[0]
+    return name == "product_inventory"
 
 
 def _number(value: float) -> str:

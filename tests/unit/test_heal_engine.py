@@ -13,6 +13,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs
 
 import httpx
 import pytest
@@ -49,6 +50,7 @@ class FakePod:
     reset_calls: int = 0  # every authorized POST, answered or not
     reset_headers: list[dict[str, str]] = field(default_factory=list)
     scrapes: int = 0
+    queries: list[str] = field(default_factory=list)  # the query string of each GET /metrics
     after_scrape: Callable[[FakePod], None] | None = None
 
 
@@ -63,6 +65,7 @@ class Stub:
     async def metrics(self, request: web.Request) -> web.StreamResponse:
         pod = self.pods[request.match_info["name"]]
         pod.scrapes += 1
+        pod.queries.append(request.query_string)
         if pod.after_scrape:
             pod.after_scrape(pod)
         if pod.metrics == "slow":
@@ -93,6 +96,10 @@ class Stub:
             await asyncio.sleep(30)
         if pod.reset == "http500":
             return web.Response(status=500, text="reset broke")
+        if pod.reset == "echo":  # a pod that answers an error quoting what it was sent
+            auth = request.headers.get("Authorization", "")
+            error = f"refused {TOKEN}; Authorization: {auth}"
+            return web.json_response({"error": error, "headers": {**request.headers}}, status=503)
         pod.resets += 1
         pod.value = 100.0
         if pod.reset == "garbage":
@@ -543,3 +550,47 @@ def test_engine_with_an_injected_transport() -> None:
 
     asyncio.run(main())
     assert state["resets"] == 1
+
+
+# -- what a check asks for, what a pod's answer may put in the log ----------------------
+
+
+def test_a_check_asks_for_the_gauge_alone_and_still_reads_a_full_page() -> None:
+    """The check asks `?name[]=product_inventory` (prometheus_client answers the gauge
+    alone); a pod that ignores the filter answers its whole page, read the same way."""
+
+    async def test(stub: Stub) -> None:
+        stub.pods = {"p": FakePod(-7), "q": FakePod(3)}
+        engine, _, _ = make_engine()
+        async with engine:
+            result = await engine.check([stub.target("p"), stub.target("q")], reset=False)
+        assert result.inventory == {"p": -7, "q": 3}
+        for pod in stub.pods.values():
+            assert [parse_qs(q) for q in pod.queries] == [{"name[]": ["product_inventory"]}]
+
+    run(test)
+
+
+def test_a_pod_echoing_its_token_in_an_error_does_not_put_it_in_the_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A hostile pod answers the reset with an error quoting the request's headers and
+    the token: the failure and the log line say what happened, bounded, token redacted."""
+
+    async def test(stub: Stub) -> None:
+        stub.pods = {"p": FakePod(-4, reset="echo")}
+        engine, _, _ = make_engine()
+        caplog.set_level(logging.DEBUG, logger="promdemo")
+        async with engine:
+            result = await engine.check([stub.target("p")])
+        [failure] = result.failures
+        assert failure.reason == "http_status"
+        assert "503" in failure.detail
+        assert "refused <redacted>; Authorization: Bearer <redacted>" in failure.detail
+        assert TOKEN not in failure.detail
+        logged = "\n".join(r.getMessage() for r in caplog.records)
+        assert "answered 503" in logged
+        assert TOKEN not in logged
+        assert max(len(r.getMessage()) for r in caplog.records) < 400
+
+    run(test)

@@ -13,6 +13,7 @@ from promdemo_operator.heal.exposition import (
     InventoryScanner,
     parse_inventory,
     parse_reset_answer,
+    redact,
 )
 
 APP_PAGE = """# HELP http_requests_total Requests.
@@ -115,6 +116,61 @@ def test_a_non_utf8_gauge_line_is_garbage_other_binary_is_ignored() -> None:
     assert parse_inventory(b"# junk \xff\xfe\nproduct_inventory 3\n") == 3
     with pytest.raises(ExpositionError, match="UTF-8"):
         parse_inventory(b'product_inventory{a="\xff"} 3\n')
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "-٥",  # ARABIC-INDIC DIGIT FIVE: Python's float() reads -5, Prometheus refuses
+        "٣e2",
+        "-５",  # FULLWIDTH DIGIT FIVE
+        "-5\u00a0",  # a no-break space after the value
+        "1_000",
+        "0x10",
+        "-5 ١٧٠٠",  # a non-ASCII timestamp
+        "-5 1700000000000 7",  # a third field
+    ],
+)
+def test_values_prometheus_would_not_read_are_garbage(value: str) -> None:
+    """Only an ASCII float (and an ASCII integer timestamp) is a value, as Prometheus's
+    text parser reads it: the operator never resets on a number Prometheus does not see."""
+    for line in (f"product_inventory {value}\n", f'product_inventory{{shelf="}} ٥"}} {value}\n'):
+        with pytest.raises(ExpositionError) as caught:
+            parse_inventory(line)
+        assert caught.value.reason == "garbage"
+        assert "not a number prometheus reads" in caught.value.detail.lower()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("-5", -5), ("+5", 5), ("5.", 5), (".5", 0.5), ("-1.5e2", -150), ("3 1700000000000", 3)],
+)
+def test_ascii_values_in_every_form_prometheus_reads(value: str, expected: float) -> None:
+    assert parse_inventory(f"product_inventory {value}\n") == expected
+    assert parse_inventory(f'product_inventory{{shelf="٥ }}"}} {value}\n') == expected
+
+
+# -- what a pod's error answer may put in the log -----------------------------------------
+
+
+def test_redact_hides_the_secret_and_credential_shapes() -> None:
+    token = "tok-0123456789abcdef"
+    text = (
+        f'{{"error": "bad {token}", "Authorization": "Bearer {token}", "token": "other",'
+        f' "password": "hunter2"}} api_key=zzz&x=1 authorization: Basic dXNlcjpwYXNz'
+    )
+    got = redact(text, [token, None, ""])
+    for secret in (token, "other", "hunter2", "zzz", "dXNlcjpwYXNz"):
+        assert secret not in got
+    assert got.count("<redacted>") == 6
+    assert "x=1" in got  # what is not a credential stays readable
+    assert redact("inventory is -3", [token]) == "inventory is -3"
+
+
+def test_redact_hides_a_secret_cut_off_at_the_end_of_a_snippet() -> None:
+    token = "tok-0123456789abcdef"
+    assert redact(f"refused {token[:9]}", [token]) == "refused <redacted>"
+    assert redact("refused tok", [token]) == "refused tok"  # 3 characters: no secret left
 
 
 # -- reset answers -----------------------------------------------------------------------

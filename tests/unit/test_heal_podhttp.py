@@ -260,3 +260,148 @@ def test_connections_are_kept_alive_between_checks() -> None:
         assert len({s["peer"] for s in srv.seen}) == 1
 
     run(test)
+
+
+# -- the check's GET by pod IP: heal/rawhttp.py over raw sockets ----------------------
+
+
+class RawServer:
+    """A loopback server answering each request with the next of `answers` (bytes, or
+    None: close the connection without answering); counts connections and requests."""
+
+    def __init__(self, answers: list[bytes | None], *, close_after: bool = False) -> None:
+        self.answers = list(answers)
+        self.close_after = close_after
+        self.connections = 0
+        self.requests: list[bytes] = []
+        self.url = ""
+        self._server: asyncio.base_events.Server | None = None
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while self.answers:
+                head = await reader.readuntil(b"\r\n\r\n")
+                self.requests.append(head)
+                answer = self.answers.pop(0)
+                if answer is None:
+                    break
+                writer.write(answer)
+                await writer.drain()
+                if self.close_after:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def __aenter__(self) -> RawServer:
+        self._server = await asyncio.start_server(self.serve, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+
+def ok(body: bytes, extra: bytes = b"") -> bytes:
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n%s" % (len(body), extra, body)
+
+
+def chunked(*pieces: bytes) -> bytes:
+    body = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"
+    return b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body
+
+
+def test_raw_get_reads_length_and_chunked_answers_over_one_kept_connection() -> None:
+    async def main() -> None:
+        answers = [ok(PAGE), chunked(PAGE[:10], PAGE[10:]), ok(b"")]
+        async with RawServer(answers) as srv, PodHttp() as http:
+            first = await get(http, f"{srv.url}/metrics?name[]=product_inventory")
+            second = await get(http, f"{srv.url}/metrics")
+            empty = await get(http, f"{srv.url}/metrics")
+        assert (first.status, first.body) == (200, PAGE)
+        assert (second.status, second.body) == (200, PAGE)
+        assert empty.body == b""
+        assert srv.connections == 1
+        assert srv.requests[0].startswith(b"GET /metrics?name[]=product_inventory HTTP/1.1\r\n")
+        assert b"\r\nAccept-Encoding: identity\r\n" in srv.requests[0]
+
+    asyncio.run(main())
+
+
+def test_an_idle_connection_the_pod_closed_is_retried_once_on_a_new_one() -> None:
+    async def main() -> None:
+        async with RawServer([ok(PAGE), ok(PAGE)], close_after=True) as srv, PodHttp() as http:
+            await get(http, f"{srv.url}/metrics")
+            await asyncio.sleep(0.05)  # the pod has closed the kept connection by now
+            again = await get(http, f"{srv.url}/metrics")
+        assert again.body == PAGE
+        assert srv.connections == 2
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        (b"HTTX/1.1 200 OK\r\n\r\n", "garbage"),
+        (b"HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n", "garbage"),
+        (b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", "garbage"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\n", "garbage"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello", "garbage"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "garbage"),
+        (b"HTTP/1.1 200 OK\r\nX: " + b"a" * 20_000 + b"\r\n\r\n", "garbage"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort", "unreachable"),
+        (None, "unreachable"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2000000\r\n\r\n", "too_large"),
+        (b"HTTP/1.1 200 OK\r\nContent-Encoding: br\r\nContent-Length: 1\r\n\r\nx", "garbage"),
+    ],
+)
+def test_raw_get_refuses_what_is_not_a_bounded_http_answer(
+    answer: bytes | None, reason: str
+) -> None:
+    async def main() -> None:
+        async with RawServer([answer], close_after=True) as srv, PodHttp() as http:
+            with pytest.raises(PodReadError) as caught:
+                await get(http, f"{srv.url}/metrics", timeout=2.0)
+        assert caught.value.reason == reason, caught.value
+
+    asyncio.run(main())
+
+
+def test_raw_get_error_answer_gives_its_start_and_closes() -> None:
+    async def main() -> None:
+        body = b'{"error": "' + b"x" * 1000 + b'"}'
+        answers = [
+            b"HTTP/1.1 503 Busy\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body),
+            ok(PAGE),
+        ]
+        async with RawServer(answers) as srv, PodHttp() as http:
+            failed = await get(http, f"{srv.url}/metrics")
+            after = await get(http, f"{srv.url}/metrics")
+        assert failed.status == 503
+        assert failed.body == body[:256]
+        assert after.body == PAGE
+        assert srv.connections == 2  # the connection of an error answer is not reused
+
+    asyncio.run(main())
+
+
+def test_a_silent_pod_times_out() -> None:
+    async def main() -> None:
+        async def mute(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read(100)
+            await asyncio.sleep(5)
+            writer.close()
+
+        server = await asyncio.start_server(mute, "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/metrics"
+        async with PodHttp() as http:
+            with pytest.raises(PodReadError) as caught:
+                await get(http, url, timeout=0.3)
+        server.close()
+        assert caught.value.reason == "timeout"
+
+    asyncio.run(main())

@@ -6,7 +6,12 @@ from typing import Any
 
 from promdemo_operator.heal.engine import ResetDone
 from promdemo_operator.heal.policy import HealPolicy, PolicyConfig
-from promdemo_operator.heal.state import HealState, int_if_whole, reset_message
+from promdemo_operator.heal.state import (
+    STATUS_WRITE_PERIOD_SECONDS,
+    HealState,
+    int_if_whole,
+    reset_message,
+)
 from promdemo_operator.timefmt import parse_rfc3339, rfc3339
 from tests.support.merge_patch import merge_patch
 
@@ -51,15 +56,15 @@ def test_status_is_written_when_it_changes_and_only_then() -> None:
     assert patch == {"inventory": {"a": 5, "b": 3}, "lowestInventory": 3, "healCount": 0}
     s.written_ok()
     status = merge_patch(status, patch)
-    assert s.status_patch({"a": 5.0, "b": 3.0}, T0 + 5) is None, "nothing changed"
+    assert s.status_patch({"a": 5.0, "b": 3.0}, T0 + 15) is None, "nothing changed"
     # Pod b left: set to null in the patch (a merge patch keeps keys it does not mention).
-    patch = s.status_patch({"a": 4.0}, T0 + 10)
+    patch = s.status_patch({"a": 4.0}, T0 + 20)
     assert patch["inventory"] == {"b": None, "a": 4}
     s.written_ok()
     status = merge_patch(status, patch)
     assert status == {"inventory": {"a": 4}, "lowestInventory": 4, "healCount": 0}
     # No pods at all: lowestInventory goes away.
-    patch = s.status_patch({}, T0 + 15)
+    patch = s.status_patch({}, T0 + 30)
     s.written_ok()
     status = merge_patch(status, patch)
     assert status == {"inventory": {}, "healCount": 0}
@@ -68,8 +73,39 @@ def test_status_is_written_when_it_changes_and_only_then() -> None:
 def test_a_patch_not_accepted_is_sent_again() -> None:
     s = state()
     assert s.status_patch({"a": 1.0}, T0) is not None
-    # (the API call failed: no written_ok)
-    assert s.status_patch({"a": 1.0}, T0 + 5) is not None
+    # (the API call failed: no written_ok) sent again, once the period is over
+    assert s.status_patch({"a": 1.0}, T0 + 5) is None
+    assert s.status_patch({"a": 1.0}, T0 + STATUS_WRITE_PERIOD_SECONDS) is not None
+
+
+def test_writes_under_traffic_are_coalesced_to_one_per_period() -> None:
+    """Values changing at every check (orders): one patch per period, carrying the
+    latest values; a change right after a quiet spell is written at once."""
+    s = state()
+    sent = []
+    for i in range(61):  # a minute of checks every second, a new value each time
+        patch = s.status_patch({"a": float(100 - i)}, T0 + i)
+        if patch is not None:
+            s.written_ok()
+            sent.append((i, patch["inventory"]["a"]))
+    assert sent == [(i, 100 - i) for i in range(0, 61, 10)]
+    # Quiet: nothing written however long; the next change goes out at once.
+    assert all(s.status_patch({"a": 40.0}, T0 + 60 + i) is None for i in range(1, 100))
+    assert s.status_patch({"a": 39.0}, T0 + 200) is not None
+    # A reset within the period waits too (its Event is what tells at once).
+    s.written_ok()
+    s.record(reset("a", T0 + 201))
+    assert s.status_patch({"a": 100.0}, T0 + 201, force=True) is None
+    later = s.status_patch({"a": 100.0}, T0 + 210)
+    assert later is not None
+    assert later["healCount"] == 1
+
+
+def test_a_clock_set_back_does_not_stop_the_writes() -> None:
+    s = state()
+    assert s.status_patch({"a": 1.0}, T0) is not None
+    s.written_ok()
+    assert s.status_patch({"a": 2.0}, T0 - 3600) is not None
 
 
 def test_cooldowns_in_status_end_with_the_cooldown() -> None:

@@ -13,7 +13,9 @@ Kubernetes:
   (`handlers/watches.py`), the pods are reached by pod IP or through the API
   server's pod proxy (`spec.autoHeal.podAccess`) with the HTTP client all loops
   share (`handlers/pod_http.py`). The only API requests are writes: the status
-  when it changed, and an Event per reset;
+  when it changed, at most once per `heal.state.STATUS_WRITE_PERIOD_SECONDS`
+  (10 s) per PromDemo however busy its pods are (the next check after the
+  period writes what it read), and an Event per reset;
 - in `source: alertmanager` mode the loop keeps reading (status stays current)
   but does not reset: the webhook (`handlers/webhook.py`) asks `heal_alert` to.
 
@@ -63,16 +65,57 @@ INVALID_SPEC_RETRY_SECONDS = 5.0
 CANCELLATION_TIMEOUT_SECONDS = 2.0
 
 
+#: PromDemos whose parsed `autoHeal` is remembered (by uid, for one generation).
+SPEC_CACHE_SIZE = 8192
+
+
 def parse_auto_heal(spec: Any) -> spec_mod.AutoHealSpec:
     """`spec.autoHeal`, defaulted and validated (raises `SpecError`)."""
     return spec_mod.parse_spec(plain(spec or {})).auto_heal
 
 
-def heal_wanted(name: str, spec: Any, **_: Any) -> bool:
+class AutoHealCache:
+    """`parse_auto_heal` once per PromDemo generation.
+
+    Parsing and validating the whole spec costs ~90 µs; kopf asks `heal_wanted` at
+    every event of the PromDemo and each heal loop wanted its settings at every tick
+    (one PromDemo of one pod checked every 5 s spent more on that than on the read).
+    The spec changes only with `metadata.generation` (status is a subresource), so
+    the result (or the `SpecError`) is kept per uid for its generation; without a uid
+    or generation nothing is kept. Bounded: the oldest entries go first.
+    """
+
+    def __init__(self, size: int = SPEC_CACHE_SIZE) -> None:
+        self.size = size
+        self._entries: dict[str, tuple[Any, spec_mod.AutoHealSpec | spec_mod.SpecError]] = {}
+
+    def get(self, meta: Any, spec: Any) -> spec_mod.AutoHealSpec:
+        uid = meta.get("uid") if meta else None
+        generation = meta.get("generation") if meta else None
+        if uid is None or generation is None:
+            return parse_auto_heal(spec)
+        entry = self._entries.get(uid)
+        if entry is None or entry[0] != generation:
+            try:
+                result: spec_mod.AutoHealSpec | spec_mod.SpecError = parse_auto_heal(spec)
+            except spec_mod.SpecError as e:
+                result = e
+            if entry is None and len(self._entries) >= self.size:
+                del self._entries[next(iter(self._entries))]
+            entry = self._entries[uid] = (generation, result)
+        if isinstance(entry[1], spec_mod.SpecError):
+            raise entry[1].with_traceback(None)  # no traceback growing at every raise
+        return entry[1]
+
+
+_auto_heal_cache = AutoHealCache()
+
+
+def heal_wanted(name: str, spec: Any, meta: Any = None, **_: Any) -> bool:
     """kopf `when=` filter: a loop only for a valid name and spec with autoHeal enabled."""
     try:
         render.check_name(name)
-        return parse_auto_heal(spec).enabled
+        return _auto_heal_cache.get(meta, spec).enabled
     except spec_mod.SpecError:
         return False
 
@@ -111,6 +154,12 @@ class HealLoop:
         #: Pods kopf's index still holds but the API no longer has: deleted during a watch
         #: gap (410 Gone), whose DELETED event never came (see `forget_gone_pods`).
         self._gone: set[str] = set()
+        # What the last tick derived from the watched records, kept while the records
+        # are the same objects (a check of one pod cost more in these than in its read).
+        self._token_record: Any = None
+        self._token: str | None = None
+        self._targets_key: tuple[Any, ...] | None = None
+        self._targets: list[PodTarget] = []
         self.who = f"{namespace}/{name}"
         # The kopf daemon's context: where kopf.event finds its queue.
         self.context = contextvars.copy_context()
@@ -156,19 +205,27 @@ class HealLoop:
         """The PromDemo's pods as targets, from the watched pods."""
         self.engine()
         assert self._access is not None
-        records = self.watched.pods(self.namespace, self.name)
+        records = tuple(self.watched.pods(self.namespace, self.name))
         if self._gone:
             self._gone &= {r.name for r in records}  # what the index still holds, no more
-            records = [r for r in records if r.name not in self._gone]
-        return targets_from_records(
-            records,
-            access=self._access,
-            namespace=self.namespace,
-            api_server=self._api_server,
-        )
+            records = tuple(r for r in records if r.name not in self._gone)
+        key = (self._access, self._api_server, records)
+        if key != self._targets_key:
+            self._targets_key = key
+            self._targets = targets_from_records(
+                records,
+                access=self._access,
+                namespace=self.namespace,
+                api_server=self._api_server,
+            )
+        return list(self._targets)
 
     def _update_token(self, engine: HealEngine) -> None:
-        token = self.watched.token(self.namespace, self.name)
+        record = self.watched.child("Secret", self.namespace, secret_name(self.name))
+        if record is not self._token_record:  # decoded again only when the Secret changed
+            self._token_record = record
+            self._token = record.secret_value(render.RESET_TOKEN_KEY) if record else None
+        token = self._token
         if token is None and not self._token_missing_logged:
             self._token_missing_logged = True
             log.warning(
@@ -315,12 +372,13 @@ async def auto_heal(
     try:
         while not stopped:
             try:
-                settings = parse_auto_heal(body.get("spec"))
+                settings = _auto_heal_cache.get(body.get("metadata"), body.get("spec"))
             except spec_mod.SpecError as e:
                 log.warning("%s: invalid spec, not healing: %s", loop.who, e)
                 await pause(halt, INVALID_SPEC_RETRY_SECONDS)
                 continue
-            loop.configure(settings)
+            if settings is not loop.settings:
+                loop.configure(settings)
             interval = settings.interval_seconds
             if next_at is None:
                 next_at = time.monotonic() + first_check_delay(namespace, name, interval)

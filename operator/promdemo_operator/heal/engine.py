@@ -6,10 +6,14 @@ processes by `promdemo local` — and the process's HTTP client to pods
 (`podhttp.PodHttp`, shared by every engine; an `httpx.AsyncClient` is accepted
 too, or the engine makes a `PodHttp` of its own).
 
-One `check()` is one evaluation: every ready pod's `/metrics` is read
-concurrently (each request bounded by `timeout`, each body by
-`podhttp.ReadLimits`), `product_inventory` is found by `exposition.InventoryScanner`
-as the page streams in and fed to the policy at the check's timestamp. For
+One `check()` is one evaluation: every ready pod is asked for the gauge alone
+(`GET /metrics?name[]=product_inventory`, `METRICS_PATH`: prometheus_client's
+exposition then renders one metric instead of the ~18 kB page, about a tenth of
+the pod's CPU per check; an app that ignores the parameter answers the whole
+page, which is read the same way) concurrently (each request bounded by
+`timeout`, each body by `podhttp.ReadLimits`), `product_inventory` is found by
+`exposition.InventoryScanner` as the page streams in and fed to the policy at
+the check's timestamp. Prometheus's own scrape of `/metrics` is untouched. For
 every pod the policy says is due, the engine takes that pod's lock, reads the
 live value again, and only if it is still below the threshold (and the pod is
 not in cooldown) sends ``POST /inventory/reset`` with the bearer token to that
@@ -23,7 +27,10 @@ next check.
 
 Nothing here raises for a pod's fault: unreachable, slow, oversized and
 garbage-answering pods and failing resets come back as `Failure` records (and
-are counted in the metrics when a `HealMetrics` is given).
+are counted in the metrics when a `HealMetrics` is given). What a pod said
+reaches a `Failure` (and so the log) bounded, printable and redacted
+(`exposition.redact`: the reset token and anything that looks like a credential),
+since a hostile pod may echo the token it was sent.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ from .exposition import (
     clip,
     parse_inventory,
     parse_reset_answer,
+    redact,
 )
 from .metrics import HealMetrics
 from .podhttp import MAX_METRICS_BYTES, HttpxPods, PodHttp, PodReadError, ReadLimits
@@ -50,6 +58,7 @@ from .policy import Action, Decision, HealPolicy
 
 __all__ = [
     "METRIC",
+    "METRICS_PATH",
     "CheckResult",
     "Failure",
     "HealEngine",
@@ -67,6 +76,8 @@ log = logging.getLogger("promdemo.heal")
 START_BATCH = 8
 #: Kept for callers of the old name: the cap on a decoded /metrics page.
 MAX_BODY_BYTES = MAX_METRICS_BYTES
+#: What a check asks a pod for: the gauge alone (prometheus_client's `name[]` filter).
+METRICS_PATH = f"/metrics?name[]={METRIC}"
 
 
 @dataclass(frozen=True)
@@ -166,6 +177,7 @@ class HealEngine:
         concurrency: int = 64,
         proxy_token_header: bool = False,
         limits: ReadLimits | None = None,
+        metrics_path: str = METRICS_PATH,
     ) -> None:
         """`client`: the process's shared `PodHttp` (not closed by `aclose`), or an
         `httpx.AsyncClient` (same bounded reads; `HttpxPods` to share one bound between
@@ -180,6 +192,7 @@ class HealEngine:
         self.metrics = metrics
         self.clock = clock
         self.proxy_token_header = proxy_token_header
+        self.metrics_path = metrics_path
         self._own_client = client is None
         self._pods: PodHttp | HttpxPods
         if client is None:
@@ -214,8 +227,12 @@ class HealEngine:
 
     # -- reading --------------------------------------------------------------
 
+    def _safe(self, detail: str) -> str:
+        """Pod-supplied text for a `Failure` and the log: without the token, bounded."""
+        return clip(redact(detail, (self.token,)), 200)
+
     async def read(self, pod: PodTarget) -> Reading:
-        """GET the pod's /metrics and find `product_inventory`; never raises."""
+        """GET the pod's gauge (`metrics_path`) and find `product_inventory`; never raises."""
         if not pod.base_url:
             return Reading(pod.name, None, "unreachable", "no address")
         scanner = InventoryScanner()
@@ -223,7 +240,7 @@ class HealEngine:
             async with self._slots:
                 answer = await self._pods.request(
                     "GET",
-                    f"{pod.base_url}/metrics",
+                    f"{pod.base_url}{self.metrics_path}",
                     timeout=self.timeout,
                     max_bytes=self.limits.metrics_bytes,
                     sink=scanner.feed,
@@ -234,9 +251,9 @@ class HealEngine:
                 )
             return Reading(pod.name, scanner.finish())
         except PodReadError as e:
-            return Reading(pod.name, None, e.reason, e.detail)
+            return Reading(pod.name, None, e.reason, self._safe(e.detail))
         except ExpositionError as e:
-            return Reading(pod.name, None, e.reason, e.detail)
+            return Reading(pod.name, None, e.reason, self._safe(e.detail))
 
     # -- one check of all pods ---------------------------------------------------
 
@@ -396,12 +413,14 @@ class HealEngine:
                 acted = e.sent
                 if e.status is not None and 200 <= e.status < 300:
                     # The pod said yes, then its answer broke: a reset, not confirmed.
-                    failure = Failure(pod.name, "reset", e.reason, e.detail)
+                    failure = Failure(pod.name, "reset", e.reason, self._safe(e.detail))
                     return self._reset_done(pod, before, None, since, source, failure)
-                return self._reset_failed(pod, e.reason, e.detail, cooldown=acted)
+                return self._reset_failed(pod, e.reason, self._safe(e.detail), cooldown=acted)
             if not 200 <= answer.status < 300:
                 acted = answer.status >= 500
-                snippet = clip(answer.body.decode("utf-8", "replace").strip())
+                # Redacted before clipping, so a token is never cut into a visible part.
+                body = redact(answer.body.decode("utf-8", "replace"), (self.token,))
+                snippet = clip(body.strip())
                 detail = f"POST /inventory/reset answered {answer.status} {snippet}".rstrip()
                 return self._reset_failed(pod, "http_status", detail, cooldown=acted)
             after: float | None
@@ -410,7 +429,7 @@ class HealEngine:
                 failure = None
             except ExpositionError as e:
                 after = None
-                failure = Failure(pod.name, "reset", e.reason, e.detail)
+                failure = Failure(pod.name, "reset", e.reason, self._safe(e.detail))
             return self._reset_done(pod, before, after, since, source, failure)
         finally:
             if acted:

@@ -9,7 +9,10 @@ Build ONE `PodHttp` when the process starts, give it to every `HealEngine`
     engine = HealEngine(policy, client=pod_http, proxy_token_header=..., ...)
     await pod_http.aclose()
 
-It is an aiohttp session with one connection pool for all pods: at most
+A GET to a pod by IP (plain http: the heal check) goes over `rawhttp.RawPool`, a
+minimal keep-alive HTTP/1.1 client (a tenth of aiohttp's CPU per read, see
+docs/heal.md); everything else (resets, the API server's pod proxy over TLS)
+over an aiohttp session. Both share one bound: at most
 `max_connections` requests in flight in the process (a request waits for a slot
 *before* its timeout starts, so a busy pool never looks like a slow pod), idle
 connections kept alive for `keepalive_seconds` so each pod is reached over the
@@ -39,6 +42,7 @@ from typing import Any
 import aiohttp
 
 from .exposition import clip
+from .rawhttp import BadAnswer, Closed, RawPool
 
 #: A pod's /metrics page is ~18 KB; a page beyond this is refused (`too_large`).
 MAX_METRICS_BYTES = 1024 * 1024
@@ -285,6 +289,7 @@ class PodHttp:
         self.limits = limits or ReadLimits()
         self._session: aiohttp.ClientSession | None = None
         self._slots: asyncio.Semaphore | None = None
+        self._raw: RawPool | None = None
         self._closed = False
 
     @property
@@ -326,6 +331,14 @@ class PodHttp:
 
         Raises `PodReadError`, or what `sink` raises (the read stops there).
         """
+        if (
+            method == "GET"
+            and url.startswith("http://")
+            and not (self.api_server is not None and self.api_server.covers(url))
+        ):
+            address = _split_http_url(url)
+            if address is not None:
+                return await self._raw_get(*address, timeout, max_bytes, headers, sink)
         session = self._session or self._open()
         assert self._slots is not None
         send_headers = dict(headers or {})
@@ -369,8 +382,87 @@ class PodHttp:
                 # ValueError: aiohttp refuses some malformed answers (e.g. bad headers) so.
                 raise PodReadError("unreachable", _describe(e), status=status) from e
 
+    async def _raw_get(
+        self,
+        host: str,
+        port: int,
+        target: str,
+        timeout: float,
+        max_bytes: int,
+        headers: Mapping[str, str] | None,
+        sink: Sink | None,
+    ) -> PodAnswer:
+        """A GET over the raw keep-alive pool, with the same bounds and errors."""
+        if self._closed:
+            raise RuntimeError("PodHttp is closed")
+        if self._raw is None:
+            self._raw = RawPool(keepalive_seconds=self.keepalive_seconds, user_agent=USER_AGENT)
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.max_connections)
+        send = {"Accept": "*/*", "Accept-Encoding": "identity", **dict(headers or {})}
+        parts: list[bytes] = []
+        decoders: list[BodyDecoder] = []
+        status: int | None = None
+
+        def decode(code: int, encoding: str | None, length: int | None) -> Sink:
+            nonlocal status
+            status = code
+            decoder = BodyDecoder(encoding, max_bytes)
+            if decoder.identity and length is not None and length > max_bytes:
+                raise PodReadError(
+                    "too_large", f"Content-Length {length} larger than {max_bytes} bytes"
+                )
+            decoders.append(decoder)
+
+            def feed(chunk: bytes) -> None:
+                out = decoder.decode(chunk)
+                if out:
+                    if sink is not None:
+                        _deliver(sink, out)
+                    else:
+                        parts.append(out)
+
+            return feed
+
+        async with self._slots:
+            try:
+                async with asyncio.timeout(timeout):
+                    answer = await self._raw.get(
+                        host, port, target, headers=send, decode=decode,
+                        error_bytes=ERROR_SNIPPET_BYTES,
+                    )  # fmt: skip
+                if not 200 <= answer.status < 300:
+                    return PodAnswer(answer.status, answer.body)
+                tail = decoders[0].flush() if decoders else b""
+                if tail:
+                    if sink is not None:
+                        _deliver(sink, tail)
+                    else:
+                        parts.append(tail)
+                return PodAnswer(answer.status, b"".join(parts))
+            except _SinkError as e:
+                raise e.error from None
+            except PodReadError as e:
+                e.status = status
+                raise
+            except TimeoutError as e:
+                raise PodReadError(
+                    "timeout", f"no complete answer within {timeout:g}s", status=status
+                ) from e
+            except BadAnswer as e:
+                raise PodReadError("garbage", clip(str(e), 200), status=status) from e
+            except Closed as e:
+                raise PodReadError(
+                    "unreachable", "the connection closed before the answer ended", status=status
+                ) from e
+            except OSError as e:
+                raise PodReadError("unreachable", _describe(e), sent=False) from e
+
     async def aclose(self) -> None:
         self._closed = True
+        if self._raw is not None:
+            self._raw.close()
+            self._raw = None
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -449,6 +541,25 @@ class HttpxPods:
 
     async def aclose(self) -> None:
         """The caller owns the httpx client."""
+
+
+def _split_http_url(url: str) -> tuple[str, int, str] | None:
+    """(host, port, path?query) of a plain ``http://host[:port]/path`` URL; None otherwise."""
+    rest = url[len("http://") :]
+    authority, slash, path = rest.partition("/")
+    if "@" in authority or not authority:
+        return None
+    if authority.startswith("["):  # [IPv6]:port
+        host, _, port_text = authority[1:].partition("]")
+        port_text = port_text.removeprefix(":")
+    else:
+        host, _, port_text = authority.partition(":")
+    if port_text and not port_text.isdigit():
+        return None
+    port = int(port_text) if port_text else 80
+    if not 0 < port < 65536:
+        return None
+    return host, port, slash + path if slash else "/"
 
 
 def _describe(e: BaseException) -> str:

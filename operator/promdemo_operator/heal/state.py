@@ -13,6 +13,12 @@ feeds it the engine's results and writes what `status_patch` returns.
   `lowestInventory`, `healCount`, `lastHeal`) when they changed since the last
   write, else None. A merge patch keeps map keys it does not mention, so pods that
   left the inventory, and pods whose cooldown ended, are set to null.
+- Writes are coalesced: at most one per `write_period` (`STATUS_WRITE_PERIOD_SECONDS`,
+  10 s) per PromDemo. Under order traffic every check sees new values (one PATCH
+  per check, 0.2/s at a 5 s interval, before this); a change within the period of
+  the last write waits, and the first check after the period writes the values it
+  read then. A reset is no exception (its Event is posted at once); at rest nothing
+  changes and nothing is written.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from .policy import HealPolicy
 
 #: The status keys the heal loop owns (the reconcile never writes them).
 HEAL_KEYS = ("inventory", "lowestInventory", "healCount", "lastHeal")
+#: At most one status write of the heal keys per this many seconds per PromDemo.
+STATUS_WRITE_PERIOD_SECONDS = 10.0
 
 
 def int_if_whole(value: float | None) -> int | float | None:
@@ -50,8 +58,16 @@ def reset_message(done: ResetDone) -> str:
 class HealState:
     """What one PromDemo's heal loop remembers between checks (and across restarts)."""
 
-    def __init__(self, policy: HealPolicy | None = None) -> None:
+    def __init__(
+        self,
+        policy: HealPolicy | None = None,
+        *,
+        write_period: float = STATUS_WRITE_PERIOD_SECONDS,
+    ) -> None:
         self.policy = policy or HealPolicy()
+        self.write_period = write_period
+        #: When the last patch was handed out (accepted or not): the period runs from it.
+        self._last_write_at: float | None = None
         self.heal_count = 0
         self.last_heal: dict[str, Any] | None = None
         self.inventory: dict[str, float] = {}
@@ -126,16 +142,21 @@ class HealState:
     def status_patch(
         self, inventory: Mapping[str, float], now: float, *, force: bool = False
     ) -> dict[str, Any] | None:
-        """The merge patch of `status` for this check, or None when nothing changed.
+        """The merge patch of `status` for this check, or None when nothing changed or
+        the last patch was handed out less than `write_period` ago.
 
         `inventory` is the check's (pod → value). With `force` the patch is returned
-        even when the values are the same (after a reset, so the reset's time shows).
-        Call `written_ok` once the patch was accepted.
+        even when the values are the same (after a reset, so the reset's time shows),
+        still within the period. Call `written_ok` once the patch was accepted; a patch
+        that failed is sent again after the period.
         """
         self.inventory = dict(inventory)
         wanted = self.wanted_status(inventory, now)
         if not force and wanted == self.written:
             return None
+        if not self.write_due(now):
+            return None
+        self._last_write_at = now
         patch: dict[str, Any] = dict(wanted)
         old_inventory = self.written.get("inventory") or {}
         patch["inventory"] = {
@@ -156,6 +177,11 @@ class HealState:
             }
         self._pending = wanted
         return patch
+
+    def write_due(self, now: float) -> bool:
+        """Whether the period since the last patch is over (a clock set back counts as over)."""
+        last = self._last_write_at
+        return last is None or not 0 <= now - last < self.write_period
 
     def written_ok(self) -> None:
         """The last `status_patch` was accepted by the API server."""
