@@ -23,7 +23,8 @@ this one thread plays the node's part, as the API server sees it:
   namespace (a tmpfs over /run first, so `/var/run/secrets/...` never touches the
   host): `secret` and `configMap` (items, optional), `emptyDir`, `projected`
   (`serviceAccountToken` from TokenRequest bound to the pod, `configMap`,
-  `downwardAPI` metadata fields) — the ServiceAccount admission plugin's
+  `downwardAPI` metadata fields), a mount's `subPath` (a file or directory of the
+  volume) — the ServiceAccount admission plugin's
   `kube-api-access-*` volume is such a projected volume, so a pod's process finds
   its token and `ca.crt` where client libraries look;
 - status: `podIP`, `Running`, and `Ready` / `ContainersReady` from each
@@ -451,6 +452,14 @@ class Kubelet:
                 continue
             stage = shlex.quote(f"/run/promdemo-volumes/{mount['name']}")
             path = shlex.quote(mount["mountPath"])
+            sub = mount.get("subPath")
+            if sub and (mounts[mount["name"]] / sub).is_file():  # one file of the volume
+                stage = shlex.quote(f"/run/promdemo-volumes/{mount['name']}/{sub}")
+                parent = shlex.quote(os.path.dirname(mount["mountPath"]))
+                script.append(f"mkdir -p {parent} && touch {path} && mount --bind {stage} {path}")
+                continue
+            if sub:
+                stage = shlex.quote(f"/run/promdemo-volumes/{mount['name']}/{sub}")
             script.append(f"mkdir -p {path} && mount --bind {stage} {path}")
         script.append('cd / && exec "$@"')
         with container.log.open("ab") as out:
