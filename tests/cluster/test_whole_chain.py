@@ -18,14 +18,26 @@ Everything a user's cluster has for it is the real program here, except the node
   rule files, discovering targets through the real API server's EndpointSlices with
   the pod's ServiceAccount token (in-cluster configuration);
 - promdemo's operator installed from install.yaml, as its Deployment's pod, asking
-  that Prometheus through the API server's service proxy.
+  that Prometheus through the API server's service proxy;
+- Alertmanager 0.35 (built from its module) as a Deployment's pod, the Prometheus's
+  alerting target (discovered through its Service's EndpointSlices), with the
+  operator's webhook as its receiver.
 
 The user's view: `kubectl apply` of a PromDemo labelled `release: prometheus`;
-`kubectl get pd` shows it selected, scraped, evaluated; an oversold pod is reset;
-P95 and Success come from the recording rules. The figures (apply → first scrape,
-negative → reset, ...) are printed and written to `whole-chain-figures.json` in the
-test's temporary directory (PROMDEMO_CHAIN_FIGURES names another file);
-docs/testing.md quotes a measured run.
+`kubectl get pd` shows it selected, scraped, evaluated; an oversold pod is reset by
+the operator's own checks (`autoHeal.source: direct`), then, after `kubectl patch` to
+`source: alertmanager`, through InventoryNegative → Alertmanager → the webhook; P95
+and Success come from the recording rules.
+
+Where it differs from a cluster: no kube-proxy, so Alertmanager's receiver URL is
+the operator pod's IP (a user writes the Service's name); the kubelet stand-in
+refreshes mounted Secrets and ConfigMaps every 2 s, faster than a kubelet (about a
+minute), so the test waits for the config-reloader to watch its files before the
+PromDemo comes (a change before its first reload would wait for its 3-minute resync).
+
+The figures (apply → first scrape, negative → reset, ...) are printed and written
+to `figures.json` in the test's temporary directory (PROMDEMO_CHAIN_FIGURES names
+another file); docs/testing.md quotes measured runs.
 """
 
 from __future__ import annotations
@@ -33,6 +45,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import secrets
 import sys
 import time
 from collections.abc import Iterator
@@ -40,6 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from promdemo_operator.rules import ALERTING_GROUP, RECORD_P95, RECORDING_GROUP
@@ -114,6 +128,64 @@ spec:
   podMonitorNamespaceSelector: {{}}
   probeSelector: {{matchLabels: {{release: prometheus}}}}
   probeNamespaceSelector: {{}}
+  alerting:
+    alertmanagers:
+    - {{namespace: {MONITORING}, name: alertmanager, port: web, apiVersion: v2}}
+"""
+
+#: An Alertmanager (the built one, as a Deployment's pod) whose one receiver is the
+#: operator's webhook. The cluster has no kube-proxy, so the receiver's URL is the
+#: operator pod's IP where a user writes its Service's name (docs/heal.md).
+ALERTMANAGER = """
+apiVersion: v1
+kind: Secret
+metadata: {{name: alertmanager-config, namespace: {ns}}}
+stringData:
+  alertmanager.yml: |
+    route:
+      receiver: promdemo-operator
+      group_by: [alertname, namespace, pod]
+      group_wait: 0s
+      group_interval: 1s
+      repeat_interval: 1m
+    receivers:
+    - name: promdemo-operator
+      webhook_configs:
+      - url: http://{operator_ip}:8082/alertmanager
+        send_resolved: true
+        http_config:
+          authorization: {{type: Bearer, credentials: {token}}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: alertmanager, namespace: {ns}}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: alertmanager}}}}
+  template:
+    metadata: {{labels: {{app: alertmanager}}}}
+    spec:
+      containers:
+      - name: alertmanager
+        image: quay.io/prometheus/alertmanager:v0.35.0
+        args: [--config.file=/etc/alertmanager/config/alertmanager.yml,
+               --storage.path=/alertmanager, --cluster.listen-address=,
+               --web.listen-address=:9093]
+        ports: [{{name: web, containerPort: 9093}}]
+        readinessProbe: {{httpGet: {{path: /-/ready, port: web}}, periodSeconds: 1}}
+        volumeMounts:
+        - {{name: config, mountPath: /etc/alertmanager/config}}
+        - {{name: storage, mountPath: /alertmanager}}
+      volumes:
+      - {{name: config, secret: {{secretName: alertmanager-config}}}}
+      - {{name: storage, emptyDir: {{}}}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: alertmanager, namespace: {ns}}}
+spec:
+  selector: {{app: alertmanager}}
+  ports: [{{name: web, port: 9093, targetPort: web}}]
 """
 
 #: The user's PromDemo: selected by the release label, scraped every 2 s, an app that
@@ -220,6 +292,26 @@ def _reset_token(chain: Chain) -> str:
     return base64.b64decode(secret["data"]["token"]).decode()
 
 
+def _operator_pod(chain: Chain) -> dict[str, Any] | None:
+    pods = get_json(chain.cp, "pods", "-n", OPERATOR_NAMESPACE)["items"]
+    live = [p for p in pods if ready(p) and not p["metadata"].get("deletionTimestamp")]
+    return live[0] if len(live) == 1 else None
+
+
+def _alertmanager_ip(chain: Chain) -> str:
+    pods = get_json(chain.cp, "pods", "-n", MONITORING, "-l", "app=alertmanager")["items"]
+    (pod,) = [p for p in pods if ready(p)]
+    return str(pod["status"]["podIP"])
+
+
+def _sample(metrics: str, name: str, **labels: str) -> float:
+    """The value of one sample of a Prometheus text exposition; 0 when absent."""
+    for line in metrics.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 def _app_targets(chain: Chain) -> list[dict[str, Any]]:
     targets = chain.prometheus("/api/v1/targets?state=active")["activeTargets"]
     return [t for t in targets if t["labels"].get("namespace") == APP_NAMESPACE]
@@ -232,6 +324,9 @@ def test_a_promdemo_is_scraped_evaluated_and_healed_by_the_real_stack(
 
     # The operators and the monitoring stack, as a user installs them.
     cp.kubectl("apply", "--server-side", "-f", str(INSTALL_YAML))
+    token = secrets.token_hex(16)
+    cp.kubectl("create", "secret", "generic", "promdemo-webhook-token", "-n",
+                OPERATOR_NAMESPACE, f"--from-literal=token={token}")  # fmt: skip
     cp.kubectl(
         "patch", "deployment", "promdemo-operator", "-n", OPERATOR_NAMESPACE, "--type=json",
         "-p", json.dumps([{"op": "add", "path": "/spec/template/spec/containers/0/args/-",
@@ -256,10 +351,15 @@ def test_a_promdemo_is_scraped_evaluated_and_healed_by_the_real_stack(
     )  # fmt: skip
     buildinfo = chain.prometheus("/api/v1/status/buildinfo")
     assert buildinfo["version"].startswith("3."), buildinfo
+    chain.wait(lambda: _operator_pod(chain) is not None, "the promdemo operator's pod Ready")
+    operator_ip = (_operator_pod(chain) or {})["status"]["podIP"]
+    cp.kubectl("apply", "-f", "-", input=ALERTMANAGER.format(
+        ns=MONITORING, operator_ip=operator_ip, token=token))  # fmt: skip
     chain.wait(
-        lambda: any(ready(p) for p in get_json(cp, "pods", "-n", OPERATOR_NAMESPACE)["items"]),
-        "the promdemo operator's pod Ready",
-    )
+        lambda: any(ready(p) for p in get_json(cp, "pods", "-n", MONITORING, "-l",
+                                               "app=alertmanager")["items"]),
+        "Alertmanager's pod Ready",
+    )  # fmt: skip
 
     # The user applies a PromDemo with the release label.
     cp.kubectl("create", "namespace", APP_NAMESPACE)
@@ -308,10 +408,10 @@ def test_a_promdemo_is_scraped_evaluated_and_healed_by_the_real_stack(
         "True", "True", "True"), row  # fmt: skip
 
     # Load drives the pod negative; the operator (autoHeal.source: direct) resets it.
-    token = _reset_token(chain)
+    token_app = _reset_token(chain)
     (pod,) = _app_pods(chain)
     url = f"http://{pod['status']['podIP']}:8080"
-    lowest = oversell(url, token=token)
+    lowest = oversell(url, token=token_app)
     negative = time.monotonic()
     assert lowest < 0
 
@@ -345,6 +445,34 @@ def test_a_promdemo_is_scraped_evaluated_and_healed_by_the_real_stack(
     columns = dict(zip(row[0].split(), row[1].split(), strict=False))
     assert float(columns["P95"]) > 0, row
     assert 0 < float(columns["SUCCESS"]) <= 1, row
+
+    # The other way: autoHeal.source alertmanager. Prometheus evaluates InventoryNegative,
+    # sends it to Alertmanager, which posts it to the operator's webhook; only then is
+    # the pod reset (the operator's own checks do not reset in this mode).
+    cp.kubectl("patch", "pd", "shop", "-n", APP_NAMESPACE, "--type=merge",
+               "-p", json.dumps({"spec": {"autoHeal": {"source": "alertmanager"}}}))  # fmt: skip
+    chain.wait(
+        lambda: (
+            (_pd(chain).get("status") or {}).get("observedGeneration")
+            == _pd(chain)["metadata"]["generation"]
+        ),
+        "the switch to autoHeal.source alertmanager observed",
+    )
+    lowest = oversell(url, token=token_app)
+    negative = time.monotonic()
+    assert lowest < 0
+    chain.wait(
+        lambda: (_pd(chain).get("status") or {}).get("healCount", 0) >= 2,
+        "the negative pod reset through Alertmanager's webhook",
+    )
+    figures["negative_to_reset_through_alertmanager_seconds"] = time.monotonic() - negative
+    assert inventory(url) >= 0
+    metrics = httpx.get(f"http://{operator_ip}:8080/metrics", timeout=10).text
+    heals = _sample(metrics, "promdemo_heal_latency_seconds_count",
+                    namespace=APP_NAMESPACE, promdemo="shop", source="alertmanager")  # fmt: skip
+    assert heals >= 1, [line for line in metrics.splitlines() if "heal_latency_seconds_c" in line]
+    alerts = httpx.get(f"http://{_alertmanager_ip(chain)}:9093/api/v2/alerts", timeout=10).json()
+    assert any(a["labels"].get("alertname") == "InventoryNegative" for a in alerts), alerts
 
     figures = {k: round(v, 1) for k, v in figures.items()}
     figures_path = Path(os.environ.get("PROMDEMO_CHAIN_FIGURES") or tmp_path / "figures.json")
