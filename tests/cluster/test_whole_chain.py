@@ -30,7 +30,7 @@ the operator's own checks (`autoHeal.source: direct`), then, after `kubectl patc
 and Success come from the recording rules.
 
 Where it differs from a cluster: no kube-proxy, so Alertmanager's receiver URL is
-the operator pod's IP (a user writes the Service's name); the kubelet stand-in
+the leading operator pod's IP (a user writes the Service's name); the kubelet stand-in
 refreshes mounted Secrets and ConfigMaps every 2 s, faster than a kubelet (about a
 minute), so the test waits for the config-reloader to watch its files before the
 PromDemo comes (a change before its first reload would wait for its 3-minute resync).
@@ -58,7 +58,14 @@ import pytest
 
 from promdemo_operator.rules import ALERTING_GROUP, RECORD_P95, RECORDING_GROUP
 from tests.integration.test_heal_engine_apps import inventory, oversell
-from tests.support.cluster import INSTALL_YAML, OPERATOR_NAMESPACE, condition, get_json, ready
+from tests.support.cluster import (
+    INSTALL_YAML,
+    OPERATOR_NAME,
+    OPERATOR_NAMESPACE,
+    condition,
+    get_json,
+    ready,
+)
 from tests.support.controlplane import CONTROLLERS, ControlPlane, require_controlplane
 from tests.support.kubelet_images import ImageKubelet
 from tests.support.processes import wait_until
@@ -135,7 +142,9 @@ spec:
 
 #: An Alertmanager (the built one, as a Deployment's pod) whose one receiver is the
 #: operator's webhook. The cluster has no kube-proxy, so the receiver's URL is the
-#: operator pod's IP where a user writes its Service's name (docs/heal.md).
+#: leading operator pod's IP where a user writes its Service's name (docs/heal.md; the
+#: standby does not listen on the webhook port: Alertmanager retries until the leader
+#: answers, docs/operator.md).
 ALERTMANAGER = """
 apiVersion: v1
 kind: Secret
@@ -235,6 +244,9 @@ class Chain:
         for p in get_json(cp, "pods", "-n", OPERATOR_NAMESPACE)["items"]:
             log = self.node.logs(OPERATOR_NAMESPACE, p["metadata"]["name"])[-4000:]
             out.append(f"--- promdemo operator ---\n{log}")
+        for p in get_json(cp, "pods", "-n", APP_NAMESPACE)["items"]:
+            log = self.node.logs(APP_NAMESPACE, p["metadata"]["name"])[-2000:]
+            out.append(f"--- app pod {p['metadata']['name']} ---\n{log}")
         out.append(f"--- prometheus-operator ---\n{self.po.log()[-2000:]}")
         return "\n".join(out)
 
@@ -292,10 +304,15 @@ def _reset_token(chain: Chain) -> str:
     return base64.b64decode(secret["data"]["token"]).decode()
 
 
-def _operator_pod(chain: Chain) -> dict[str, Any] | None:
+def _operator_leader(chain: Chain) -> dict[str, Any] | None:
+    """The ready operator pod that holds the Lease (install.yaml runs two, one acting)."""
+    lease = chain.cp.get(f"/apis/coordination.k8s.io/v1/namespaces/{OPERATOR_NAMESPACE}"
+                         f"/leases/{OPERATOR_NAME}")  # fmt: skip
+    holder = ((lease or {}).get("spec") or {}).get("holderIdentity")
     pods = get_json(chain.cp, "pods", "-n", OPERATOR_NAMESPACE)["items"]
     live = [p for p in pods if ready(p) and not p["metadata"].get("deletionTimestamp")]
-    return live[0] if len(live) == 1 else None
+    leaders = [p for p in live if p["metadata"]["name"] == holder]
+    return leaders[0] if leaders else None
 
 
 def _alertmanager_ip(chain: Chain) -> str:
@@ -351,8 +368,8 @@ def test_a_promdemo_is_scraped_evaluated_and_healed_by_the_real_stack(
     )  # fmt: skip
     buildinfo = chain.prometheus("/api/v1/status/buildinfo")
     assert buildinfo["version"].startswith("3."), buildinfo
-    chain.wait(lambda: _operator_pod(chain) is not None, "the promdemo operator's pod Ready")
-    operator_ip = (_operator_pod(chain) or {})["status"]["podIP"]
+    chain.wait(lambda: _operator_leader(chain) is not None, "a promdemo operator pod leading")
+    operator_ip = (_operator_leader(chain) or {})["status"]["podIP"]
     cp.kubectl("apply", "-f", "-", input=ALERTMANAGER.format(
         ns=MONITORING, operator_ip=operator_ip, token=token))  # fmt: skip
     chain.wait(
