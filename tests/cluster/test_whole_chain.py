@@ -45,6 +45,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import secrets
 import sys
 import time
@@ -321,6 +322,15 @@ def _alertmanager_ip(chain: Chain) -> str:
     return str(pod["status"]["podIP"])
 
 
+def _table_row(table: str) -> dict[str, str]:
+    """kubectl's table of one object: header -> cell, cut at the headers' columns (a
+    cell may be empty)."""
+    header, row = table.splitlines()[:2]
+    starts = [m.start() for m in re.finditer(r"\S+", header)]
+    ends = [*starts[1:], max(len(header), len(row))]
+    return {header[a:b].strip(): row[a:b].strip() for a, b in zip(starts, ends, strict=True)}
+
+
 def _sample(metrics: str, name: str, **labels: str) -> float:
     """The value of one sample of a Prometheus text exposition; 0 when absent."""
     for line in metrics.splitlines():
@@ -419,8 +429,8 @@ def test_a_promdemo_is_scraped_evaluated_and_healed_by_the_real_stack(
     obj = _pd(chain)
     assert obj["status"]["targets"]["up"] == obj["status"]["targets"]["total"] == 1, obj
     assert PROMETHEUS in condition(obj, "TargetsUp")["message"], condition(obj, "TargetsUp")
-    row = cp.kubectl("get", "pd", "shop", "-n", APP_NAMESPACE).stdout.splitlines()
-    columns = dict(zip(row[0].split(), row[1].split(), strict=False))
+    row = cp.kubectl("get", "pd", "shop", "-n", APP_NAMESPACE).stdout
+    columns = _table_row(row)
     assert (columns["SELECTED"], columns["SCRAPED"], columns["EVALUATED"]) == (
         "True", "True", "True"), row  # fmt: skip
 
@@ -457,9 +467,9 @@ def test_a_promdemo_is_scraped_evaluated_and_healed_by_the_real_stack(
     numbers = _pd(chain)["status"]["lessons"]
     assert 0 < numbers["p95Seconds"] < 10, numbers
     assert 0 < numbers["successRatio"] <= 1, numbers
-    row = cp.kubectl("get", "pd", "shop", "-n", APP_NAMESPACE).stdout.splitlines()
-    print("kubectl get pd:\n" + "\n".join(row))
-    columns = dict(zip(row[0].split(), row[1].split(), strict=False))
+    row = cp.kubectl("get", "pd", "shop", "-n", APP_NAMESPACE).stdout
+    print("kubectl get pd:\n" + row)
+    columns = _table_row(row)
     assert float(columns["P95"]) > 0, row
     assert 0 < float(columns["SUCCESS"]) <= 1, row
 
