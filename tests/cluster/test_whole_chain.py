@@ -449,9 +449,10 @@ def test_a_promdemo_is_scraped_evaluated_and_healed_by_the_real_stack(
             and (status.get("lastHeal") or {}).get("pod") == pod["metadata"]["name"]
         )
 
-    chain.wait(healed, "the negative pod reset by the operator (direct)")
+    chain.wait(lambda: inventory(url) >= 0, "the negative pod reset by the operator (direct)")
     figures["negative_to_reset_seconds"] = time.monotonic() - negative
-    assert inventory(url) >= 0
+    chain.wait(healed, "the reset (direct) in the PromDemo's status")
+    figures["negative_to_heal_in_status_seconds"] = time.monotonic() - negative
 
     # The orders of the load, in the recording rules, in `kubectl get pd`.
     def lessons() -> bool:
@@ -488,12 +489,13 @@ def test_a_promdemo_is_scraped_evaluated_and_healed_by_the_real_stack(
     lowest = oversell(url, token=token_app)
     negative = time.monotonic()
     assert lowest < 0
+    chain.wait(lambda: inventory(url) >= 0, "the negative pod reset through the webhook")
+    figures["negative_to_reset_through_alertmanager_seconds"] = time.monotonic() - negative
     chain.wait(
         lambda: (_pd(chain).get("status") or {}).get("healCount", 0) >= 2,
-        "the negative pod reset through Alertmanager's webhook",
+        "the reset through Alertmanager in the PromDemo's status",
     )
-    figures["negative_to_reset_through_alertmanager_seconds"] = time.monotonic() - negative
-    assert inventory(url) >= 0
+    figures["negative_to_heal_in_status_through_alertmanager_seconds"] = time.monotonic() - negative
     metrics = httpx.get(f"http://{operator_ip}:8080/metrics", timeout=10).text
     heals = _sample(metrics, "promdemo_heal_latency_seconds_count",
                     namespace=APP_NAMESPACE, promdemo="shop", source="alertmanager")  # fmt: skip
