@@ -273,6 +273,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
     require_prometheus_operator()
     require_upstream("prometheus", "prometheus")
     require_upstream("prometheus-operator", "prometheus-config-reloader")
+    require_upstream("alertmanager", "alertmanager")
     workdir = tmp_path_factory.mktemp("cp-chain")
     # The statefulset controller turns the Prometheus's StatefulSet into its pod; the
     # endpoints controller fills `prometheus-operated`'s Endpoints for the service proxy.
