@@ -3,11 +3,19 @@ resumes gets 410 Gone and lists again. A child deleted during the gap never
 reaches the operator as a DELETED event, and kopf's index still holds it; the
 operator must notice anyway (the PromDemo listed again → its next reconcile reads
 every child from the API) and create it again within seconds, not at the next
-resync (3 h by default)."""
+resync (3 h by default).
+
+install.yaml runs two replicas behind a Lease with client-go's 15 s lease and 10 s
+renew deadline: an API server down for longer than that (a restart here takes
+10-17 s) makes the leader stop and restart, and a fresh process lists everything
+anyway, so the gap would go untested. This module runs the operator with a lease
+that outlasts the restart, so the same process lives through the gap."""
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -19,6 +27,47 @@ from tests.support.kubelet import Kubelet
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
 
+LONG_LEASE = ["--leader-elect-lease-duration=120s", "--leader-elect-renew-deadline=90s"]
+
+
+def operator_pods(cp: ControlPlane) -> list[dict]:
+    return [
+        p
+        for p in get_json(cp, "pods", "-n", OPERATOR_NAMESPACE)["items"]
+        if ready(p) and not p["metadata"].get("deletionTimestamp")
+    ]
+
+
+def operator_processes(cp: ControlPlane) -> dict[str, int]:
+    """Each ready operator pod's restart count: equal before and after a gap means the
+    same processes lived through it (none relisted by starting afresh)."""
+    return {
+        p["metadata"]["name"]: p["status"]["containerStatuses"][0]["restartCount"]
+        for p in operator_pods(cp)
+    }
+
+
+def set_operator_args(cp: ControlPlane, kubelet: Kubelet, args: list[str]) -> None:
+    """Roll the operator's Deployment to `args` and wait for two ready pods running them."""
+    patch = [{"op": "replace", "path": "/spec/template/spec/containers/0/args", "value": args}]
+    cp.kubectl("patch", "deployment", "promdemo-operator", "-n", OPERATOR_NAMESPACE,
+               "--type", "json", "-p", json.dumps(patch))  # fmt: skip
+
+    def rolled() -> bool:
+        pods = operator_pods(cp)
+        return len(pods) == 2 and all(p["spec"]["containers"][0]["args"] == args for p in pods)
+
+    wait(rolled, f"two operator pods running {args}", kubelet=kubelet, timeout=180)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def lease_outlasting_a_restart(operator: ControlPlane, kubelet: Kubelet) -> Iterator[None]:
+    deployment = get_json(operator, "deployment", "promdemo-operator", "-n", OPERATOR_NAMESPACE)
+    original = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    set_operator_args(operator, kubelet, [*original, *LONG_LEASE])
+    yield
+    set_operator_args(operator, kubelet, original)
+
 
 def test_a_child_deleted_during_a_watch_gap_is_back_within_seconds(
     operator: ControlPlane, kubelet: Kubelet
@@ -28,6 +77,7 @@ def test_a_child_deleted_during_a_watch_gap_is_back_within_seconds(
     cp.kubectl("apply", "-f", "-", input=promdemo("shop", ns))
     wait(lambda: available(cp, ns, "shop", 1), "shop Available", kubelet=kubelet)
     before = get_json(cp, "service", "shop", "-n", ns)["metadata"]["uid"]
+    processes = operator_processes(cp)
 
     def behind_the_api_servers_back() -> None:
         # The Service goes while no watch can see it, and etcd forgets the history the
@@ -46,18 +96,21 @@ def test_a_child_deleted_during_a_watch_gap_is_back_within_seconds(
     wait(lambda: service_uid() not in (None, before), "the Service created again",
          kubelet=kubelet, timeout=60)  # fmt: skip
     wait(lambda: available(cp, ns, "shop", 1), "shop Available again", kubelet=kubelet)
+    assert operator_processes(cp) == processes, "an operator restarted: the gap went untested"
 
 
 def scrape_failures(cp: ControlPlane, namespace: str) -> float:
     """The operator's promdemo_heal_scrape_failures_total for `namespace`, from its pod."""
-    (pod,) = [p for p in get_json(cp, "pods", "-n", OPERATOR_NAMESPACE)["items"] if ready(p)]
-    text = httpx.get(f"http://{pod['status']['podIP']}:8080/metrics", timeout=5).text
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("promdemo_heal_scrape_failures_total{")
-        and f'namespace="{namespace}"' in line
-    )
+    total = 0.0
+    for pod in operator_pods(cp):  # the standby checks nothing: its counter stays at 0
+        text = httpx.get(f"http://{pod['status']['podIP']}:8080/metrics", timeout=5).text
+        total += sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("promdemo_heal_scrape_failures_total{")
+            and f'namespace="{namespace}"' in line
+        )
+    return total
 
 
 def test_a_pod_deleted_during_a_watch_gap_is_no_longer_checked(
@@ -70,6 +123,7 @@ def test_a_pod_deleted_during_a_watch_gap_is_no_longer_checked(
     cp.kubectl("apply", "-f", "-", input=promdemo("shop", ns, HEAL_SPEC))  # checks every 1 s
     wait(lambda: available(cp, ns, "shop", 1), "shop Available", kubelet=kubelet)
     (old,) = app_pods(cp, ns, "shop")
+    processes = operator_processes(cp)
 
     def behind_the_api_servers_back() -> None:
         assert cp.etcd_delete(f"/registry/pods/{ns}/{old['metadata']['name']}") == 1
@@ -86,3 +140,4 @@ def test_a_pod_deleted_during_a_watch_gap_is_no_longer_checked(
     before = scrape_failures(cp, ns)
     time.sleep(4)  # four more checks (interval 1 s)
     assert scrape_failures(cp, ns) == before, "the heal loop still probes the deleted pod"
+    assert operator_processes(cp) == processes, "an operator restarted: the gap went untested"
