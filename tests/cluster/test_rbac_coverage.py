@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +34,10 @@ import pytest
 
 from tests.cluster.test_operator import HEAL_SPEC, app_pods, available, new_namespace, promdemo
 from tests.integration.test_heal_engine_apps import oversell
-from tests.support.cluster import get_json, wait
+from tests.support.cluster import get_json, lease_outlasting_restarts, wait
 from tests.support.controlplane import ControlPlane
 from tests.support.kubelet import Kubelet
-from tests.support.rbac import granted, load_rbac
+from tests.support.rbac import granted, leader_election_role, load_rbac
 from tests.support.upstream import require_upstream
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
@@ -50,6 +51,14 @@ DOCUMENTED_NEEDS: dict[tuple[str, str, str], str] = {
         "OwnerReferencesPermissionEnforcement checks it for blockOwnerDeletion; no request"
     ),
 }
+
+
+@pytest.fixture(scope="module", autouse=True)
+def lease_outlasting_a_restart(operator: ControlPlane, kubelet: Kubelet) -> Iterator[None]:
+    """The watch gap below restarts the API server: the leader must live through it to
+    read its children again (a restarted process would list them instead)."""
+    with lease_outlasting_restarts(operator, kubelet):
+        yield
 
 
 def operator_requests(cp: ControlPlane) -> list[dict[str, Any]]:
@@ -179,7 +188,17 @@ def test_rbac_grants_exactly_what_the_operator_uses(
 
     used = {rbac_key(e) for e in requests}
     role, _ = load_rbac()
-    grants = granted(role)
+    lease_role = leader_election_role()
+    # The Lease verbs come from a Role: granted in its namespace only.
+    lease_grants = granted(lease_role)
+    elsewhere = [
+        (rbac_key(e), e["objectRef"].get("namespace"))
+        for e in requests
+        if rbac_key(e) in lease_grants
+        and e["objectRef"].get("namespace") != lease_role["metadata"]["namespace"]
+    ]
+    assert not elsewhere, f"Lease requests outside the Role's namespace: {elsewhere}"
+    grants = granted(role) | lease_grants
     missing = sorted(used - grants)
     assert not missing, f"the operator sent requests its RBAC does not grant: {missing}"
     unused = sorted(grants - used - set(DOCUMENTED_NEEDS))

@@ -13,7 +13,6 @@ that outlasts the restart, so the same process lives through the gap."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 
@@ -21,52 +20,24 @@ import httpx
 import pytest
 
 from tests.cluster.test_operator import HEAL_SPEC, app_pods, available, new_namespace, promdemo
-from tests.support.cluster import OPERATOR_NAMESPACE, get_json, ready, wait
+from tests.support.cluster import (
+    get_json,
+    lease_outlasting_restarts,
+    operator_pods,
+    operator_processes,
+    ready,
+    wait,
+)
 from tests.support.controlplane import ControlPlane
 from tests.support.kubelet import Kubelet
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
 
-LONG_LEASE = ["--leader-elect-lease-duration=120s", "--leader-elect-renew-deadline=90s"]
-
-
-def operator_pods(cp: ControlPlane) -> list[dict]:
-    return [
-        p
-        for p in get_json(cp, "pods", "-n", OPERATOR_NAMESPACE)["items"]
-        if ready(p) and not p["metadata"].get("deletionTimestamp")
-    ]
-
-
-def operator_processes(cp: ControlPlane) -> dict[str, int]:
-    """Each ready operator pod's restart count: equal before and after a gap means the
-    same processes lived through it (none relisted by starting afresh)."""
-    return {
-        p["metadata"]["name"]: p["status"]["containerStatuses"][0]["restartCount"]
-        for p in operator_pods(cp)
-    }
-
-
-def set_operator_args(cp: ControlPlane, kubelet: Kubelet, args: list[str]) -> None:
-    """Roll the operator's Deployment to `args` and wait for two ready pods running them."""
-    patch = [{"op": "replace", "path": "/spec/template/spec/containers/0/args", "value": args}]
-    cp.kubectl("patch", "deployment", "promdemo-operator", "-n", OPERATOR_NAMESPACE,
-               "--type", "json", "-p", json.dumps(patch))  # fmt: skip
-
-    def rolled() -> bool:
-        pods = operator_pods(cp)
-        return len(pods) == 2 and all(p["spec"]["containers"][0]["args"] == args for p in pods)
-
-    wait(rolled, f"two operator pods running {args}", kubelet=kubelet, timeout=180)
-
 
 @pytest.fixture(scope="module", autouse=True)
 def lease_outlasting_a_restart(operator: ControlPlane, kubelet: Kubelet) -> Iterator[None]:
-    deployment = get_json(operator, "deployment", "promdemo-operator", "-n", OPERATOR_NAMESPACE)
-    original = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
-    set_operator_args(operator, kubelet, [*original, *LONG_LEASE])
-    yield
-    set_operator_args(operator, kubelet, original)
+    with lease_outlasting_restarts(operator, kubelet):
+        yield
 
 
 def test_a_child_deleted_during_a_watch_gap_is_back_within_seconds(

@@ -7,10 +7,11 @@ what the operator pod and the kubelet stand-in said.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -96,3 +97,51 @@ def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
         if c.get("type") == type_:
             return c
     return {}
+
+
+#: Lease settings that outlast an API server restart (10-17 s here), for tests of a
+#: watch gap: with install.yaml's 10 s renew deadline the leader would stop and a
+#: fresh process list everything, so the gap would go untested.
+LONG_LEASE = ["--leader-elect-lease-duration=120s", "--leader-elect-renew-deadline=90s"]
+
+
+def operator_pods(cp: ControlPlane) -> list[dict]:
+    return [
+        p
+        for p in get_json(cp, "pods", "-n", OPERATOR_NAMESPACE)["items"]
+        if ready(p) and not p["metadata"].get("deletionTimestamp")
+    ]
+
+
+def operator_processes(cp: ControlPlane) -> dict[str, int]:
+    """Each ready operator pod's restart count: equal before and after a gap means the
+    same processes lived through it (none relisted by starting afresh)."""
+    return {
+        p["metadata"]["name"]: p["status"]["containerStatuses"][0]["restartCount"]
+        for p in operator_pods(cp)
+    }
+
+
+def set_operator_args(cp: ControlPlane, kubelet: Kubelet, args: list[str]) -> None:
+    """Roll the operator's Deployment to `args` and wait for two ready pods running them."""
+    patch = [{"op": "replace", "path": "/spec/template/spec/containers/0/args", "value": args}]
+    cp.kubectl("patch", "deployment", "promdemo-operator", "-n", OPERATOR_NAMESPACE,
+               "--type", "json", "-p", json.dumps(patch))  # fmt: skip
+
+    def rolled() -> bool:
+        pods = operator_pods(cp)
+        return len(pods) == 2 and all(p["spec"]["containers"][0]["args"] == args for p in pods)
+
+    wait(rolled, f"two operator pods running {args}", kubelet=kubelet, timeout=180)
+
+
+@contextlib.contextmanager
+def lease_outlasting_restarts(cp: ControlPlane, kubelet: Kubelet) -> Iterator[None]:
+    """The operator runs with LONG_LEASE inside the block, install.yaml's args after."""
+    deployment = get_json(cp, "deployment", "promdemo-operator", "-n", OPERATOR_NAMESPACE)
+    original = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    set_operator_args(cp, kubelet, [*original, *LONG_LEASE])
+    try:
+        yield
+    finally:
+        set_operator_args(cp, kubelet, original)

@@ -20,6 +20,13 @@ def load_rbac() -> tuple[dict, dict]:
     return roles[0], bindings[0]
 
 
+def leader_election_role() -> dict:
+    """The namespaced Role for the leader-election Lease (in the operator's namespace)."""
+    docs = [d for d in yaml.safe_load_all(RBAC.read_text()) if d]
+    (role,) = [d for d in docs if d["kind"] == "Role"]
+    return role
+
+
 def granted(role: dict) -> set[tuple[str, str, str]]:
     grants = set()
     for rule in role["rules"]:
