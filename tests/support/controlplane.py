@@ -182,6 +182,9 @@ class ControlPlane:
         self._next_ip = 0
         self._tag = tag
         self._pod_networks = 0
+        # The admin's TLS context, made once per set of certificates (start() makes them):
+        # the kubelet stand-in and every wait loop send requests all the time.
+        self._ssl: ssl.SSLContext | None = None
         self._pod_netns: set[str] = set()
         self.started_seconds: float | None = None
         #: (began, ready) of each API server start, in seconds since the epoch.
@@ -270,6 +273,7 @@ class ControlPlane:
         try:
             (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
             self._make_network()
+            self._ssl = None
             self._make_pki()
             self._write_kubeconfigs()
             self._start_etcd()
@@ -596,9 +600,11 @@ class ControlPlane:
     # -- talking to it -----------------------------------------------------------------
 
     def ssl_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=str(self.ca_cert))
-        context.load_cert_chain(str(self.pki / "admin.crt"), str(self.pki / "admin.key"))
-        return context
+        if self._ssl is None:
+            context = ssl.create_default_context(cafile=str(self.ca_cert))
+            context.load_cert_chain(str(self.pki / "admin.crt"), str(self.pki / "admin.key"))
+            self._ssl = context
+        return self._ssl
 
     def request_raw(
         self,
