@@ -52,7 +52,7 @@ constraints: ## refresh constraints.txt, the versions the image installs (then r
 	  --upgrade --quiet --custom-compile-command 'make constraints' -o constraints.txt
 
 crd: ## regenerate crds/promdemos.promdemo.dev.yaml from the typed spec (then make install.yaml)
-	$(PYTHON) -m promdemo_operator.crd crds/promdemos.promdemo.dev.yaml
+	$(PYTHON) -m promdemo_operator.core.crd crds/promdemos.promdemo.dev.yaml
 
 install.yaml: ## regenerate install.yaml (CRD, RBAC, operator) from manifests/overlays/release
 	hack/install-yaml.sh

@@ -70,13 +70,13 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import yaml  # noqa: E402
 
+from promdemo_operator.core.heal_policy import HealPolicy, PolicyConfig  # noqa: E402
+from promdemo_operator.core.rules import rules_file  # noqa: E402
+from promdemo_operator.core.spec import parse_spec  # noqa: E402
 from promdemo_operator.heal.alertmanager import AlertRef, host_port  # noqa: E402
 from promdemo_operator.heal.engine import METRICS_PATH, HealEngine, PodTarget  # noqa: E402
-from promdemo_operator.heal.podhttp import HttpxPods, PodHttp  # noqa: E402
-from promdemo_operator.heal.policy import HealPolicy, PolicyConfig  # noqa: E402
-from promdemo_operator.promconfig import alertmanager_config, prometheus_config  # noqa: E402
-from promdemo_operator.rules import rules_file  # noqa: E402
-from promdemo_operator.spec import parse_spec  # noqa: E402
+from promdemo_operator.heal.pod_client import HttpxPods, PodHttp  # noqa: E402
+from promdemo_operator.prometheus.config import alertmanager_config, prometheus_config  # noqa: E402
 from tests.support.fake_pods import fake_pods  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
 from tests.support.processes import ManagedProcess, python_module, wait_http_ok  # noqa: E402
@@ -198,7 +198,7 @@ async def event_latency(url: str, trials: int, workdir: Path) -> list[float] | s
     prom_bin, am_bin = shutil.which("prometheus"), shutil.which("prometheus-alertmanager")
     if not prom_bin or not am_bin:
         return "skipped: prometheus / prometheus-alertmanager not installed"
-    from promdemo_operator.handlers.webhook import AlertReceiver, WebhookServer
+    from promdemo_operator.runtime.handlers.webhook import AlertReceiver, WebhookServer
 
     engine = HealEngine(HealPolicy(PolicyConfig(cooldown=0)), token=TOKEN)
     resets: asyncio.Queue[float] = asyncio.Queue()

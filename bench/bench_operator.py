@@ -84,7 +84,7 @@ import yaml  # noqa: E402
 from appserver import AppServer  # noqa: E402
 
 from promdemo_operator.heal.engine import METRICS_PATH  # noqa: E402
-from promdemo_operator.heal.state import STATUS_WRITE_PERIOD_SECONDS  # noqa: E402
+from promdemo_operator.heal.status import STATUS_WRITE_PERIOD_SECONDS  # noqa: E402
 from tests.support.fake_pods import fake_pods  # noqa: E402
 from tests.support.kmock_cluster import (  # noqa: E402
     DEPLOYMENTS,

@@ -218,7 +218,7 @@ def dump(signum, frame):
     os.replace(path + ".json.tmp", path + ".json")
 
 signal.signal(signal.SIGUSR2, dump)
-from promdemo_operator.cli import main
+from promdemo_operator.cli.main import main
 sys.exit(main())
 """
 
@@ -257,7 +257,7 @@ def take_dump(pid: int, base: Path, number: int) -> dict[str, Any]:
 
 
 #: Frames every allocation of the operator has: not who allocates.
-ENTRY_POINTS = ("promdemo_operator/run.py", "promdemo_operator/cli.py", "<string>")
+ENTRY_POINTS = ("promdemo_operator/runtime/startup.py", "promdemo_operator/cli/main.py", "<string>")
 
 
 def holder(tb: tracemalloc.Traceback) -> str:

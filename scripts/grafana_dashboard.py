@@ -8,8 +8,8 @@
   `grafana_dashboard: "1"`, which kube-prometheus-stack's Grafana sidecar loads.
 
 The panels are the lessons of docs/lessons.md plus the alerts' state (ALERTS);
-where a recording rule of promdemo_operator.rules holds the number, the panel
-reads it (by the name rules.py exports). Every query selects
+where a recording rule of promdemo_operator.core.rules holds the number, the panel
+reads it (by the name core/rules.py exports). Every query selects
 `{job="$job", namespace=~"$namespace"}` (dashboard variables; "All" namespaces is
 `.*`, which also matches the namespace-less series of `promdemo local`).
 tests/integration/test_lessons.py runs each against a real Prometheus, and
@@ -27,9 +27,9 @@ from typing import Any
 
 import yaml
 
-# the checkout's rules.py, also when promdemo is not installed
+# the checkout's core/rules.py, also when promdemo is not installed
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "operator"))
-from promdemo_operator.rules import (
+from promdemo_operator.core.rules import (
     RECORD_MEAN_LATENCY,
     RECORD_P50,
     RECORD_P95,

@@ -43,7 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "operator"))  # the checkout's promdemo_operator
 
-from promdemo_operator.lessons import LESSONS, LessonQuery, query_url  # noqa: E402
+from promdemo_operator.cli.lessons import LESSONS, LessonQuery, query_url  # noqa: E402
 
 OUT = ROOT / "docs" / "img"
 MANIFEST = "manifest.json"
@@ -116,7 +116,7 @@ class Lessons:
             [
                 sys.executable,
                 "-m",
-                "promdemo_operator.cli",
+                "promdemo_operator.cli.main",
                 "local",
                 "--lessons",
                 "--no-ui",
@@ -170,7 +170,7 @@ class Lessons:
 def prometheus_major(url: str) -> int:
     from urllib.request import urlopen
 
-    from promdemo_operator.lessons import prometheus_major as major
+    from promdemo_operator.cli.lessons import prometheus_major as major
 
     with urlopen(f"{url}/api/v1/status/buildinfo", timeout=5) as answer:  # noqa: S310 - loopback
         return major(json.load(answer)["data"]["version"])

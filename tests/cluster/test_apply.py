@@ -11,7 +11,7 @@ import pytest
 import yaml
 from kubernetes import config as k8s_config
 
-from promdemo_operator.kube import Kube
+from promdemo_operator.runtime.kube import Kube
 from tests.support.cluster import render_children, wait
 from tests.support.controlplane import ControlPlane
 

@@ -42,21 +42,21 @@ from typing import Any
 import pytest
 import yaml
 
-from promdemo_operator.promstatus import (
-    monitoring_objects,
-    prometheus_record,
-    select,
-    selected_condition,
-)
-from promdemo_operator.render import render_children
-from promdemo_operator.selection import (
+from promdemo_operator.core.render import render_children
+from promdemo_operator.core.spec import parse_spec
+from promdemo_operator.prometheus.selection import (
     KINDS,
     MonitoringObject,
     PrometheusSelectors,
     decide,
     namespace_labels,
 )
-from promdemo_operator.spec import parse_spec
+from promdemo_operator.prometheus.status import (
+    monitoring_objects,
+    prometheus_record,
+    select,
+    selected_condition,
+)
 from tests.support.controlplane import ControlPlane, require_controlplane
 from tests.support.prometheus_operator import (
     PrometheusOperator,

@@ -57,7 +57,7 @@ from typing import Any
 import httpx
 import pytest
 
-from promdemo_operator.rules import ALERTING_GROUP, RECORD_P95, RECORDING_GROUP
+from promdemo_operator.core.rules import ALERTING_GROUP, RECORD_P95, RECORDING_GROUP
 from tests.integration.test_heal_engine_apps import inventory, oversell
 from tests.support.cluster import (
     INSTALL_YAML,

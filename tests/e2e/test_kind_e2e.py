@@ -287,7 +287,7 @@ def test_negative_inventory_is_healed(env: Env, promdemo: dict[str, Any]) -> Non
             [
                 sys.executable,
                 "-m",
-                "promdemo_operator.cli",
+                "promdemo_operator.cli.main",
                 "load",
                 url,
                 "--orders",

@@ -17,9 +17,9 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
+from promdemo_operator.core.heal_policy import HealPolicy, PolicyConfig
 from promdemo_operator.heal.engine import HealEngine, PodTarget
 from promdemo_operator.heal.metrics import HealMetrics
-from promdemo_operator.heal.policy import HealPolicy, PolicyConfig
 
 pytestmark = pytest.mark.integration
 

@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from promdemo_operator.core.heal_policy import HealPolicy, PolicyConfig
 from promdemo_operator.heal.engine import CheckResult, HealEngine, PodTarget
 from promdemo_operator.heal.metrics import HealMetrics
-from promdemo_operator.heal.policy import HealPolicy, PolicyConfig
 from tests.support.fake_pods import fake_pods
 
 pytestmark = pytest.mark.integration

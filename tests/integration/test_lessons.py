@@ -4,7 +4,7 @@ One run per Prometheus version (about a minute each; the ids say `prometheus2`,
 Debian's 2.42, or `prometheus3`, the upstream 3.x build, passed with
 `--prometheus-bin`): `promdemo local --lessons` as a learner starts it (one
 fresh replica with the seed defaults, Prometheus scraping and evaluating every
-second with the rules rules.py renders, heal paused, one burst of 300 orders at
+second with the rules core/rules.py renders, heal paused, one burst of 300 orders at
 once after a quiet start). Then, in this order:
 
 1. every ```promql block of the page (the queries of `lessons.LESSONS`) is
@@ -43,10 +43,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from promdemo_operator.lessons import LESSONS, SETUP
-from promdemo_operator.load import run_load
-from promdemo_operator.rules import rules_file
-from promdemo_operator.spec import parse_spec
+from promdemo_operator.cli.lessons import LESSONS, SETUP
+from promdemo_operator.cli.load import run_load
+from promdemo_operator.core.rules import rules_file
+from promdemo_operator.core.spec import parse_spec
 from tests.support import promql_math as pm
 from tests.support.local_lessons import BURST_READY, LessonsRun
 from tests.support.processes import wait_until

@@ -21,7 +21,7 @@ def _load(*argv: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     """`promdemo load ARGS` (the console script when installed, else the module)."""
     exe = shutil.which("promdemo")
     cmd: Sequence[str] = (
-        [exe, "load", *argv] if exe else python_module("promdemo_operator.cli", "load", *argv)
+        [exe, "load", *argv] if exe else python_module("promdemo_operator.cli.main", "load", *argv)
     )
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
 

@@ -19,7 +19,7 @@ from urllib.parse import unquote
 import httpx
 import pytest
 
-from promdemo_operator.local.links import first_of_each_lesson
+from promdemo_operator.cli.local.links import first_of_each_lesson
 from tests.support.ports import free_port, port_is_listening
 from tests.support.processes import wait_until
 from tests.support.prometheus_versions import prometheus as prometheus_of
@@ -86,7 +86,7 @@ class LocalRun:
         self._out = open(self.stdout_path, "wb")  # noqa: SIM115 - closed in close()
         self._err = open(self.stderr_path, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "promdemo_operator.cli", "local", "--no-ui", *args],
+            [sys.executable, "-m", "promdemo_operator.cli.main", "local", "--no-ui", *args],
             stdout=self._out,
             stderr=self._err,
             env={**os.environ, **(env or {})},

@@ -8,10 +8,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from promdemo_operator.commands import local as command
-from promdemo_operator.lessons import LESSONS, SETUP, prometheus_major
-from promdemo_operator.local import links, loops, options
-from promdemo_operator.local.options import LocalConfig, UsageError
+from promdemo_operator.cli.commands import local as command
+from promdemo_operator.cli.lessons import LESSONS, SETUP, prometheus_major
+from promdemo_operator.cli.local import links, loops, options
+from promdemo_operator.cli.local.options import LocalConfig, UsageError
 
 
 def _parse(*argv: str) -> argparse.Namespace:

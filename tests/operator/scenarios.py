@@ -14,9 +14,9 @@ from typing import Any
 
 import yaml
 
-from promdemo_operator import render
-from promdemo_operator.apply_plan import LAST_APPLIED_ANNOTATION
-from promdemo_operator.resource import secret_name
+from promdemo_operator.core import render
+from promdemo_operator.core.apply_plan import LAST_APPLIED_ANNOTATION
+from promdemo_operator.core.names import secret_name
 from tests.support.kmock_cluster import (
     DEPLOYMENTS,
     PROMDEMOS,

@@ -19,7 +19,7 @@ import httpx
 import pytest
 import yaml
 
-from promdemo_operator.promconfig import alertmanager_config
+from promdemo_operator.prometheus.config import alertmanager_config
 from tests.integration.test_heal_engine_apps import APP_ENV, inventory, oversell, resets_counted
 from tests.operator.test_heal_operator import (
     NAME,

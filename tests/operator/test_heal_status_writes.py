@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from promdemo_operator.heal.state import STATUS_WRITE_PERIOD_SECONDS
+from promdemo_operator.heal.status import STATUS_WRITE_PERIOD_SECONDS
 from tests.integration.test_heal_engine_apps import inventory
 from tests.support.kmock_cluster import (
     PROMDEMOS,

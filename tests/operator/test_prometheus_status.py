@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from promdemo_operator.load import run_load
+from promdemo_operator.cli.load import run_load
 from tests.operator import scenarios as sc
 from tests.operator.test_doctor import POD, play_prometheus_operator
 from tests.support.kmock_cluster import DEPLOYMENTS, PROMDEMOS, ApiCall, KmockCluster

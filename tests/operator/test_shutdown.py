@@ -11,7 +11,7 @@ Each test starts the operator against kmock with one PromDemo whose heal loop
   the `kubernetes` client's call only returns after its timeouts and retries.
 
 The operator must exit with status 0. Its own bound is
-`promdemo_operator.run.SHUTDOWN_GRACE_SECONDS`; the tests allow `EXIT_TIMEOUT`,
+`promdemo_operator.runtime.startup.SHUTDOWN_GRACE_SECONDS`; the tests allow `EXIT_TIMEOUT`,
 asserting that it exits, not how fast. Every process is stopped at teardown.
 """
 

@@ -1,8 +1,9 @@
-"""Run promtool's rule unit tests (tests/rules/*.test.yml) against the rules rules.py renders now.
+"""Run promtool's rule unit tests (tests/rules/*.test.yml) against the rules
+core/rules.py renders now.
 
 The rules files are never checked in: each is generated from `rules_file(...)`
 into tmp_path next to a copy of the test files, so the tests cannot drift from
-promdemo_operator.rules. A promtool failure fails pytest with promtool's output.
+promdemo_operator.core.rules. A promtool failure fails pytest with promtool's output.
 
 Every test runs on both promtools, and its id says which
 (tests/support/prometheus_versions.py):
@@ -31,8 +32,8 @@ from typing import Any
 import pytest
 import yaml
 
-from promdemo_operator.rules import rule_groups, rules_file
-from promdemo_operator.spec import parse_spec
+from promdemo_operator.core.rules import rule_groups, rules_file
+from promdemo_operator.core.spec import parse_spec
 from tests.support.prometheus_versions import params, promtool
 
 HERE = Path(__file__).resolve().parent
@@ -113,7 +114,7 @@ def test_test_files_exist_and_name_generated_rules_only() -> None:
     for path in ALL_FILES:
         for rule_file in _load(path)["rule_files"]:
             assert rule_file in RULESETS, f"{path.name} names {rule_file}, not a generated ruleset"
-    # generated files are never checked in (they would drift from rules.py)
+    # generated files are never checked in (they would drift from core/rules.py)
     assert not list(HERE.glob("rules-*.yml"))
     # a variant belongs to a test file
     assert {name for name in VARIANTS} <= {p.name for p in TEST_FILES}

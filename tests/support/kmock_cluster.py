@@ -39,7 +39,7 @@ import httpx
 import kmock
 import pytest
 
-from promdemo_operator.resource import selector_for
+from promdemo_operator.core.names import selector_for
 from tests.support import api_schemas
 from tests.support.kmock_emulator import (
     HARNESS_USER_AGENT,
@@ -534,7 +534,7 @@ class KmockCluster:
 
     def operator_argv(self, *args: str) -> list[str]:
         """argv of `promdemo operator ARGS` with this interpreter."""
-        launcher = "import sys; from promdemo_operator.cli import main; sys.exit(main())"
+        launcher = "import sys; from promdemo_operator.cli.main import main; sys.exit(main())"
         return [sys.executable, "-c", launcher, "operator", *args]
 
     def start_operator(

@@ -67,7 +67,7 @@ class LessonsRun:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._out = open(self.stdout_path, "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "promdemo_operator.cli", "local", *self.args],
+            [sys.executable, "-m", "promdemo_operator.cli.main", "local", *self.args],
             stdin=subprocess.PIPE,
             stdout=self._out,
             stderr=subprocess.STDOUT,

@@ -5,7 +5,7 @@
         prom.query_value('sum(rate(http_requests_total[1m]))')
 
 Both are always stopped (ManagedProcess) when the block ends, also on failure.
-The configurations come from `promdemo_operator.promconfig`, the same generator
+The configurations come from `promdemo_operator.prometheus.config`, the same generator
 `promdemo local` uses. Pytest fixtures `start_prometheus` / `start_alertmanager`
 wrap the context managers: import them into a test module or conftest.
 
@@ -31,7 +31,7 @@ import httpx
 import pytest
 import yaml
 
-from promdemo_operator.promconfig import alertmanager_config, prometheus_config
+from promdemo_operator.prometheus.config import alertmanager_config, prometheus_config
 from tests.support.ports import free_port
 from tests.support.processes import ManagedProcess, wait_http_ok, wait_until
 from tests.support.prometheus_versions import prometheus as prometheus_binary

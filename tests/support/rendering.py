@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from promdemo_operator.render import owner_reference, render_children
-from promdemo_operator.spec import parse_spec
+from promdemo_operator.core.render import owner_reference, render_children
+from promdemo_operator.core.spec import parse_spec
 
 
 def render_body(pd: dict[str, Any], *, token: str) -> list[dict[str, Any]]:

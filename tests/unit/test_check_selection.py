@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from promdemo_operator.commands import check_selection
+from promdemo_operator.cli.commands import check_selection
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "prometheus"
 KPS = str(FIXTURES / "kube-prometheus-stack.yaml")
@@ -307,7 +307,7 @@ def test_the_example_in_docs_selection_md_is_what_the_command_prints() -> None:
 
 def test_promdemo_check_selection_is_a_subcommand(tmp_path, capsys) -> None:
     """The console script dispatches `check-selection` to this module (exit 1: not selected)."""
-    from promdemo_operator.cli import main
+    from promdemo_operator.cli.main import main
 
     root = Path(__file__).resolve().parents[2]
     code = main(

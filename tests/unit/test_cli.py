@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from promdemo_operator import cli, cliargs
+from promdemo_operator.cli import main as cli
+from promdemo_operator.core import cliargs
 from tests.support.console import promdemo
 
 SAMPLES = Path(__file__).resolve().parents[2] / "manifests" / "samples"
@@ -56,7 +57,7 @@ def _modules_after(*argv: str) -> tuple[int, set[str]]:
     """In a new interpreter: main(argv)'s exit code, and the promdemo/kopf modules it imported."""
     code = (
         "import sys\n"
-        "from promdemo_operator.cli import main\n"
+        "from promdemo_operator.cli.main import main\n"
         f"rc = main({list(argv)!r})\n"
         "print(rc, *[m for m in sys.modules if m.startswith(('promdemo_operator.', 'kopf'))])\n"
     )
@@ -67,20 +68,28 @@ def _modules_after(*argv: str) -> tuple[int, set[str]]:
     return int(rc), set(modules)
 
 
-LIBRARIES = ("promdemo_operator.commands.", "promdemo_operator.local", "promdemo_operator.load")
+LIBRARIES = (
+    "promdemo_operator.cli.commands.",
+    "promdemo_operator.cli.local",
+    "promdemo_operator.cli.load",
+)
 
 
 def test_help_imports_no_subcommand_module() -> None:
     rc, modules = _modules_after("--help")
     assert rc == 0
-    assert not {m for m in modules if m.startswith((*LIBRARIES, "promdemo_operator.run", "kopf"))}
+    assert not {
+        m
+        for m in modules
+        if m.startswith((*LIBRARIES, "promdemo_operator.runtime.startup", "kopf"))
+    }
 
 
 def test_a_subcommand_imports_only_its_own_module() -> None:
     rc, modules = _modules_after("load", "--help")
     assert rc == 0
-    assert "promdemo_operator.commands.load" in modules
-    assert not {m for m in modules if m.startswith(("promdemo_operator.local", "kopf"))}
+    assert "promdemo_operator.cli.commands.load" in modules
+    assert not {m for m in modules if m.startswith(("promdemo_operator.cli.local", "kopf"))}
 
 
 def test_a_missing_module_breaks_only_its_own_subcommand(
@@ -126,7 +135,7 @@ def test_ctrl_c_in_a_command_is_exit_130(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_operator_options_take_durations_and_ports_like_every_command() -> None:
-    from promdemo_operator import run
+    from promdemo_operator.runtime import options as run
 
     parser = cliargs.CommandParser(prog="promdemo operator")
     run.add_arguments(parser)

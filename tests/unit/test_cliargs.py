@@ -6,7 +6,8 @@ import argparse
 
 import pytest
 
-from promdemo_operator import cli, cliargs
+from promdemo_operator.cli import main as cli
+from promdemo_operator.core import cliargs
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 """The PromDemo CRD: generated from the typed spec, structural, described, and it defaults
 a PromDemo as `promdemo render` does.
 
-The committed file is what `make crd` writes (`promdemo_operator.crd`); the API
+The committed file is what `make crd` writes (`promdemo_operator.core.crd`); the API
 server's checks are replayed by tests/support/crd.py. Each sample of manifests/samples
 is judged in tests/unit/test_samples.py; each bound in tests/unit/test_spec_limits.py.
 """
@@ -13,9 +13,9 @@ import re
 import jsonschema
 import kubernetes_validate
 
-from promdemo_operator import crd as crd_mod
-from promdemo_operator import promstatus
-from promdemo_operator.spec import apply_defaults
+from promdemo_operator.core import crd as crd_mod
+from promdemo_operator.core.spec import apply_defaults
+from promdemo_operator.prometheus import status as promstatus
 from tests.support.api_schemas import openapi_to_jsonschema
 from tests.support.cel import cel_errors
 from tests.support.crd import (

@@ -1,4 +1,4 @@
-"""The doctor's chain (doctor/chain.py) on fixtures: each link's verdict and the first fix.
+"""The doctor's chain (prometheus/chain.py) on fixtures: each link's verdict and the first fix.
 
 The inputs are what the API server and Prometheus answer: PromDemo objects and
 their children as the operator renders them (`render_body`), the Prometheus objects
@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from promdemo_operator.doctor.chain import (
+from promdemo_operator.prometheus.chain import (
     BROKEN,
     LINKS,
     NOTE,

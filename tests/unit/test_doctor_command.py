@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from promdemo_operator.cli import main
-from promdemo_operator.commands.doctor import render_plain, render_rich
-from promdemo_operator.doctor.chain import BROKEN, NOTE, OK, SKIPPED, Chain, Link
-from promdemo_operator.doctor.cluster import proxy_path
+from promdemo_operator.cli.commands.doctor import render_plain, render_rich
+from promdemo_operator.cli.doctor.cluster import proxy_path
+from promdemo_operator.cli.main import main
+from promdemo_operator.prometheus.chain import BROKEN, NOTE, OK, SKIPPED, Chain, Link
 from tests.support.ports import free_port
 
 

@@ -1,12 +1,12 @@
-"""`promdemo doctor`'s leader line (doctor/leader.py): the Lease as read → one line."""
+"""`promdemo doctor`'s leader line (cli/doctor/leader.py): the Lease as read → one line."""
 
 from __future__ import annotations
 
 import pytest
 
-from promdemo_operator.doctor.leader import leader_line
-from promdemo_operator.leader.election import LeaseRecord
-from promdemo_operator.leader.lease import lease_object, micro_time
+from promdemo_operator.cli.doctor.leader import leader_line
+from promdemo_operator.runtime.leader.election import LeaseRecord
+from promdemo_operator.runtime.leader.lease import lease_object, micro_time
 
 NOW = 1_765_100_000.0
 

@@ -1,10 +1,10 @@
-"""duration.py: the one duration syntax of the spec, the rules and the CLI."""
+"""core/duration.py: the one duration syntax of the spec, the rules and the CLI."""
 
 from __future__ import annotations
 
 import pytest
 
-from promdemo_operator.duration import (
+from promdemo_operator.core.duration import (
     MAX_LENGTH,
     MAX_SECONDS,
     MAX_TEXT,
@@ -72,7 +72,7 @@ def test_format_seconds_round_trips(text: str):
 
 
 def test_a_spec_duration_error_is_a_spec_error_with_its_reason():
-    from promdemo_operator.spec import SpecError, parse_spec
+    from promdemo_operator.core.spec import SpecError, parse_spec
 
     with pytest.raises(SpecError) as caught:
         parse_spec({"autoHeal": {"interval": "30s1m"}})

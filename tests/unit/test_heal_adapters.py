@@ -11,17 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-import promdemo_operator.handlers.heal as heal_module
-from promdemo_operator import spec as spec_mod
-from promdemo_operator.handlers.heal import first_check_delay, heal_wanted
-from promdemo_operator.handlers.webhook import (
-    AlertReceiver,
-    AmbiguousAlert,
-    WebhookServer,
-    bearer_credentials,
-    find_loop,
-    webhook_token,
-)
+import promdemo_operator.runtime.handlers.heal as heal_module
+from promdemo_operator.core import spec as spec_mod
 from promdemo_operator.heal.access import (
     API_PROXY,
     POD_IP,
@@ -44,6 +35,15 @@ from promdemo_operator.heal.pods import (
     pod_record,
     pod_targets,
     targets_from_records,
+)
+from promdemo_operator.runtime.handlers.heal import first_check_delay, heal_wanted
+from promdemo_operator.runtime.handlers.webhook import (
+    AlertReceiver,
+    AmbiguousAlert,
+    WebhookServer,
+    bearer_credentials,
+    find_loop,
+    webhook_token,
 )
 
 SELECTOR = {"app.kubernetes.io/name": "promdemo", "app.kubernetes.io/instance": "shop"}

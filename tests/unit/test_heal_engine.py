@@ -20,11 +20,11 @@ import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from promdemo_operator.core.heal_policy import HealPolicy, PolicyConfig
 from promdemo_operator.heal.access import PROXY_TOKEN_HEADER
 from promdemo_operator.heal.engine import HealEngine, PodTarget, parse_inventory
 from promdemo_operator.heal.metrics import HealMetrics
-from promdemo_operator.heal.podhttp import PodHttp
-from promdemo_operator.heal.policy import HealPolicy, PolicyConfig
+from promdemo_operator.heal.pod_client import PodHttp
 
 TOKEN = "s3cret"
 T0 = 1_700_000_000.0

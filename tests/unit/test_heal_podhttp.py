@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from promdemo_operator.heal.podhttp import (
+from promdemo_operator.heal.pod_client import (
     ApiServerAuth,
     BodyDecoder,
     PodHttp,

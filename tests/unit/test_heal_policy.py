@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from promdemo_operator.heal.policy import Action, HealPolicy, PolicyConfig
+from promdemo_operator.core.heal_policy import Action, HealPolicy, PolicyConfig
 
 T0 = 1_700_000_000.0
 
@@ -170,7 +170,7 @@ def test_update_config_keeps_state() -> None:
 
 def test_config_from_the_typed_spec() -> None:
     """`PolicyConfig.from_spec` reads `parse_spec(...).auto_heal`'s typed fields."""
-    from promdemo_operator.spec import parse_spec
+    from promdemo_operator.core.spec import parse_spec
 
     parsed = parse_spec(
         {"autoHeal": {"threshold": 3, "interval": "2s", "for": "1m30s", "cooldown": "45s"}}

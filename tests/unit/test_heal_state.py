@@ -1,18 +1,18 @@
-"""The heal loop's state (heal/state.py): restore after a restart, resets, the status it writes."""
+"""The heal loop's state (heal/status.py): restore after a restart, resets, the status it writes."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from promdemo_operator.core.heal_policy import HealPolicy, PolicyConfig
+from promdemo_operator.core.timefmt import parse_rfc3339, rfc3339
 from promdemo_operator.heal.engine import ResetDone
-from promdemo_operator.heal.policy import HealPolicy, PolicyConfig
-from promdemo_operator.heal.state import (
+from promdemo_operator.heal.status import (
     STATUS_WRITE_PERIOD_SECONDS,
     HealState,
     int_if_whole,
     reset_message,
 )
-from promdemo_operator.timefmt import parse_rfc3339, rfc3339
 from tests.support.merge_patch import merge_patch
 
 T0 = 1_800_000_000.0

@@ -8,7 +8,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from promdemo_operator.apply_plan import (
+from promdemo_operator.core.apply_plan import (
     LAST_APPLIED_ANNOTATION,
     controlled_by,
     decode_managed_keys,
@@ -18,7 +18,7 @@ from promdemo_operator.apply_plan import (
     plan_patch,
     with_last_applied,
 )
-from promdemo_operator.kube import KINDS, Kube, KubeError
+from promdemo_operator.runtime.kube import KINDS, Kube, KubeError
 from tests.support.merge_patch import merge_patch
 from tests.support.rendering import render_body
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from promdemo_operator.kubectl_plugin import KubectlFlags, UsageError, split_kubectl_flags
+from promdemo_operator.cli.kubectl_plugin import KubectlFlags, UsageError, split_kubectl_flags
 from tests.support.ports import free_port
 from tests.support.tools import require_binary
 

@@ -1,4 +1,4 @@
-"""Leader election (operator/promdemo_operator/leader): client-go's rules on a fake Lease store.
+"""Leader election (promdemo_operator/runtime/leader): client-go's rules on a fake Lease store.
 
 The candidates share one fake monotonic clock (durations) but write wall times of
 their own (clocks that disagree by hours must not matter: a standby times the
@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from promdemo_operator.handlers.pod_http import NOT_LEADER, FencedPodHttp
-from promdemo_operator.heal.podhttp import PodReadError
-from promdemo_operator.leader.election import (
+from promdemo_operator.heal.pod_client import PodReadError
+from promdemo_operator.runtime.handlers.pod_clients import NOT_LEADER, FencedPodHttp
+from promdemo_operator.runtime.leader.election import (
     ElectionConfig,
     LeaderElector,
     LeaseConflict,
@@ -27,8 +27,8 @@ from promdemo_operator.leader.election import (
     LeaseStoreError,
     StoredLease,
 )
-from promdemo_operator.leader.lease import lease_object, micro_time, record_of
-from promdemo_operator.leader.runner import ElectionRunner
+from promdemo_operator.runtime.leader.lease import lease_object, micro_time, record_of
+from promdemo_operator.runtime.leader.runner import ElectionRunner
 
 
 class Clock:
@@ -372,7 +372,7 @@ def test_the_fenced_pod_client_sends_no_reset_once_the_lease_is_stale() -> None:
 def test_the_election_core_imports_neither_kopf_nor_the_kubernetes_client() -> None:
     import ast
 
-    import promdemo_operator.leader.election as election
+    import promdemo_operator.runtime.leader.election as election
 
     tree = ast.parse(Path(election.__file__).read_text())
     imported = {
@@ -406,7 +406,7 @@ def test_a_busy_health_port_is_one_line_and_exit_2(tmp_path: Path) -> None:
         env = {**os.environ, "KUBECONFIG": str(tmp_path / "kubeconfig"),
                "KUBERNETES_SERVICE_HOST": ""}  # fmt: skip
         done = subprocess.run(
-            [sys.executable, "-m", "promdemo_operator.run", "--leader-elect",
+            [sys.executable, "-m", "promdemo_operator.runtime.startup", "--leader-elect",
              "--leader-elect-namespace", "x", "--bind", "127.0.0.1", "--metrics-port", "0",
              "--webhook-port", "0", "--health-port", str(port)],
             env=env, capture_output=True, text=True, timeout=60, check=False,

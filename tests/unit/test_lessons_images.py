@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from promdemo_operator.lessons import LESSONS
+from promdemo_operator.cli.lessons import LESSONS
 
 ROOT = Path(__file__).resolve().parents[2]
 IMG = ROOT / "docs" / "img"

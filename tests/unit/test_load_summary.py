@@ -1,4 +1,4 @@
-"""The load generator (`load.py`) and `promdemo load`'s options and output.
+"""The load generator (`cli/load.py`) and `promdemo load`'s options and output.
 
 The summary's maths, the core against an in-memory transport, the command's
 arguments and its JSON output (the network is never used).
@@ -14,9 +14,9 @@ import random
 import httpx
 import pytest
 
-from promdemo_operator import load
-from promdemo_operator.commands import load as load_command
-from promdemo_operator.load import LoadError, OrderResult, percentile, summarize
+from promdemo_operator.cli import load
+from promdemo_operator.cli.commands import load as load_command
+from promdemo_operator.cli.load import LoadError, OrderResult, percentile, summarize
 
 # ------------------------------------------------------------------ percentiles
 

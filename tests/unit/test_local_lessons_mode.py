@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from promdemo_operator.lessons import LESSONS
-from promdemo_operator.local.banner import READY_LINE, banner_lines
-from promdemo_operator.local.lessons_mode import clock, command_loop
-from promdemo_operator.local.options import LocalConfig
-from promdemo_operator.local.procs import Child
-from promdemo_operator.local.state import DemoState, Replica
-from promdemo_operator.local.ui import Output
+from promdemo_operator.cli.lessons import LESSONS
+from promdemo_operator.cli.local.banner import READY_LINE, banner_lines
+from promdemo_operator.cli.local.lessons_mode import clock, command_loop
+from promdemo_operator.cli.local.options import LocalConfig
+from promdemo_operator.cli.local.procs import Child
+from promdemo_operator.cli.local.session import DemoState, Replica
+from promdemo_operator.cli.local.ui import Output
 
 
 class Recorder(Output):

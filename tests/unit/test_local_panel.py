@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from promdemo_operator.local import loops
-from promdemo_operator.local.health import BROKEN, NOTE, OK, SKIPPED, Place, read_health
-from promdemo_operator.local.options import LocalConfig
-from promdemo_operator.local.procs import Child
-from promdemo_operator.local.state import DemoState, Replica
-from promdemo_operator.local.ui import PlainOutput, render_panel
-from promdemo_operator.promapi import Snapshot
+from promdemo_operator.cli.local import loops
+from promdemo_operator.cli.local.health import BROKEN, NOTE, OK, SKIPPED, Place, read_health
+from promdemo_operator.cli.local.options import LocalConfig
+from promdemo_operator.cli.local.procs import Child
+from promdemo_operator.cli.local.session import DemoState, Replica
+from promdemo_operator.cli.local.ui import PlainOutput, render_panel
+from promdemo_operator.prometheus.api import Snapshot
 
 DATA = Path(__file__).parent / "data" / "local"
 WORKDIR = Path("/w")
@@ -237,7 +237,7 @@ def test_plain_lines_print_the_fix_once_and_say_when_it_holds_again(
     state = demo_state()
     out = PlainOutput()
     clock = [100.0]
-    monkeypatch.setattr("promdemo_operator.local.ui.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("promdemo_operator.cli.local.ui.time.monotonic", lambda: clock[0])
 
     def reading(when: str) -> None:
         state.health = read_health(snapshot(when), place())

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from promdemo_operator.load import LoadError, summarize
-from promdemo_operator.local import loops
-from promdemo_operator.local.banner import READY_LINE, banner_lines
-from promdemo_operator.local.options import LocalConfig
-from promdemo_operator.local.procs import Child
-from promdemo_operator.local.state import DemoState, Replica, ReplicaState
-from promdemo_operator.local.ui import PlainOutput
+from promdemo_operator.cli.load import LoadError, summarize
+from promdemo_operator.cli.local import loops
+from promdemo_operator.cli.local.banner import READY_LINE, banner_lines
+from promdemo_operator.cli.local.options import LocalConfig
+from promdemo_operator.cli.local.procs import Child
+from promdemo_operator.cli.local.session import DemoState, Replica, ReplicaState
+from promdemo_operator.cli.local.ui import PlainOutput
 
 METRICS = """\
 # TYPE product_inventory gauge
@@ -115,7 +115,7 @@ def test_plain_status_line(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_a_round_line_sums_the_replicas_and_counts_the_unreachable() -> None:
-    from promdemo_operator.load import OrderResult
+    from promdemo_operator.cli.load import OrderResult
 
     def summary(*codes: int, elapsed: float) -> object:
         results = [OrderResult(0.1, status=c) for c in codes]

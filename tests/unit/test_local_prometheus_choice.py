@@ -12,17 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from promdemo_operator.commands import local as command
-from promdemo_operator.local.banner import banner_lines
-from promdemo_operator.local.monitoring import (
+from promdemo_operator.cli.commands import local as command
+from promdemo_operator.cli.local.banner import banner_lines
+from promdemo_operator.cli.local.monitoring import (
     ToolError,
     Tools,
     binary_version,
     newest_on_path,
 )
-from promdemo_operator.local.options import LocalConfig, UsageError
-from promdemo_operator.local.procs import Child
-from promdemo_operator.local.state import DemoState, Replica
+from promdemo_operator.cli.local.options import LocalConfig, UsageError
+from promdemo_operator.cli.local.procs import Child
+from promdemo_operator.cli.local.session import DemoState, Replica
 
 DEBIAN = "prometheus, version 2.42.0+ds (branch: debian/sid, revision: 2.42.0+ds-5+deb12u1)"
 UPSTREAM = "prometheus, version 3.16.0 (branch: module, revision: v0.316.0)"

@@ -17,12 +17,12 @@ from typing import Any
 
 from aiohttp import web
 
-from promdemo_operator.local import loops
-from promdemo_operator.local.options import LocalConfig
-from promdemo_operator.local.procs import Child
-from promdemo_operator.local.state import DemoState, Replica
-from promdemo_operator.local.ui import Output, PlainOutput, render_panel
-from promdemo_operator.promapi import LESSONS_QUERY
+from promdemo_operator.cli.local import loops
+from promdemo_operator.cli.local.options import LocalConfig
+from promdemo_operator.cli.local.procs import Child
+from promdemo_operator.cli.local.session import DemoState, Replica
+from promdemo_operator.cli.local.ui import Output, PlainOutput, render_panel
+from promdemo_operator.prometheus.api import LESSONS_QUERY
 
 DATA = Path(__file__).parent / "data" / "local"
 

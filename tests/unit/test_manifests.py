@@ -16,8 +16,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from promdemo_operator import spec as spec_mod
-from promdemo_operator.duration import parse_duration
+from promdemo_operator.core import spec as spec_mod
+from promdemo_operator.core.duration import parse_duration
 from tests.support.crd import schema_errors
 from tests.support.tools import require_binary
 

@@ -17,7 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from promdemo_operator.promapi import (
+from promdemo_operator.core.rules import ALERTING_GROUP, RECORDING_GROUP, recording_rules
+from promdemo_operator.prometheus.api import (
     LESSONS_QUERY,
     RECORDED,
     PromAPIError,
@@ -30,7 +31,6 @@ from promdemo_operator.promapi import (
     rules_status,
     targets_status,
 )
-from promdemo_operator.rules import ALERTING_GROUP, RECORDING_GROUP, recording_rules
 
 DATA = Path(__file__).resolve().parent / "data" / "promapi"
 DEMO = promdemo_selector("demo", "shop")

@@ -1,4 +1,4 @@
-"""promdemo_operator.promconfig: Prometheus and Alertmanager configurations."""
+"""promdemo_operator.prometheus.config: Prometheus and Alertmanager configurations."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from promdemo_operator.duration import DurationError
-from promdemo_operator.promconfig import alertmanager_config, prometheus_config
+from promdemo_operator.core.duration import DurationError
+from promdemo_operator.prometheus.config import alertmanager_config, prometheus_config
 from tests.support.tools import require_binary
 
 
@@ -51,7 +51,7 @@ def test_defaults_and_no_alertmanager() -> None:
     ],
 )
 def test_a_bad_duration_is_refused_naming_the_argument(argument: str, value: str) -> None:
-    """One duration syntax (duration.py) for the spec, the CLI and this config."""
+    """One duration syntax (core/duration.py) for the spec, the CLI and this config."""
     with pytest.raises(ValueError, match=f"^{argument}: ") as caught:
         prometheus_config(["a:1"], **{argument: value})
     assert isinstance(caught.value, DurationError)

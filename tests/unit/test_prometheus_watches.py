@@ -1,4 +1,4 @@
-"""The Prometheus and namespace watches wake reconciles only on news (handlers/watches.py).
+"""The Prometheus and namespace watches wake reconciles only on news (runtime/handlers/watches.py).
 
 kopf delivers objects listed at start (or again after a watch broke off) as events
 without a type; those fill the indexes and must wake nothing, while a real change
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 
-from promdemo_operator.handlers.context import Triggers
-from promdemo_operator.handlers.watches import _news
+from promdemo_operator.runtime.handlers.context import Triggers
+from promdemo_operator.runtime.handlers.watches import _news
 
 
 def test_a_listing_fills_without_waking_and_a_change_wakes() -> None:

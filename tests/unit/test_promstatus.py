@@ -15,8 +15,10 @@ from typing import Any
 
 import yaml
 
-from promdemo_operator.promapi import Snapshot
-from promdemo_operator.promstatus import (
+from promdemo_operator.core.reconcile_status import find_condition, status_changes
+from promdemo_operator.core.spec import parse_spec
+from promdemo_operator.prometheus.api import Snapshot
+from promdemo_operator.prometheus.status import (
     RULES_LOADED,
     SELECTED,
     TARGETS_UP,
@@ -28,8 +30,6 @@ from promdemo_operator.promstatus import (
     select,
     selected_condition,
 )
-from promdemo_operator.spec import parse_spec
-from promdemo_operator.status import find_condition, status_changes
 
 TESTS = Path(__file__).resolve().parents[1]
 FIXTURES = TESTS / "fixtures" / "prometheus"

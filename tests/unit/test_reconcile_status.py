@@ -1,11 +1,11 @@
-"""The reconcile's status (status.py) and what it keeps of watched children (watched.py)."""
+"""The reconcile's status (core/reconcile_status.py) and what it keeps of watched children
+(core/watched.py)."""
 
 from __future__ import annotations
 
 import base64
 
-from promdemo_operator.kube import KINDS, MonitoringSupport
-from promdemo_operator.status import (
+from promdemo_operator.core.reconcile_status import (
     available_condition,
     condition,
     find_condition,
@@ -17,7 +17,8 @@ from promdemo_operator.status import (
     spec_newly_invalid,
     status_changes,
 )
-from promdemo_operator.watched import child_record, controller_promdemo
+from promdemo_operator.core.watched import child_record, controller_promdemo
+from promdemo_operator.runtime.kube import KINDS, MonitoringSupport
 
 UID = "6a1e2c3d-0000-4000-8000-000000000002"
 

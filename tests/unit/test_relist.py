@@ -9,10 +9,10 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from promdemo_operator.handlers.context import OperatorContext
-from promdemo_operator.handlers.heal import HealLoop
-from promdemo_operator.handlers.watches import Watched, promdemo_listed
 from promdemo_operator.heal.pods import PodRecord
+from promdemo_operator.runtime.handlers.context import OperatorContext
+from promdemo_operator.runtime.handlers.heal import HealLoop
+from promdemo_operator.runtime.handlers.watches import Watched, promdemo_listed
 
 
 def context() -> OperatorContext:

@@ -1,4 +1,4 @@
-"""render.py: a PromDemo's children, as plain dicts, for minimal and full specs."""
+"""core/render.py: a PromDemo's children, as plain dicts, for minimal and full specs."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from promdemo_operator import render
-from promdemo_operator.render import new_reset_token, render_children, token_from_secret
-from promdemo_operator.resource import labels_for, secret_name, selector_for, selector_string
-from promdemo_operator.rules import rule_groups
-from promdemo_operator.spec import SpecError, parse_spec
+from promdemo_operator.core import render
+from promdemo_operator.core.names import labels_for, secret_name, selector_for, selector_string
+from promdemo_operator.core.render import new_reset_token, render_children, token_from_secret
+from promdemo_operator.core.rules import rule_groups
+from promdemo_operator.core.spec import SpecError, parse_spec
 from tests.support.rendering import render_body
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -443,7 +443,14 @@ def test_full_sample_renders_its_values():
 
 def test_module_has_no_kopf_import():
     core = ROOT / "operator" / "promdemo_operator"
-    for module in ("render.py", "spec.py", "rules.py", "resource.py", "duration.py", "timefmt.py"):
+    for module in (
+        "core/render.py",
+        "core/spec.py",
+        "core/rules.py",
+        "core/names.py",
+        "core/duration.py",
+        "core/timefmt.py",
+    ):
         text = (core / module).read_text()
         assert "import kopf" not in text
         assert "from kopf" not in text

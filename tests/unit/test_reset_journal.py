@@ -1,4 +1,4 @@
-"""The reset journal (handlers/reset_journal.py): a reset's cooldown is in the status first.
+"""The reset journal (runtime/handlers/reset_journal.py): a reset's cooldown is in the status first.
 
 A fake operator context (heal loops with pods, a Kube whose status patches are
 recorded or refused) and a real pod on 127.0.0.1 that counts the resets it gets.
@@ -12,12 +12,12 @@ from typing import Any
 
 from aiohttp import web
 
-from promdemo_operator.handlers.pod_http import FencedPodHttp
-from promdemo_operator.handlers.reset_journal import ResetJournal
 from promdemo_operator.heal.engine import PodTarget
-from promdemo_operator.heal.podhttp import PodReadError
-from promdemo_operator.heal.state import HealState
-from promdemo_operator.kube import KubeError
+from promdemo_operator.heal.pod_client import PodReadError
+from promdemo_operator.heal.status import HealState
+from promdemo_operator.runtime.handlers.pod_clients import FencedPodHttp
+from promdemo_operator.runtime.handlers.reset_journal import ResetJournal
+from promdemo_operator.runtime.kube import KubeError
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""promdemo_operator.rules: the rule groups rendered from spec.monitoring."""
+"""promdemo_operator.core.rules: the rule groups rendered from spec.monitoring."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from promdemo_operator.rules import rule_groups, rules_file
-from promdemo_operator.spec import AlertsSpec, SpecError, parse_spec
+from promdemo_operator.core.rules import rule_groups, rules_file
+from promdemo_operator.core.spec import AlertsSpec, SpecError, parse_spec
 from tests.support.tools import require_binary
 
 OPERATOR_SELECTOR = {"namespace": "shop", "job": "shop"}
@@ -57,9 +57,9 @@ def test_partial_alert_settings_keep_other_defaults() -> None:
 
 
 def test_rules_hold_no_defaults_of_their_own() -> None:
-    """Every default lives in spec.py: rules.py takes the typed alerts and nothing else."""
+    """Every default lives in core/spec.py: core/rules.py takes the typed alerts, nothing else."""
     source = (
-        Path(__file__).resolve().parents[2] / "operator" / "promdemo_operator" / "rules.py"
+        Path(__file__).resolve().parents[2] / "operator" / "promdemo_operator" / "core/rules.py"
     ).read_text()
     for default in ('"30m"', '"5m"', "minOrders", "thresholdSeconds", "ratePerSecond"):
         assert default not in source

@@ -10,7 +10,7 @@ from types import ModuleType
 
 import yaml
 
-from promdemo_operator.rules import RECORDS
+from promdemo_operator.core.rules import RECORDS
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "operator" / "promdemo_operator" / "data" / "dashboard.json"
@@ -78,7 +78,7 @@ def test_panels_cover_the_lessons_and_the_alerts() -> None:
 
 
 def test_panels_read_the_recording_rules() -> None:
-    """Where rules.py records a lesson's number, the dashboard reads the record."""
+    """Where core/rules.py records a lesson's number, the dashboard reads the record."""
     dashboard = json.loads(DASHBOARD.read_text())
     exprs = " ".join(expr for _, expr in _targets(dashboard))
     for record in RECORDS:

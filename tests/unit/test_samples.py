@@ -22,8 +22,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from promdemo_operator import cli
-from promdemo_operator.spec import DEFAULTS, SpecError, parse_spec
+from promdemo_operator.cli import main as cli
+from promdemo_operator.core.spec import DEFAULTS, SpecError, parse_spec
 from tests.support.api_schemas import Kind, Rejected, check, crd_kinds
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from promdemo_operator.selection import LabelSelector, SelectorError, format_labels
+from promdemo_operator.prometheus.selection import LabelSelector, SelectorError, format_labels
 
 
 def sel(raw: Any) -> LabelSelector:

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from promdemo_operator.render import render_children
-from promdemo_operator.selection import (
+from promdemo_operator.core.render import render_children
+from promdemo_operator.core.spec import parse_spec
+from promdemo_operator.prometheus.selection import (
     KINDS,
     MonitoringObject,
     PrometheusError,
@@ -24,7 +25,6 @@ from promdemo_operator.selection import (
     decide,
     namespace_labels,
 )
-from promdemo_operator.spec import parse_spec
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "prometheus"
 KPS = "kube-prometheus-stack.yaml"

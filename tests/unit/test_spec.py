@@ -1,4 +1,4 @@
-"""spec.py: defaults, the typed spec, and the checks a CRD schema cannot express."""
+"""core/spec.py: defaults, the typed spec, and the checks a CRD schema cannot express."""
 
 from __future__ import annotations
 
@@ -7,15 +7,15 @@ import dataclasses
 
 import pytest
 
-from promdemo_operator.duration import parse_duration
-from promdemo_operator.spec import (
+from promdemo_operator.core.duration import parse_duration
+from promdemo_operator.core.spec import (
     DEFAULTS,
     PromDemoSpec,
     SpecError,
     apply_defaults,
     parse_spec,
 )
-from promdemo_operator.spec_fields import Nested, Seconds, declarations
+from promdemo_operator.core.spec_fields import Nested, Seconds, declarations
 
 # --------------------------------------------------------------------------- defaults
 

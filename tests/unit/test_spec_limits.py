@@ -1,7 +1,7 @@
 """Floors and ceilings: parse_spec, the CRD schema (with its CEL rules) and `promdemo render`
 agree on every numeric and duration field of the spec.
 
-The bounds are declared once, beside each field of the typed spec (spec.py), and
+The bounds are declared once, beside each field of the typed spec (core/spec.py), and
 listed by path in `spec.NUMBER_BOUNDS` and `spec.DURATION_BOUNDS`; the CRD's
 minimum/maximum and CEL rules are generated from them. Each test here sets one field
 to its bound and just past it, and asks both judges. A file never passes an API
@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from promdemo_operator import cli
-from promdemo_operator.duration import format_seconds
-from promdemo_operator.spec import DURATION_BOUNDS, NUMBER_BOUNDS, SpecError, parse_spec
+from promdemo_operator.cli import main as cli
+from promdemo_operator.core.duration import format_seconds
+from promdemo_operator.core.spec import DURATION_BOUNDS, NUMBER_BOUNDS, SpecError, parse_spec
 from tests.support.crd import schema_errors
 
 INTEGER_FIELDS = {

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from promdemo_operator.handlers.webhook import MAX_HEALS_IN_FLIGHT, AlertReceiver
 from promdemo_operator.heal.alertmanager import (
     MAX_LABEL_CHARS,
     AlertRef,
@@ -22,6 +21,7 @@ from promdemo_operator.heal.alertmanager import (
     parse_time,
 )
 from promdemo_operator.heal.engine import PodTarget
+from promdemo_operator.runtime.handlers.webhook import MAX_HEALS_IN_FLIGHT, AlertReceiver
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -132,7 +132,7 @@ def test_every_field_is_bounded() -> None:
 def test_the_open_files_limit_is_raised_within_the_hard_limit() -> None:
     import resource
 
-    from promdemo_operator.handlers.webhook import raise_open_files_limit
+    from promdemo_operator.runtime.handlers.webhook import raise_open_files_limit
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     try:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from promdemo_operator.commands.yaml_input import (
+from promdemo_operator.cli.commands.yaml_input import (
     MAX_DEPTH,
     MAX_INPUT_BYTES,
     InputError,

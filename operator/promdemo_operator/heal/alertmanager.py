@@ -1,6 +1,6 @@
 """Alertmanager webhook payloads → the pods an `InventoryNegative` alert points at.
 
-Pure parsing, no HTTP server (that is `handlers/webhook.py`). Alertmanager's
+Pure parsing, no HTTP server (that is `runtime/handlers/webhook.py`). Alertmanager's
 webhook payload (version "4") is a group notification::
 
     {"version": "4", "status": "firing", "receiver": "...", "groupKey": "...",
@@ -9,7 +9,7 @@ webhook payload (version "4") is a group notification::
                  "fingerprint": "..."}], ...}
 
 Each alert in it is judged on its own `status` (a group can mix firing and
-resolved alerts). The `InventoryNegative` rule (`operator/promdemo_operator/rules.py`) keeps
+resolved alerts). The `InventoryNegative` rule (`operator/promdemo_operator/core/rules.py`) keeps
 every label of the `product_inventory` series: `instance` (``host:port`` of
 the scraped pod) always; `namespace` and `pod` under prometheus-operator; a
 `promdemo` label when the rule's extra labels add it.

@@ -42,8 +42,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .access import PROXY_TOKEN_HEADER
-from .exposition import (
+from promdemo_operator.core.heal_policy import Action, Decision, HealPolicy
+from promdemo_operator.heal.access import PROXY_TOKEN_HEADER
+from promdemo_operator.heal.exposition import (
     METRIC,
     ExpositionError,
     InventoryScanner,
@@ -52,9 +53,14 @@ from .exposition import (
     parse_reset_answer,
     redact,
 )
-from .metrics import HealMetrics
-from .podhttp import MAX_METRICS_BYTES, HttpxPods, PodHttp, PodReadError, ReadLimits
-from .policy import Action, Decision, HealPolicy
+from promdemo_operator.heal.metrics import HealMetrics
+from promdemo_operator.heal.pod_client import (
+    MAX_METRICS_BYTES,
+    HttpxPods,
+    PodHttp,
+    PodReadError,
+    ReadLimits,
+)
 
 __all__ = [
     "METRIC",

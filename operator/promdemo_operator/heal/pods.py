@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .access import API_PROXY, DEFAULT_APP_PORT, pod_base_url
-from .engine import PodTarget
+from promdemo_operator.heal.access import API_PROXY, DEFAULT_APP_PORT, pod_base_url
+from promdemo_operator.heal.engine import PodTarget
 
 APP_PORT_NAME = "http"
 
