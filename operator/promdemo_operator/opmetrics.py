@@ -13,6 +13,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 
 RESULTS = ("success", "invalid_spec", "error")
 CHILD_KINDS = ("Secret", "Deployment", "Service", "ServiceMonitor", "PrometheusRule")
+EVENT_TYPES = ("Normal", "Warning")
 CHILD_ACTIONS = ("created", "patched", "unchanged", "deleted", "not_owned")
 
 
@@ -63,9 +64,18 @@ class OperatorMetrics:
             "fresh (--leader-elect): a stopped leader waking after its renew deadline.",
             registry=registry,
         )
+        self.events_suppressed = Counter(
+            "promdemo_operator_events_suppressed_total",
+            "Kubernetes Events not posted because their PromDemo had posted too many for the "
+            "same reason lately (a burst of 10, then one per 30 s per PromDemo and reason).",
+            ["type"],
+            registry=registry,
+        )
         # Every series exists from the start (value 0), so rate() sees the first increment.
         for result in RESULTS:
             self.reconciles.labels(result=result)
+        for event_type in EVENT_TYPES:
+            self.events_suppressed.labels(type=event_type)
         for kind in CHILD_KINDS:
             for action in CHILD_ACTIONS:
                 self.children.labels(kind=kind, action=action)

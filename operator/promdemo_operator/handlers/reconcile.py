@@ -54,6 +54,8 @@ import kopf
 from promdemo_operator import promstatus, render
 from promdemo_operator import spec as spec_mod
 from promdemo_operator.apply_plan import owned_by, secret_value
+from promdemo_operator.event_limit import EventLimiter
+from promdemo_operator.handlers import events
 from promdemo_operator.kube import UNKNOWN, ApplyResult, Kube, KubeError
 from promdemo_operator.opmetrics import metrics
 from promdemo_operator.resource import GROUP, PLURAL, VERSION, secret_name
@@ -130,16 +132,18 @@ class Applied:
 
 
 class Events:
-    """Kubernetes Events on the PromDemo (kopf posts them in the background)."""
+    """Kubernetes Events on the PromDemo (kopf posts them in the background), rate-limited
+    per PromDemo and reason (`handlers/events.py`)."""
 
-    def __init__(self, body: Any) -> None:
+    def __init__(self, body: Any, limiter: EventLimiter) -> None:
         self.body = body
+        self.limiter = limiter
 
     def normal(self, reason: str, message: str) -> None:
-        kopf.event(self.body, type="Normal", reason=reason, message=message)
+        events.post(self.limiter, self.body, type="Normal", reason=reason, message=message)
 
     def warning(self, reason: str, message: str) -> None:
-        kopf.event(self.body, type="Warning", reason=reason, message=message)
+        events.post(self.limiter, self.body, type="Warning", reason=reason, message=message)
 
 
 class ReconcileLoop:
@@ -155,7 +159,7 @@ class ReconcileLoop:
         # kopf's per-object logger would also post each warning as an Event: the loop posts
         # its own Events, and logs on its own logger.
         self.logger = _Prefixed(log, {"who": f"{self.namespace}/{self.name}"})
-        self.events = Events(body)
+        self.events = Events(body, ctx.events)
         # The status keys this loop (or its observe loop) wrote, and the PromDemo's version
         # when it wrote them: until the watch delivers the newer version, those keys are
         # taken from here. One writer at a time, so neither drops the other's conditions.
