@@ -26,10 +26,10 @@ fresh emulated API server, operator and fake-pods process:
   * the operator's **peak RSS** (VmHWM of /proc/PID/status: over its whole life)
     and its RSS at the end, and RSS before any pod existed;
   * **loop stall**: `GET /healthz` on `--health-port` every `--period` (20 ms)
-    over one keep-alive connection. That endpoint is kopf's liveness server
-    (`kopf._core.engines.probing.health_reporter`, an aiohttp server started on
-    kopf's own event loop, the loop every heal daemon and watch runs on; the
-    operator registers no probe handler, so the answer is `{}` at once): a probe
+    over one keep-alive connection. That endpoint is the operator's `/healthz`
+    (`runtime/handlers/health.py`, an aiohttp server started on kopf's own event loop,
+    the loop every heal daemon and watch runs on; the answer is made at once;
+    kopf's own liveness server, measured the same way before, ran there too): a probe
     that arrives while the loop is blocked is answered when it is free again, so
     its latency is the stall (minus up to one period) plus a loopback round-trip.
     Printed: max, p99, p50 of the probe latencies (a stall is seen from its

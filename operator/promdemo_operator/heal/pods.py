@@ -8,6 +8,7 @@ are ready and where each one answers.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -65,6 +66,45 @@ def pod_record(pod: Mapping[str, Any]) -> PodRecord:
         ready=is_ready(pod),
         port=app_port(pod),
     )
+
+
+def scrape_instance(record: PodRecord) -> str | None:
+    """``host:port`` Prometheus scrapes the pod at (its IP, its app port): an alert's
+    `instance` when a ServiceMonitor found the pod through its Service's endpoints."""
+    if not record.ip:
+        return None
+    host = f"[{record.ip}]" if ":" in record.ip else record.ip
+    return f"{host}:{record.port}"
+
+
+def _is_ip_instance(instance: str) -> bool:
+    """Is `instance` an ``ip:port`` (``[v6]:port``), rather than a name?"""
+    host = instance.rsplit(":", 1)[0] if ":" in instance else instance
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def alert_names_pod(record: PodRecord, *, pod: str | None, instance: str | None) -> bool:
+    """Does an alert with these `pod` / `instance` labels point at this very pod?
+
+    By what the pod is, whatever way the operator reaches it (pod IP or the API
+    server's proxy): its name, else the address it was scraped at. When the alert
+    carries both and its `instance` is an IP address, that address must be this
+    pod's too: an alert about an earlier pod of the same name (deleted and made
+    again, as a StatefulSet's are) names the old address and does not reset the new
+    pod. An `instance` that is a host name (scraped some other way) is left aside.
+    """
+    own = scrape_instance(record)
+    if pod:
+        if record.name != pod:
+            return False
+        if instance and own and _is_ip_instance(instance):
+            return instance == own
+        return True
+    return bool(instance) and instance == own
 
 
 def targets_from_records(

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import threading
 
+from aiohttp import web
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import choose_encoder
 
 RESULTS = ("success", "invalid_spec", "error")
 CHILD_KINDS = ("Secret", "Deployment", "Service", "ServiceMonitor", "PrometheusRule")
+EVENT_TYPES = ("Normal", "Warning")
 CHILD_ACTIONS = ("created", "patched", "unchanged", "deleted", "not_owned")
 
 
@@ -63,9 +66,18 @@ class OperatorMetrics:
             "fresh (--leader-elect): a stopped leader waking after its renew deadline.",
             registry=registry,
         )
+        self.events_suppressed = Counter(
+            "promdemo_operator_events_suppressed_total",
+            "Kubernetes Events not posted because their PromDemo had posted too many for the "
+            "same reason lately (a burst of 10, then one per 30 s per PromDemo and reason).",
+            ["type"],
+            registry=registry,
+        )
         # Every series exists from the start (value 0), so rate() sees the first increment.
         for result in RESULTS:
             self.reconciles.labels(result=result)
+        for event_type in EVENT_TYPES:
+            self.events_suppressed.labels(type=event_type)
         for kind in CHILD_KINDS:
             for action in CHILD_ACTIONS:
                 self.children.labels(kind=kind, action=action)
@@ -82,3 +94,19 @@ def metrics() -> OperatorMetrics:
         if _default is None:
             _default = OperatorMetrics()
         return _default
+
+
+def metrics_app(registry: CollectorRegistry = REGISTRY) -> web.Application:
+    """`GET /metrics`: the registry in the format the scraper asks for (text or OpenMetrics).
+
+    Served by `bounded_http` on --metrics-port (prometheus_client's own server runs a
+    thread per connection, with no idle timeout: 1,261 threads under a flood once).
+    """
+
+    async def serve(request: web.Request) -> web.Response:
+        encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+        return web.Response(body=encode(registry), headers={"Content-Type": content_type})
+
+    app = web.Application()
+    app.router.add_get("/metrics", serve)
+    return app

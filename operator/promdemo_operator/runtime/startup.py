@@ -11,8 +11,11 @@
                        [--leader-elect-namespace NS] [--leader-elect-identity ID]]
                       [--verbose | --debug]
 
-- `/metrics` (prometheus_client) on --metrics-port: the operator's own metrics;
-- `/healthz` (kopf's liveness endpoint) on --health-port;
+- `/metrics` on --metrics-port: the operator's own metrics (prometheus_client's
+  registry, served from a thread of its own);
+- `/healthz` on --health-port, from kopf's event loop (`runtime/handlers/health.py`);
+- every port closes a connection idle for 15 s and keeps at most 512 open, the
+  oldest closed first (`runtime/bounded_http.py`);
 - --webhook-port is where the Alertmanager webhook receiver listens;
 - the handlers find the options, the API client and what they share in kopf's
   memo (`memo.options`, `memo.kube`, `memo.context`: `runtime/handlers/context.py`);
@@ -72,10 +75,6 @@ __all__ = ["add_arguments", "main", "run"]
 #: After SIGTERM/SIGINT, how long kopf (and the handlers' threads) get to stop before
 #: the process exits anyway; well under kubelet's default 30 s grace period.
 SHUTDOWN_GRACE_SECONDS = 8.0
-
-
-def _url_host(bind: str) -> str:
-    return f"[{bind}]" if ":" in bind else bind
 
 
 class _Shutdown:
@@ -209,10 +208,10 @@ def run(args: argparse.Namespace) -> int:
         return cliargs.usage_error("promdemo operator", str(e))
 
     import kopf
-    from prometheus_client import start_http_server
 
+    from promdemo_operator.runtime.bounded_http import ThreadedServer
     from promdemo_operator.runtime.handlers.context import OperatorContext, SharedMemo
-    from promdemo_operator.runtime.metrics import metrics
+    from promdemo_operator.runtime.metrics import metrics, metrics_app
 
     kopf.configure(debug=args.debug, verbose=args.verbose, log_format=kopf.LogFormat.PLAIN)
     if not (args.debug or args.verbose):
@@ -235,7 +234,9 @@ def run(args: argparse.Namespace) -> int:
     metrics_server = None
     if options.metrics_port:
         try:
-            metrics_server, _ = start_http_server(options.metrics_port, addr=options.bind)
+            metrics_server = ThreadedServer(
+                metrics_app, options.bind, options.metrics_port, name="metrics"
+            )
         except OSError as e:
             print(
                 f"promdemo operator: cannot listen on {options.bind}:{options.metrics_port}: {e}",
@@ -261,16 +262,12 @@ def run(args: argparse.Namespace) -> int:
     settings.watching.client_timeout = 660
     settings.networking.request_timeout = 60
 
-    liveness = None
-    if options.health_port:
-        liveness = f"http://{_url_host(options.bind)}:{options.health_port}/healthz"
     scope = ", ".join(options.namespaces) if options.namespaces else "all namespaces"
     log.info("serving PromDemos in %s; resync every %ss", scope, options.resync_seconds)
 
     def close_metrics() -> None:
         if metrics_server is not None:
-            metrics_server.shutdown()
-            metrics_server.server_close()
+            metrics_server.close()
 
     # kopf runs in a thread, stopped by a flag: a signal handler of its own (main thread)
     # could not bound its shutdown, which waits for every sync handler's thread.
@@ -305,7 +302,6 @@ def run(args: argparse.Namespace) -> int:
             clusterwide=options.clusterwide,
             namespaces=list(options.namespaces),
             standalone=options.standalone,
-            liveness_endpoint=liveness,
             settings=settings,
             memo=SharedMemo(kube=context.kube, options=options, context=context),
         )
@@ -409,7 +405,7 @@ class _Election:
                 return False
         finally:
             if health is not None:
-                health.close()  # kopf's liveness endpoint takes the port
+                health.close()  # the leader's /healthz (runtime/handlers/health.py) takes the port
         self.runner.start()
         return True
 

@@ -5,7 +5,7 @@
 - `prometheus`: asking the selecting Prometheus (one snapshot cache per Prometheus),
   the observe loop each reconcile daemon runs;
 - `heal`: one heal loop per PromDemo with autoHeal on;
-- `webhook`: the Alertmanager webhook receiver;
+- `webhook`: the Alertmanager webhook receiver; `health`: `/healthz` on kopf's loop;
 - `context`: what they share (kopf's memo), `pod_http`: the heal loops' HTTP clients.
 """
 
@@ -13,10 +13,10 @@ from typing import Any
 
 import kopf
 
-from promdemo_operator.runtime.handlers import heal, prometheus, reconcile, watches, webhook
+from promdemo_operator.runtime.handlers import heal, health, prometheus, reconcile, watches, webhook
 from promdemo_operator.runtime.handlers.context import OperatorContext
 
-__all__ = ["heal", "prometheus", "reconcile", "watches", "webhook"]
+__all__ = ["heal", "health", "prometheus", "reconcile", "watches", "webhook"]
 
 
 @kopf.on.startup()

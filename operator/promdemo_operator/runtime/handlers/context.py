@@ -18,6 +18,7 @@ otherwise copy it per object), so every handler sees the same context:
 - `heal_loops`: the running heal loops, where the Alertmanager webhook finds its
   target;
 - `pod_http`: the HTTP clients every heal loop shares;
+- `events`: the per-PromDemo, per-reason rate limit of the Events the handlers post;
 - `prometheus`: one snapshot cache per Prometheus asked, shared by every PromDemo
   (`runtime/handlers/prometheus.py`), and `seen_prometheuses` / `seen_namespaces`: what the
   Prometheus and namespace watches delivered last, to tell a change from a re-list.
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import kopf
 
+from promdemo_operator.core.event_limit import EventLimiter
 from promdemo_operator.runtime.kube import Kube
 from promdemo_operator.runtime.prometheus_snapshots import PrometheusSnapshots
 
@@ -117,6 +119,8 @@ class OperatorContext:
     stale_pods: set[tuple[str, str]] = field(default_factory=set)
     #: The PromDemos the watch delivered, to tell a re-list (410 Gone) from a first sight.
     seen_promdemos: set[tuple[str, str]] = field(default_factory=set)
+    #: The rate limit of the Events posted on each PromDemo (`runtime/handlers/events.py`).
+    events: EventLimiter = field(default_factory=EventLimiter)
 
     def refresh(self, key: tuple[str, str]) -> None:
         """Make the next reconcile (and heal check) of PromDemo `key` read from the API,

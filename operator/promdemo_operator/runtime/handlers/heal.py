@@ -45,12 +45,13 @@ from promdemo_operator.core.names import GROUP, PLURAL, VERSION, secret_name, se
 from promdemo_operator.core.plaindata import plain
 from promdemo_operator.core.timefmt import rfc3339
 from promdemo_operator.heal.access import API_PROXY, resolve_access
-from promdemo_operator.heal.alertmanager import AlertRef, host_port
+from promdemo_operator.heal.alertmanager import AlertRef
 from promdemo_operator.heal.engine import CheckResult, HealEngine, PodTarget, ResetDone
 from promdemo_operator.heal.metrics import HealMetrics, default_metrics
-from promdemo_operator.heal.pods import targets_from_records
+from promdemo_operator.heal.pods import PodRecord, alert_names_pod, targets_from_records
 from promdemo_operator.heal.status import HealState
 from promdemo_operator.runtime.aio import pause, stop_requested, unless_stopped
+from promdemo_operator.runtime.handlers import events
 from promdemo_operator.runtime.handlers.context import OperatorContext, context_of
 from promdemo_operator.runtime.handlers.pod_clients import POD_TIMEOUT_SECONDS, PodHttpClients
 from promdemo_operator.runtime.handlers.watches import Watched
@@ -200,14 +201,19 @@ class HealLoop:
 
     # -- what the watches know -------------------------------------------------------------
 
-    def pods(self) -> list[PodTarget]:
-        """The PromDemo's pods as targets, from the watched pods."""
-        self.engine()
-        assert self._access is not None
+    def records(self) -> tuple[PodRecord, ...]:
+        """The PromDemo's watched pods, less those gone during a watch gap."""
         records = tuple(self.watched.pods(self.namespace, self.name))
         if self._gone:
             self._gone &= {r.name for r in records}  # what the index still holds, no more
             records = tuple(r for r in records if r.name not in self._gone)
+        return records
+
+    def pods(self) -> list[PodTarget]:
+        """The PromDemo's pods as targets, from the watched pods."""
+        self.engine()
+        assert self._access is not None
+        records = self.records()
         key = (self._access, self._api_server, records)
         if key != self._targets_key:
             self._targets_key = key
@@ -276,14 +282,16 @@ class HealLoop:
     # -- the webhook's entry -------------------------------------------------------------
 
     def find_pod(self, ref: AlertRef) -> PodTarget | None:
-        """The pod an alert names (by `pod`, else by `instance`), among the watched pods."""
+        """The pod an alert names, among the watched pods: by what the pod is (its name,
+        the address it was scraped at: `heal.pods.alert_names_pod`), never by the URL the
+        operator reaches it at (through the API server's proxy, every pod's URL starts
+        with the API server's address)."""
         if self.settings is None:
             return None
-        for pod in self.pods():
-            if ref.pod and pod.name == ref.pod:
-                return pod
-            if not ref.pod and ref.instance and host_port(pod.base_url) == ref.instance:
-                return pod
+        targets = {t.name: t for t in self.pods()}
+        for record in self.records():
+            if alert_names_pod(record, pod=ref.pod, instance=ref.instance):
+                return targets.get(record.name)
         return None
 
     async def heal_alert(self, ref: AlertRef) -> str:
@@ -312,8 +320,9 @@ class HealLoop:
                 # kopf.event needs the operator's context (its event queue lives in a
                 # contextvar): the webhook's request tasks run outside it.
                 self.context.run(
-                    kopf.event, self.body, type="Normal", reason="InventoryReset", message=message
-                )
+                    events.post, self.ctx.events, self.body,
+                    type="Normal", reason="InventoryReset", message=message,
+                )  # fmt: skip
             except Exception as e:
                 if self.metrics is not None:
                     self.metrics.api_error(self.namespace, self.name, "post_event")

@@ -54,6 +54,7 @@ import kopf
 from promdemo_operator.core import render
 from promdemo_operator.core import spec as spec_mod
 from promdemo_operator.core.apply_plan import owned_by, secret_value
+from promdemo_operator.core.event_limit import EventLimiter
 from promdemo_operator.core.names import GROUP, PLURAL, VERSION, secret_name
 from promdemo_operator.core.plaindata import plain
 from promdemo_operator.core.reconcile_status import (
@@ -71,6 +72,7 @@ from promdemo_operator.core.watched import controller_promdemo
 from promdemo_operator.prometheus import status as promstatus
 from promdemo_operator.prometheus.selection import AutoLabels
 from promdemo_operator.runtime.aio import pause, stop_requested, unless_stopped, wait_woken
+from promdemo_operator.runtime.handlers import events
 from promdemo_operator.runtime.handlers.context import OperatorContext, context_of
 from promdemo_operator.runtime.handlers.prometheus import Observation, observe_loop, observed_status
 from promdemo_operator.runtime.handlers.watches import Watched
@@ -131,16 +133,18 @@ class Applied:
 
 
 class Events:
-    """Kubernetes Events on the PromDemo (kopf posts them in the background)."""
+    """Kubernetes Events on the PromDemo (kopf posts them in the background), rate-limited
+    per PromDemo and reason (`runtime/handlers/events.py`)."""
 
-    def __init__(self, body: Any) -> None:
+    def __init__(self, body: Any, limiter: EventLimiter) -> None:
         self.body = body
+        self.limiter = limiter
 
     def normal(self, reason: str, message: str) -> None:
-        kopf.event(self.body, type="Normal", reason=reason, message=message)
+        events.post(self.limiter, self.body, type="Normal", reason=reason, message=message)
 
     def warning(self, reason: str, message: str) -> None:
-        kopf.event(self.body, type="Warning", reason=reason, message=message)
+        events.post(self.limiter, self.body, type="Warning", reason=reason, message=message)
 
 
 class ReconcileLoop:
@@ -156,7 +160,7 @@ class ReconcileLoop:
         # kopf's per-object logger would also post each warning as an Event: the loop posts
         # its own Events, and logs on its own logger.
         self.logger = _Prefixed(log, {"who": f"{self.namespace}/{self.name}"})
-        self.events = Events(body)
+        self.events = Events(body, ctx.events)
         # The status keys this loop (or its observe loop) wrote, and the PromDemo's version
         # when it wrote them: until the watch delivers the newer version, those keys are
         # taken from here. One writer at a time, so neither drops the other's conditions.

@@ -64,6 +64,7 @@ from promdemo_operator.heal.alertmanager import (
     parse_payload,
 )
 from promdemo_operator.heal.metrics import HealMetrics, default_metrics
+from promdemo_operator.runtime.bounded_http import BoundedServer, Limits
 from promdemo_operator.runtime.handlers.context import context_of
 from promdemo_operator.runtime.handlers.heal import HealLoop
 
@@ -82,7 +83,8 @@ MAX_BODY_BYTES = 1024 * 1024
 ACK_SECONDS = 1.5
 #: Heals of one PromDemo in flight at once, from all notifications together.
 MAX_HEALS_IN_FLIGHT = 16
-#: An idle keep-alive connection to the receiver is closed after this long.
+#: A connection to the receiver that sends no complete request for this long is closed
+#: (idle keep-alive, or never a request); at most `bounded_http.MAX_CONNECTIONS` at once.
 KEEPALIVE_TIMEOUT_SECONDS = 15.0
 
 
@@ -295,25 +297,28 @@ class WebhookServer:
         self.receiver = receiver
         self.host = host
         self.port = port
-        self._runner: web.AppRunner | None = None
+        self._server: BoundedServer | None = None
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(
+        server = BoundedServer(
             self.receiver.app(),
-            access_log=None,
-            shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS,
-            keepalive_timeout=KEEPALIVE_TIMEOUT_SECONDS,
+            self.host,
+            self.port,
+            Limits(idle_seconds=KEEPALIVE_TIMEOUT_SECONDS),
         )
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        if self.port == 0 and self._runner.addresses:
-            self.port = int(self._runner.addresses[0][1])
+        await server.start()
+        self._server = server
+        self.port = server.port
+
+    @property
+    def connections(self) -> int:
+        """Connections open to the receiver now."""
+        return self._server.connections if self._server is not None else 0
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self._server is not None:
+            await self._server.stop()
+            self._server = None
         await self.receiver.close()
 
 
