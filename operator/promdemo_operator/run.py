@@ -5,6 +5,7 @@
                       [--bind 0.0.0.0] [--standalone | --no-standalone]
                       [--resync-seconds 10800] [--workers 16]
                       [--prometheus-interval 30s] [--prometheus-url URL]
+                      [--kube-api-qps 20] [--kube-api-burst 30]
                       [--leader-elect [--leader-elect-lease-duration 15s]
                        [--leader-elect-renew-deadline 10s] [--leader-elect-retry-period 2s]
                        [--leader-elect-lease-name promdemo-operator]
@@ -21,6 +22,11 @@
 - every Prometheus that selects a PromDemo is asked for its targets, rules and lesson
   numbers once per --prometheus-interval (through the API server's service proxy, or
   the one at --prometheus-url): `handlers/prometheus.py`.
+- every request to the API server through the operator's client (children created
+  and patched, status writes, Events, reads) takes a token of one bucket first:
+  --kube-api-qps per second, --kube-api-burst at once (`ratelimit.py`, client-go's
+  rule, kube-controller-manager's defaults); kopf's own watch streams and the
+  --leader-elect Lease are not limited.
 - --leader-elect: several replicas, one acting. The process takes the Lease
   `--leader-elect-lease-name` in `--leader-elect-namespace` (default: $POD_NAMESPACE)
   BEFORE kopf starts; a standby runs no handler and no watch, only /metrics
@@ -60,7 +66,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from promdemo_operator import cliargs
+from promdemo_operator import cliargs, ratelimit
 from promdemo_operator.cliargs import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from promdemo_operator.leader.election import (
     DEFAULT_LEASE_DURATION,
@@ -103,6 +109,8 @@ class OperatorOptions:
     prometheus_interval: float = DEFAULT_PROMETHEUS_INTERVAL_SECONDS
     prometheus_url: str | None = None
     leader_election: LeaderElectionOptions | None = None
+    kube_api_qps: float = ratelimit.DEFAULT_QPS
+    kube_api_burst: int = ratelimit.DEFAULT_BURST
 
     @property
     def clusterwide(self) -> bool:
@@ -159,6 +167,15 @@ def _prometheus_interval(text: str) -> float:
     if seconds < MIN_PROMETHEUS_INTERVAL_SECONDS:
         raise argparse.ArgumentTypeError(f"{text!r}: must be at least 1s")
     return seconds
+
+
+def _kube_api_qps(text: str) -> float:
+    value = cliargs.finite_float(text)
+    if not 0 < value <= ratelimit.MAX_QPS:
+        raise argparse.ArgumentTypeError(
+            f"must be a number above 0 and at most {ratelimit.MAX_QPS:g}, got {text!r}"
+        )
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -241,6 +258,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="ask this Prometheus for every PromDemo instead of the Prometheus objects that "
         "select it (through the API server's service proxy); no Kubernetes credentials "
         "are sent to it",
+    )
+    parser.add_argument(
+        "--kube-api-qps",
+        type=_kube_api_qps,
+        default=ratelimit.DEFAULT_QPS,
+        metavar="QPS",
+        help="requests per second the operator sends to the API server on average, writes "
+        "(children, status, Events) and reads alike; the Lease of --leader-elect apart "
+        f"(default {ratelimit.DEFAULT_QPS:g}, kube-controller-manager's)",
+    )
+    parser.add_argument(
+        "--kube-api-burst",
+        type=cliargs.int_range(1, ratelimit.MAX_BURST),
+        default=ratelimit.DEFAULT_BURST,
+        metavar="N",
+        help="requests it may send at once above --kube-api-qps "
+        f"(default {ratelimit.DEFAULT_BURST}, kube-controller-manager's)",
     )
     election = parser.add_argument_group("leader election (several replicas, one acting)")
     election.add_argument(
@@ -334,6 +368,8 @@ def options_from_args(args: argparse.Namespace) -> OperatorOptions:
         prometheus_interval=args.prometheus_interval,
         prometheus_url=args.prometheus_url,
         leader_election=election_from_args(args),
+        kube_api_qps=args.kube_api_qps,
+        kube_api_burst=args.kube_api_burst,
     )
 
 

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import kopf
 
 from promdemo_operator.kube import Kube
+from promdemo_operator.ratelimit import TokenBucket
 
 if TYPE_CHECKING:
     from promdemo_operator.run import OperatorOptions
@@ -132,7 +133,10 @@ class OperatorContext:
         from .prometheus import PrometheusSnapshots
 
         pool = ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="promdemo-api")
-        kube = kube or Kube.from_default_config(pool_size=options.workers)
+        kube = kube or Kube.from_default_config(
+            pool_size=options.workers,
+            limiter=TokenBucket(options.kube_api_qps, options.kube_api_burst),
+        )
         return cls(
             options=options,
             kube=kube,

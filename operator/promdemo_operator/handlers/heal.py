@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
 import time
 import urllib.parse
@@ -312,9 +313,16 @@ class HealLoop:
             try:
                 # kopf.event needs the operator's context (its event queue lives in a
                 # contextvar): the webhook's request tasks run outside it.
-                self.context.run(
+                post = functools.partial(
                     kopf.event, self.body, type="Normal", reason="InventoryReset", message=message
                 )
+                # The Event takes a token of the API client's limit, as every write does.
+                limiter = getattr(self.ctx.kube, "limiter", None)
+                delay = limiter.reserve() if limiter is not None else 0.0
+                if delay > 0:
+                    self.context.run(asyncio.get_running_loop().call_later, delay, post)
+                else:
+                    self.context.run(post)
             except Exception as e:
                 if self.metrics is not None:
                     self.metrics.api_error(self.namespace, self.name, "post_event")

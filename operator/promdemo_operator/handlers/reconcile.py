@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 import zlib
@@ -56,6 +57,7 @@ from promdemo_operator import spec as spec_mod
 from promdemo_operator.apply_plan import owned_by, secret_value
 from promdemo_operator.kube import UNKNOWN, ApplyResult, Kube, KubeError
 from promdemo_operator.opmetrics import metrics
+from promdemo_operator.ratelimit import TokenBucket
 from promdemo_operator.resource import GROUP, PLURAL, VERSION, secret_name
 from promdemo_operator.selection import AutoLabels
 from promdemo_operator.status import (
@@ -130,16 +132,32 @@ class Applied:
 
 
 class Events:
-    """Kubernetes Events on the PromDemo (kopf posts them in the background)."""
+    """Kubernetes Events on the PromDemo (kopf posts them in the background).
 
-    def __init__(self, body: Any) -> None:
+    Each takes a token of the API client's limiter (`--kube-api-qps`) first: when none
+    is left, it is handed to kopf when its token comes due (`loop.call_later` keeps the
+    context, where kopf's event queue lives), so Events count in the same limit as the
+    other writes without blocking the loop.
+    """
+
+    def __init__(self, body: Any, limiter: TokenBucket | None = None) -> None:
         self.body = body
+        self.limiter = limiter
 
     def normal(self, reason: str, message: str) -> None:
-        kopf.event(self.body, type="Normal", reason=reason, message=message)
+        self._post("Normal", reason, message)
 
     def warning(self, reason: str, message: str) -> None:
-        kopf.event(self.body, type="Warning", reason=reason, message=message)
+        self._post("Warning", reason, message)
+
+    def _post(self, type_: str, reason: str, message: str) -> None:
+        post = functools.partial(kopf.event, self.body, type=type_, reason=reason, message=message)
+        delay = self.limiter.reserve() if self.limiter is not None else 0.0
+        if delay > 0:
+            with contextlib.suppress(RuntimeError):  # no running loop: post now
+                asyncio.get_running_loop().call_later(delay, post)
+                return
+        post()
 
 
 class ReconcileLoop:
@@ -155,7 +173,7 @@ class ReconcileLoop:
         # kopf's per-object logger would also post each warning as an Event: the loop posts
         # its own Events, and logs on its own logger.
         self.logger = _Prefixed(log, {"who": f"{self.namespace}/{self.name}"})
-        self.events = Events(body)
+        self.events = Events(body, getattr(ctx.kube, "limiter", None))
         # The status keys this loop (or its observe loop) wrote, and the PromDemo's version
         # when it wrote them: until the watch delivers the newer version, those keys are
         # taken from here. One writer at a time, so neither drops the other's conditions.
