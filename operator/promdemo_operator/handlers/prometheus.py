@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any
 import kopf
 
 from promdemo_operator import __version__
-from promdemo_operator.doctor.cluster import Connection, PrometheusPlace, locate_prometheus
 from promdemo_operator.kube import Kube
 from promdemo_operator.promapi import (
     PromAPIError,
@@ -46,6 +45,8 @@ from promdemo_operator.timefmt import rfc3339
 
 if TYPE_CHECKING:
     import httpx
+
+    from promdemo_operator.doctor.cluster import PrometheusPlace
 
     from .reconcile import ReconcileLoop
 
@@ -107,6 +108,9 @@ class PrometheusSnapshots:
     def _api_server(self) -> httpx.AsyncClient:
         """The HTTP client of the service proxy: the operator's credentials (built once)."""
         if self._client is None:
+            # doctor.cluster (httpx, yaml) is imported when a Prometheus is first asked.
+            from promdemo_operator.doctor.cluster import Connection
+
             configuration = self.kube.api.configuration
             connection = Connection(str(configuration.host).rstrip("/"), "", configuration)
             self._client = connection.client(TIMEOUT_SECONDS, user_agent=USER_AGENT)
@@ -126,6 +130,8 @@ class PrometheusSnapshots:
                 entry = _Entry(None, SnapshotCache(api, self.interval), api=api)
             else:
                 client = self._api_server()
+                from promdemo_operator.doctor.cluster import locate_prometheus
+
                 place = await locate_prometheus(client, record, every)
                 base = str(client.base_url).rstrip("/") + place.path
                 api = PrometheusAPI(base, client=client, timeout=TIMEOUT_SECONDS)
