@@ -498,6 +498,17 @@ def run_real(args: argparse.Namespace, bench: Any) -> dict[str, Any]:
         wall1 = time.time()
         reconcile_profile = bench.stop_spy(spy, Path(args.profile_reconcile)) if spy else None
         stragglers = sorted(want - ready_names(cp, ns))
+        straggler = None
+        if stragglers:  # what one of them looks like, for the report
+            one = stragglers[0]
+            pd = cp.get(f"{PROMDEMOS.format(ns=ns)}/{one}") or {}
+            deployment = cp.get(f"/apis/apps/v1/namespaces/{ns}/deployments/{one}") or {}
+            straggler = {
+                "name": one,
+                "status": pd.get("status"),
+                "generation": (pd.get("metadata") or {}).get("generation"),
+                "deployment_status": deployment.get("status"),
+            }
         missing_children = sorted((want - set(stragglers)) - children_present(cp, ns, want))
         by_kind = Counter(audit.between(wall0, wall1))
         log(
@@ -633,6 +644,7 @@ def run_real(args: argparse.Namespace, bench: Any) -> dict[str, Any]:
             "pod_reads_during_reconcile": reconcile_reads,
             "not_ready": len(stragglers),
             "not_ready_names": stragglers[:10],
+            "not_ready_example": straggler,
             "ready_without_all_children": missing_children[:10],
             "operator_cpu_ms_per_promdemo_reconcile_less_pod_reads": round(
                 max(0.0, reconcile_cpu - reconcile_reads * per_read_s) / n * 1e3, 2

@@ -314,9 +314,18 @@ class ReconcileLoop:
             if result.action in ("created", "patched"):
                 key = (result.kind, namespace, result.name)
                 record = self.watched.child(*key)
-                if record is not None and record.resource_version == version(result.object):
+                seen = record.resource_version if record is not None else None
+                if seen is not None and seen == version(result.object):
                     continue  # already delivered
-                before = None if result.action == "created" else version(known.get(result.kind))
+                planned = known.get(result.kind)
+                if seen is not None and planned is not UNKNOWN and seen != version(planned):
+                    # The watch delivered a version after the one this write was planned
+                    # against: this write or a later one (a Deployment's status, written by
+                    # its controller while the other children were still being applied).
+                    # Remembering the write's answer would plan, and report, against an
+                    # older object until the child changes again.
+                    continue
+                before = None if result.action == "created" else version(planned)
                 self.ctx.unseen_writes[key] = (before, result.object)
         for kind in applied.deleted:  # (monitoring objects: named after the PromDemo)
             self.ctx.unseen_writes[(kind, namespace, name)] = (version(known.get(kind)), None)
