@@ -2,8 +2,9 @@
 
 `AppServer` starts `python -m promdemo_app` on a free loopback port with the
 benchmarks' settings (no simulated sleeps, atomic selling from the largest
-stock, so every order is a real sale) and reads its CPU time and memory from
-/proc. `order_client` is a keep-alive client that sends raw HTTP/1.1 orders.
+stock, so every order is a real sale) and reads the CPU time and memory of the
+process that serves (gunicorn's worker, not its master) from /proc.
+`order_client` is a keep-alive client that sends raw HTTP/1.1 orders.
 """
 
 from __future__ import annotations
@@ -64,8 +65,20 @@ class AppServer:
                 time.sleep(0.1)
         raise TimeoutError("server did not answer /healthz")
 
+    @property
+    def pid(self) -> int:
+        """The process that serves the requests, whose CPU and memory the benchmarks read:
+        gunicorn's worker (the master's one child; `python -m promdemo_app` is the
+        master, which only supervises), or the started process while it has no child."""
+        master = self.proc.pid
+        try:
+            children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+        except FileNotFoundError:
+            children = []
+        return int(children[0]) if children else master
+
     def _status(self, key: str) -> int:
-        with open(f"/proc/{self.proc.pid}/status") as f:
+        with open(f"/proc/{self.pid}/status") as f:
             for line in f:
                 if line.startswith(key + ":"):
                     return int(line.split()[1])
@@ -73,7 +86,7 @@ class AppServer:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time the server has used so far."""
-        with open(f"/proc/{self.proc.pid}/stat") as f:
+        with open(f"/proc/{self.pid}/stat") as f:
             # The fields after the command name, which is in parentheses.
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -82,14 +95,15 @@ class AppServer:
         """CPU seconds so far of the event loop's thread (the main one) and of all others."""
         tick = os.sysconf("SC_CLK_TCK")
         main = others = 0.0
-        for tid in os.listdir(f"/proc/{self.proc.pid}/task"):
+        pid = self.pid
+        for tid in os.listdir(f"/proc/{pid}/task"):
             try:
-                with open(f"/proc/{self.proc.pid}/task/{tid}/stat") as f:
+                with open(f"/proc/{pid}/task/{tid}/stat") as f:
                     fields = f.read().rsplit(")", 1)[1].split()
             except FileNotFoundError:
                 continue  # a thread that just exited
             seconds = (int(fields[11]) + int(fields[12])) / tick
-            if int(tid) == self.proc.pid:
+            if int(tid) == pid:
                 main += seconds
             else:
                 others += seconds

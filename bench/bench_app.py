@@ -2,7 +2,8 @@
 
     python bench/bench_app.py [--seconds 40] [--rounds 20] [--concurrency 50] [--control] [--json]
 
-1. The real server (`python -m promdemo_app`, waitress, one process) twice, on
+1. The real server (`python -m promdemo_app`: gunicorn's master and its one gthread
+   worker, which serves; CPU is read from the worker, `appserver.AppServer.pid`) twice, on
    free loopback ports, both without simulated sleeps and selling atomically
    from 1,000,000 units, so every order is a real sale (200). `--concurrency`
    keep-alive clients send POST /order back to back. The time is split into
@@ -10,8 +11,9 @@
    shared machine hits both alike. The cost is the ratio of orders/s over the
    whole run, and the median (with the spread) of the ratios of each pair of
    rounds. Per server: orders/s, and its CPU time per order (from /proc, split
-   into the event loop's thread and the worker threads), which a busy machine
-   disturbs less because the client competes for the same cores.
+   into the worker's main thread, which accepts and polls, and its request
+   threads), which a busy machine disturbs less because the client competes
+   for the same cores.
 2. The WSGI app alone, in this process, metrics on vs off: CPU microseconds per
    order, the least of `--app-repeats` interleaved repeats (the steadiest figure:
    no sockets, no threads, no client). That difference over the server's CPU
@@ -207,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         extra = f"  (other answers: {other})" if other else ""
         print(
             f"  metrics {name:3}: {server.rate:8.1f} orders/s  {server.cpu_us:6.1f} us CPU/order"
-            f" (event loop {server.loop_cpu_us:.1f}, worker threads "
+            f" (worker's main thread {server.loop_cpu_us:.1f}, request threads "
             f"{server.cpu_us - server.loop_cpu_us:.1f}){extra}"
         )
     print(f"  the metrics cost, throughput  : {total_cost:+.1%} over the whole run")

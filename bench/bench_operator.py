@@ -407,7 +407,7 @@ def app_reads(app: AppServer, path: str, count: int) -> float:
     ).encode()
     with socket.create_connection(("127.0.0.1", app.port), timeout=30) as sock:
         stream = sock.makefile("rb")
-        before = Cpu(app.proc.pid)
+        before = Cpu(app.pid)
         for _ in range(count):
             sock.sendall(request)
             length = None
@@ -537,6 +537,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         stats_url = urls[-1]
         app = stack.enter_context(AppServer())
         extra = ["--prometheus-interval", "5"] if args.prometheus else []
+        if args.kube_api_qps:
+            extra += ["--kube-api-qps", str(args.kube_api_qps)]
+        if args.kube_api_burst:
+            extra += ["--kube-api-burst", str(args.kube_api_burst)]
         op = cluster.start_operator(*extra, resync_seconds=RESYNC_SECONDS)
         kubelet = Kubelet(cluster, urls[:-1])
         total_promdemos = n + args.warm_up
@@ -803,8 +807,29 @@ def print_table(r: dict[str, Any]) -> None:
             f"{r['idle_rss_mib']} / {r['warm_rss_mib']} / {r['peak_rss_mib']} MiB",
         ),
         ("RSS per PromDemo (with its pods)", f"{r['rss_mib_per_promdemo']:.3f} MiB"),
-        ("RSS per pod", f"{r['rss_kib_per_pod']:.2f} KiB"),
+        (
+            "RSS per pod",
+            "n/a" if r["rss_kib_per_pod"] is None else f"{r['rss_kib_per_pod']:.2f} KiB",
+        ),
     ]
+    if r["api"] == "real":
+        rows += [
+            (
+                "drift repair (child deleted -> back)",
+                f"p50 {r['drift_repair_seconds_p50']:.3f} s, p95"
+                f" {r['drift_repair_seconds_p95']:.3f} s ({r['drift_repairs']} deletions)",
+            ),
+            (
+                "control plane CPU per PromDemo create-to-Ready",
+                f"{r['controlplane_cpu_ms_per_promdemo_reconcile']:.1f} ms",
+            ),
+            (
+                "control plane CPU at rest / under traffic",
+                fig("controlplane_cpu_fraction_at_rest", " % of a core", 100, "{:.2f}")
+                + " / "
+                + fig("controlplane_cpu_fraction_under_traffic", " % of a core", 100, "{:.2f}"),
+            ),
+        ]
     width = max(len(a) for a, _ in rows)
     for what, value in rows:
         print(f"  {what:<{width}}  {value}")
@@ -851,7 +876,27 @@ def main(argv: list[str] | None = None) -> int:
         help="stop waiting for Ready when none more became Ready for this long (default 60)",
     )
     parser.add_argument(
-        "--api", choices=["kmock"], default="kmock", help="the API server (the emulator)"
+        "--api",
+        choices=["kmock", "real"],
+        default="kmock",
+        help="the API server: the emulator (default), or a real control plane built from "
+        "upstream (bench/realapi.py; root and `make controlplane`)",
+    )
+    parser.add_argument(
+        "--kube-api-qps",
+        type=float,
+        help="the operator's --kube-api-qps (default: the operator's own default)",
+    )
+    parser.add_argument(
+        "--kube-api-burst",
+        type=int,
+        help="the operator's --kube-api-burst (default: the operator's own default)",
+    )
+    parser.add_argument(
+        "--drift-samples",
+        type=int,
+        default=20,
+        help="--api real: children deleted one at a time to time their repair (default 20)",
     )
     parser.add_argument(
         "--prometheus",
@@ -889,7 +934,18 @@ def main(argv: list[str] | None = None) -> int:
     # A SIGTERM (e.g. `timeout`) unwinds the context managers: the operator, the pod
     # servers and the app are stopped, not left running.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    result = run(args)
+    if args.api == "real":
+        from tests.support.controlplane import missing_requirements
+
+        reason = missing_requirements()
+        if reason is not None:
+            print(f"bench_operator.py: --api real: {reason}", file=sys.stderr)
+            return 2
+        import realapi
+
+        result = realapi.run_real(args, sys.modules[__name__])
+    else:
+        result = run(args)
     print_table(result)
     if args.json:
         print(json.dumps(result))

@@ -9,6 +9,9 @@ pod does on ``GET /metrics`` and on ``POST /inventory/reset`` (and its own
 inventory instead of ``--value``); ``--count N:METRICS[:RESET]``
 adds pods ``pod-0`` … ``pod-N-1``. Pods are spread over 127.0.0.2 … 127.0.0.201
 (one address per pod up to 200 pods, then several ports per address).
+``--hosts FIRST_IP --port N`` instead: pod i listens on FIRST_IP + i, port N (as many
+pods on one port as a cluster has: run inside a network namespace where those
+addresses are local, e.g. bench/realapi.py's).
 ``GET /stats`` answers ``{"scrapes": n, "resets": n}`` (resets received);
 ``GET /stats/all`` (on any pod) the same summed over every pod of the process.
 ``POST /traffic/on`` (on any pod) plays order traffic on every ``ok`` pod: its
@@ -44,6 +47,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import json
 import os
 import signal
@@ -90,8 +94,12 @@ def gzip_bomb(gib: int = 1) -> bytes:
 
 
 class FakePods:
-    def __init__(self, page: str, pods: list[Pod]) -> None:
+    def __init__(
+        self, page: str, pods: list[Pod], *, first_host: str | None = None, port: int = 0
+    ) -> None:
         self.pods = pods
+        self.first_host = ipaddress.IPv4Address(first_host) if first_host else None
+        self.port = port
         head, _, tail = page.partition("\nproduct_inventory ")
         tail = tail.partition("\n")[2]
         self._page_head = head + "\nproduct_inventory "
@@ -118,10 +126,13 @@ class FakePods:
     async def start(self) -> None:
         per_host: dict[str, int] = {}
         for i, pod in enumerate(self.pods):
-            host = f"127.0.0.{FIRST_HOST + i % HOSTS}"
+            if self.first_host is not None:
+                host = str(self.first_host + i)
+            else:
+                host = f"127.0.0.{FIRST_HOST + i % HOSTS}"
             per_host[host] = per_host.get(host, 0) + 1
             server = await asyncio.start_server(
-                lambda r, w, pod=pod: self.serve(pod, r, w), host, 0, backlog=64
+                lambda r, w, pod=pod: self.serve(pod, r, w), host, self.port, backlog=64
             )
             self.servers.append(server)
             port = server.sockets[0].getsockname()[1]
@@ -286,17 +297,30 @@ def app_metrics_page() -> str:
 
 @contextlib.contextmanager
 def fake_pods(
-    workdir: Path, pods: list[str] = (), counts: list[str] = (), value: float = -5.0
+    workdir: Path,
+    pods: list[str] = (),
+    counts: list[str] = (),
+    value: float = -5.0,
+    *,
+    first_host: str | None = None,
+    port: int = 0,
+    prefix: list[str] = (),
 ) -> Iterator[tuple[object, dict[str, str]]]:
-    """Start a fake-pods process; yields (process, {name: base URL}); stops it after."""
+    """Start a fake-pods process; yields (process, {name: base URL}); stops it after.
+
+    `first_host` and `port`: pod i on FIRST_HOST + i, port `port`; `prefix` goes before
+    the command (e.g. `ip netns exec NS`, where those addresses are local).
+    """
     from tests.support.processes import ManagedProcess
 
     page = workdir / "app-metrics.txt"
     page.write_text(app_metrics_page())
     log = workdir / f"fake-pods-{time.monotonic_ns()}.log"
-    argv = [sys.executable, "-m", "tests.support.fake_pods", "--page", str(page)]
+    argv = [*prefix, sys.executable, "-m", "tests.support.fake_pods", "--page", str(page)]
     argv += [f"--pod={p}" for p in pods] + [f"--count={c}" for c in counts]
     argv += [f"--value={value}"]
+    if first_host is not None:
+        argv += [f"--hosts={first_host}", f"--port={port}"]
     env = {"PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     proc = ManagedProcess(argv, log_path=log, env=env, cwd=ROOT)
     try:
@@ -334,12 +358,14 @@ async def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--count", action="append", default=[], metavar="N:METRICS[:RESET]")
     parser.add_argument("--value", type=float, default=-5.0, help="product_inventory of ok pods")
+    parser.add_argument("--hosts", metavar="FIRST_IP", help="pod i listens on FIRST_IP + i")
+    parser.add_argument("--port", type=int, default=0, help="with --hosts: every pod's port")
     args = parser.parse_args(argv)
     pods = [parse_pod(spec, args.value) for spec in args.pod]
     for spec in args.count:
         n, _, kinds = spec.partition(":")
         pods += [parse_pod(f"pod-{i}={kinds}", args.value) for i in range(int(n))]
-    fake = FakePods(args.page.read_text(), pods)
+    fake = FakePods(args.page.read_text(), pods, first_host=args.hosts, port=args.port)
     await fake.start()
     print(json.dumps(fake.urls), flush=True)
     stop = asyncio.Event()

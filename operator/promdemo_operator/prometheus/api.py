@@ -29,9 +29,10 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 from promdemo_operator.core.rules import (
     ALERTING_GROUP,
@@ -413,7 +414,13 @@ class PrometheusAPI:
         self.timeout = timeout
         self.max_body_bytes = max_body_bytes
         self._own_client = client is None
-        self._client = client or httpx.AsyncClient(timeout=timeout)
+        if client is None:
+            # Imported when a Prometheus is first asked: httpx (with the click, pygments
+            # and rich its CLI pulls in) is ~5 MiB an operator without one never needs.
+            import httpx
+
+            client = httpx.AsyncClient(timeout=timeout)
+        self._client = client
 
     async def aclose(self) -> None:
         if self._own_client:
@@ -427,6 +434,8 @@ class PrometheusAPI:
 
     async def get(self, path: str, params: Mapping[str, str] | None = None) -> Mapping[str, Any]:
         """The JSON body of GET `path`; PromAPIError when not a successful API answer."""
+        import httpx  # loaded by __init__ or the caller's client: a dict lookup
+
         url = f"{self.base_url}{path}"
         try:
             async with asyncio.timeout(self.timeout):

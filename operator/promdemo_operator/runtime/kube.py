@@ -63,6 +63,7 @@ from promdemo_operator.core.names import (
     VERSION,
 )
 from promdemo_operator.core.reconcile_status import MONITORING_PLURALS
+from promdemo_operator.runtime.ratelimit import TokenBucket
 
 log = logging.getLogger("promdemo.kube")
 
@@ -175,8 +176,13 @@ class Kube:
         *,
         request_timeout: float = 30.0,
         discovery_ttl: float = 300.0,
+        limiter: TokenBucket | None = None,
     ) -> None:
         self.api = api_client or k8s_client.ApiClient()
+        #: The client-side limit (`--kube-api-qps`/`--kube-api-burst`): every request
+        #: through this client waits for a token first; None: no limit (the leader's
+        #: Lease client, whose renewals must not queue behind a large apply).
+        self.limiter = limiter
         self.request_timeout = request_timeout
         self.discovery_ttl = discovery_ttl
         self._discovery_lock = threading.Lock()
@@ -187,12 +193,14 @@ class Kube:
         self._not_kept: dict[tuple[str, str, str], tuple[str, str]] = {}
 
     @classmethod
-    def from_default_config(cls, *, pool_size: int = 16) -> Kube:
+    def from_default_config(
+        cls, *, pool_size: int = 16, limiter: TokenBucket | None = None
+    ) -> Kube:
         """A client from in-cluster credentials or the kubeconfig (`$KUBECONFIG`)."""
         load_config()
         configuration = k8s_client.Configuration.get_default_copy()
         configuration.connection_pool_maxsize = max(pool_size, 4)
-        return cls(k8s_client.ApiClient(configuration))
+        return cls(k8s_client.ApiClient(configuration), limiter=limiter)
 
     # -- raw requests ---------------------------------------------------------------
 
@@ -205,6 +213,8 @@ class Kube:
         content_type: str = "application/json",
     ) -> dict[str, Any]:
         """One API call; the decoded JSON answer, or `KubeError`."""
+        if self.limiter is not None:
+            self.limiter.wait()
         headers = {"Accept": "application/json", "Content-Type": content_type}
         method, url, headers, body, _ = self.api.param_serialize(
             method=method,

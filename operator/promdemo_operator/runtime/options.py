@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 
 from promdemo_operator.core import cliargs
+from promdemo_operator.runtime import ratelimit
 from promdemo_operator.runtime.leader.election import (
     DEFAULT_LEASE_DURATION,
     DEFAULT_RENEW_DEADLINE,
@@ -48,6 +49,8 @@ class OperatorOptions:
     prometheus_interval: float = DEFAULT_PROMETHEUS_INTERVAL_SECONDS
     prometheus_url: str | None = None
     leader_election: LeaderElectionOptions | None = None
+    kube_api_qps: float = ratelimit.DEFAULT_QPS
+    kube_api_burst: int = ratelimit.DEFAULT_BURST
 
     @property
     def clusterwide(self) -> bool:
@@ -97,6 +100,15 @@ def _prometheus_interval(text: str) -> float:
     if seconds < MIN_PROMETHEUS_INTERVAL_SECONDS:
         raise argparse.ArgumentTypeError(f"{text!r}: must be at least 1s")
     return seconds
+
+
+def _kube_api_qps(text: str) -> float:
+    value = cliargs.finite_float(text)
+    if not 0 < value <= ratelimit.MAX_QPS:
+        raise argparse.ArgumentTypeError(
+            f"must be a number above 0 and at most {ratelimit.MAX_QPS:g}, got {text!r}"
+        )
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -179,6 +191,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="ask this Prometheus for every PromDemo instead of the Prometheus objects that "
         "select it (through the API server's service proxy); no Kubernetes credentials "
         "are sent to it",
+    )
+    parser.add_argument(
+        "--kube-api-qps",
+        type=_kube_api_qps,
+        default=ratelimit.DEFAULT_QPS,
+        metavar="QPS",
+        help="requests per second the operator sends to the API server on average, writes "
+        "(children, status, Events) and reads alike; the Lease of --leader-elect apart "
+        f"(default {ratelimit.DEFAULT_QPS:g}, kube-controller-manager's)",
+    )
+    parser.add_argument(
+        "--kube-api-burst",
+        type=cliargs.int_range(1, ratelimit.MAX_BURST),
+        default=ratelimit.DEFAULT_BURST,
+        metavar="N",
+        help="requests it may send at once above --kube-api-qps "
+        f"(default {ratelimit.DEFAULT_BURST}, kube-controller-manager's)",
     )
     election = parser.add_argument_group("leader election (several replicas, one acting)")
     election.add_argument(
@@ -272,6 +301,8 @@ def options_from_args(args: argparse.Namespace) -> OperatorOptions:
         prometheus_interval=args.prometheus_interval,
         prometheus_url=args.prometheus_url,
         leader_election=election_from_args(args),
+        kube_api_qps=args.kube_api_qps,
+        kube_api_burst=args.kube_api_burst,
     )
 
 

@@ -19,11 +19,12 @@ from promdemo_operator.prometheus.api import (
     evaluation_interval,
 )
 from promdemo_operator.prometheus.status import Asked, record_key
-from promdemo_operator.runtime.apiserver import Connection, PrometheusPlace, locate_prometheus
 from promdemo_operator.runtime.kube import Kube
 
 if TYPE_CHECKING:
     import httpx
+
+    from promdemo_operator.runtime.apiserver import PrometheusPlace
 
 
 USER_AGENT = f"promdemo-operator/{__version__}"
@@ -84,6 +85,9 @@ class PrometheusSnapshots:
     def _api_server(self) -> httpx.AsyncClient:
         """The HTTP client of the service proxy: the operator's credentials (built once)."""
         if self._client is None:
+            # runtime/apiserver.py (httpx) is imported when a Prometheus is first asked.
+            from promdemo_operator.runtime.apiserver import Connection
+
             configuration = self.kube.api.configuration
             connection = Connection(str(configuration.host).rstrip("/"), "", configuration)
             self._client = connection.client(TIMEOUT_SECONDS, user_agent=USER_AGENT)
@@ -103,6 +107,8 @@ class PrometheusSnapshots:
                 entry = _Entry(None, SnapshotCache(api, self.interval), api=api)
             else:
                 client = self._api_server()
+                from promdemo_operator.runtime.apiserver import locate_prometheus
+
                 place = await locate_prometheus(client, record, every)
                 base = str(client.base_url).rstrip("/") + place.path
                 api = PrometheusAPI(base, client=client, timeout=TIMEOUT_SECONDS)

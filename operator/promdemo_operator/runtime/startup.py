@@ -5,6 +5,7 @@
                       [--bind 0.0.0.0] [--standalone | --no-standalone]
                       [--resync-seconds 10800] [--workers 16]
                       [--prometheus-interval 30s] [--prometheus-url URL]
+                      [--kube-api-qps 20] [--kube-api-burst 30]
                       [--leader-elect [--leader-elect-lease-duration 15s]
                        [--leader-elect-renew-deadline 10s] [--leader-elect-retry-period 2s]
                        [--leader-elect-lease-name promdemo-operator]
@@ -24,6 +25,11 @@
 - every Prometheus that selects a PromDemo is asked for its targets, rules and lesson
   numbers once per --prometheus-interval (through the API server's service proxy, or
   the one at --prometheus-url): `runtime/handlers/prometheus.py`.
+- every request to the API server through the operator's client (children created
+  and patched, status writes, Events, reads) takes a token of one bucket first:
+  --kube-api-qps per second, --kube-api-burst at once (`runtime/ratelimit.py`, client-go's
+  rule, kube-controller-manager's defaults); kopf's own watch streams and the
+  --leader-elect Lease are not limited.
 - --leader-elect: several replicas, one acting. The process takes the Lease
   `--leader-elect-lease-name` in `--leader-elect-namespace` (default: $POD_NAMESPACE)
   BEFORE kopf starts; a standby runs no handler and no watch, only /metrics

@@ -41,6 +41,7 @@ import kopf
 from promdemo_operator.core.event_limit import EventLimiter
 from promdemo_operator.runtime.kube import Kube
 from promdemo_operator.runtime.prometheus_snapshots import PrometheusSnapshots
+from promdemo_operator.runtime.ratelimit import TokenBucket
 
 if TYPE_CHECKING:
     from promdemo_operator.runtime.handlers.pod_clients import PodHttpClients
@@ -133,7 +134,10 @@ class OperatorContext:
     def create(cls, options: OperatorOptions, kube: Kube | None = None) -> OperatorContext:
         """A context with a pool of `options.workers` threads (and a client sized to match)."""
         pool = ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="promdemo-api")
-        kube = kube or Kube.from_default_config(pool_size=options.workers)
+        kube = kube or Kube.from_default_config(
+            pool_size=options.workers,
+            limiter=TokenBucket(options.kube_api_qps, options.kube_api_burst),
+        )
         return cls(
             options=options,
             kube=kube,

@@ -322,6 +322,7 @@ class HealLoop:
                 self.context.run(
                     events.post, self.ctx.events, self.body,
                     type="Normal", reason="InventoryReset", message=message,
+                    api_limiter=getattr(self.ctx.kube, "limiter", None),
                 )  # fmt: skip
             except Exception as e:
                 if self.metrics is not None:

@@ -78,6 +78,7 @@ from promdemo_operator.runtime.handlers.prometheus import Observation, observe_l
 from promdemo_operator.runtime.handlers.watches import Watched
 from promdemo_operator.runtime.kube import UNKNOWN, ApplyResult, Kube, KubeError
 from promdemo_operator.runtime.metrics import metrics
+from promdemo_operator.runtime.ratelimit import TokenBucket
 
 T = TypeVar("T")
 
@@ -134,17 +135,35 @@ class Applied:
 
 class Events:
     """Kubernetes Events on the PromDemo (kopf posts them in the background), rate-limited
-    per PromDemo and reason (`runtime/handlers/events.py`)."""
+    per PromDemo and reason, each taking a token of the API client's limit
+    (`runtime/handlers/events.py`)."""
 
-    def __init__(self, body: Any, limiter: EventLimiter) -> None:
+    def __init__(
+        self, body: Any, limiter: EventLimiter, api_limiter: TokenBucket | None = None
+    ) -> None:
         self.body = body
         self.limiter = limiter
+        self.api_limiter = api_limiter
 
     def normal(self, reason: str, message: str) -> None:
-        events.post(self.limiter, self.body, type="Normal", reason=reason, message=message)
+        events.post(
+            self.limiter,
+            self.body,
+            type="Normal",
+            reason=reason,
+            message=message,
+            api_limiter=self.api_limiter,
+        )
 
     def warning(self, reason: str, message: str) -> None:
-        events.post(self.limiter, self.body, type="Warning", reason=reason, message=message)
+        events.post(
+            self.limiter,
+            self.body,
+            type="Warning",
+            reason=reason,
+            message=message,
+            api_limiter=self.api_limiter,
+        )
 
 
 class ReconcileLoop:
@@ -160,7 +179,7 @@ class ReconcileLoop:
         # kopf's per-object logger would also post each warning as an Event: the loop posts
         # its own Events, and logs on its own logger.
         self.logger = _Prefixed(log, {"who": f"{self.namespace}/{self.name}"})
-        self.events = Events(body, ctx.events)
+        self.events = Events(body, ctx.events, getattr(ctx.kube, "limiter", None))
         # The status keys this loop (or its observe loop) wrote, and the PromDemo's version
         # when it wrote them: until the watch delivers the newer version, those keys are
         # taken from here. One writer at a time, so neither drops the other's conditions.
@@ -301,9 +320,18 @@ class ReconcileLoop:
             if result.action in ("created", "patched"):
                 key = (result.kind, namespace, result.name)
                 record = self.watched.child(*key)
-                if record is not None and record.resource_version == version(result.object):
+                seen = record.resource_version if record is not None else None
+                if seen is not None and seen == version(result.object):
                     continue  # already delivered
-                before = None if result.action == "created" else version(known.get(result.kind))
+                planned = known.get(result.kind)
+                if seen is not None and planned is not UNKNOWN and seen != version(planned):
+                    # The watch delivered a version after the one this write was planned
+                    # against: this write or a later one (a Deployment's status, written by
+                    # its controller while the other children were still being applied).
+                    # Remembering the write's answer would plan, and report, against an
+                    # older object until the child changes again.
+                    continue
+                before = None if result.action == "created" else version(planned)
                 self.ctx.unseen_writes[key] = (before, result.object)
         for kind in applied.deleted:  # (monitoring objects: named after the PromDemo)
             self.ctx.unseen_writes[(kind, namespace, name)] = (version(known.get(kind)), None)
