@@ -40,21 +40,32 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
 from tests.support import fault_table
-from tests.support.cluster import INSTALL_YAML, get_json, ready, wait
+from tests.support.cluster import (
+    INSTALL_YAML,
+    get_json,
+    lease_outlasting_restarts,
+    operator_processes,
+    ready,
+    wait,
+)
 from tests.support.controlplane import ControlPlane
 from tests.support.kubelet import Kubelet
+from tests.support.leadership import LEASE, holder, metrics_text, operator_process, sample
+from tests.support.prometheus import run_alertmanager
+from tests.support.serviceproxy import ServiceProxy
 
 pytestmark = pytest.mark.cluster
 
 OPERATOR_NS = "promdemo-system"
-LEASE = f"/apis/coordination.k8s.io/v1/namespaces/{OPERATOR_NS}/leases/promdemo-operator"
 COOLDOWN = 20.0
 LOAD_CONCURRENCY = 8
 LOAD_PAUSE = 0.7
@@ -69,37 +80,7 @@ def operator_pods(cp: ControlPlane, *, timeout: float = 60) -> list[dict[str, An
     return [p for p in pods["items"] if not p["metadata"].get("deletionTimestamp")]
 
 
-def holder(cp: ControlPlane) -> str | None:
-    lease = cp.get(LEASE)
-    return ((lease or {}).get("spec") or {}).get("holderIdentity") or None
-
-
-def operator_process(kubelet: Kubelet, pod: str) -> Any:
-    """The running operator process of pod `pod` (the kubelet stand-in's container)."""
-    for p in list(kubelet.pods.values()):
-        if (p.namespace, p.name) == (OPERATOR_NS, pod) and p.containers:
-            popen = p.containers[0].popen
-            if popen is not None and popen.poll() is None:
-                return popen
-    raise AssertionError(f"no running operator process in pod {pod}")
-
-
-def metrics_of(ip: str) -> str | None:
-    try:
-        with urllib.request.urlopen(f"http://{ip}:8080/metrics", timeout=2) as r:
-            return r.read().decode()
-    except (OSError, urllib.error.URLError):
-        return None
-
-
-def sample(text: str | None, name: str, labels: str = "") -> float | None:
-    if text is None:
-        return None
-    head = f"{name}{{{labels}}} " if labels else f"{name} "
-    for line in text.splitlines():
-        if line.startswith(head):
-            return float(line.rsplit(" ", 1)[1])
-    return None
+metrics_of = metrics_text
 
 
 @pytest.fixture(scope="module")
@@ -191,6 +172,7 @@ class Demo:
         last_read = {pod: time.monotonic() for pod in self.pods}
         while not self._stop.wait(0.2):
             for pod, ip in self.pods.items():
+                last_read.setdefault(pod, time.monotonic())  # a pod added by the row
                 count = sample(metrics_of_app(ip), "inventory_resets_total")
                 now = time.monotonic()
                 if count is None:
@@ -600,6 +582,18 @@ def test_namespace_deleted_while_the_operator_is_down(
 WEBHOOK_TOKEN = "fault-table-webhook-token"
 
 
+def with_webhook_token(cp: ControlPlane) -> None:
+    """The operator pods run with WEBHOOK_TOKEN (their receiver's and Alertmanager's)."""
+    secret = ("secret", "generic", "promdemo-webhook-token", "-n", OPERATOR_NS,
+              f"--from-literal=token={WEBHOOK_TOKEN}")  # fmt: skip
+    if cp.get(f"/api/v1/namespaces/{OPERATOR_NS}/secrets/promdemo-webhook-token") is None:
+        cp.kubectl("create", *secret)
+        # The token is read at start: new pods.
+        cp.kubectl("rollout", "restart", "deployment/promdemo-operator", "-n", OPERATOR_NS)
+        cp.kubectl("rollout", "status", "deployment/promdemo-operator", "-n", OPERATOR_NS,
+                   "--timeout=180s", timeout=200)  # fmt: skip
+
+
 def notification(demo: Demo) -> bytes:
     """What Alertmanager sends for InventoryNegative firing on both pods of `demo`."""
     alerts = [
@@ -630,17 +624,10 @@ def test_a_burst_of_alertmanager_notifications_during_a_change_of_leader(
     operators: ControlPlane, kubelet: Kubelet, request: pytest.FixtureRequest
 ) -> None:
     """1,000 notifications (both pods firing) to the operator pods, as the Service would
-    spread them, while the leader is SIGKILLed and its pod deleted: a standby or a dead
-    pod refuses them (Alertmanager retries those), the leader's answers reset each pod at
-    most once per cooldown."""
-    secret = ("secret", "generic", "promdemo-webhook-token", "-n", OPERATOR_NS,
-              f"--from-literal=token={WEBHOOK_TOKEN}")  # fmt: skip
-    if operators.get(f"/api/v1/namespaces/{OPERATOR_NS}/secrets/promdemo-webhook-token") is None:
-        operators.kubectl("create", *secret)
-        # The token is read at start: new pods.
-        operators.kubectl("rollout", "restart", "deployment/promdemo-operator", "-n", OPERATOR_NS)
-        operators.kubectl("rollout", "status", "deployment/promdemo-operator", "-n", OPERATOR_NS,
-                          "--timeout=180s", timeout=200)  # fmt: skip
+    spread them, while the leader is SIGKILLed and its pod deleted: a standby answers 503
+    and a dead pod refuses them (Alertmanager retries both), the leader's answers reset
+    each pod at most once per cooldown."""
+    with_webhook_token(operators)
 
     def names() -> set[str]:
         return {p["metadata"]["name"] for p in operator_pods(operators) if ready(p)}
@@ -692,3 +679,274 @@ def test_a_burst_of_alertmanager_notifications_during_a_change_of_leader(
         failover=seconds(failover),
     )
     assert sum(outcomes.values()) == 1000
+
+
+def test_etcd_restarted(operators: ControlPlane, kubelet: Kubelet, demo: Demo) -> None:
+    """etcd really stopped (SIGTERM) and started again on its data directory; the API server
+    stays up and reconnects. Unlike a freeze, every connection to etcd breaks."""
+    warm_up(demo)
+    before, exits = holder(operators), restarts(operators)
+    start = time.monotonic()
+    operators.restart_etcd()
+    down = time.monotonic() - start
+    answering = time.monotonic()
+
+    def reads_etcd() -> bool:
+        try:
+            return operators.get(LEASE) is not None
+        except OSError:  # 5xx while the API server reconnects to etcd
+            return False
+
+    wait_until_true(reads_etcd, 60, "the API server to read etcd again")
+    recovery = demo.first_check_after(answering)
+    conclude(
+        demo,
+        "09-etcd-restart",
+        f"etcd restarted (stopped, started again on the same data dir: {seconds(down)} down), "
+        "the API server left up",
+        recovery=f"{seconds(recovery)} after etcd answers "
+        f"({resets_between(demo, start, answering)} resets while it was down)",
+        failover=leadership(operators, exits, before),
+    )
+
+
+OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NS}:promdemo-operator"
+
+
+def lists_by_operator(cp: ControlPlane, since: float) -> dict[str, int]:
+    """The operator's list requests (a watch that got 410 Gone lists again) since `since`
+    (seconds since the epoch), by resource, from the audit log."""
+    counts: dict[str, int] = {}
+    for e in cp.audit_events():
+        ref = e.get("objectRef") or {}
+        if (e.get("verb") != "list" or e.get("stage") != "ResponseComplete"
+                or (e.get("user") or {}).get("username") != OPERATOR_USER
+                or ref.get("resource") == "leases"):  # fmt: skip
+            continue
+        received = e["requestReceivedTimestamp"].replace("Z", "+00:00")
+        if datetime.fromisoformat(received).timestamp() >= since:
+            counts[ref.get("resource", "?")] = counts.get(ref.get("resource", "?"), 0) + 1
+    return counts
+
+
+def test_watch_broken_by_etcd_compaction(
+    operators: ControlPlane, kubelet: Kubelet, demo: Demo
+) -> None:
+    """410 Gone: kube-apiserver restarted over an etcd compacted at its latest revision, as in
+    tests/cluster/test_watch_gap.py, so every watch resuming from its last resourceVersion
+    gets 410 Gone and lists again. With install.yaml's 10 s renew deadline the leader would
+    exit during the restart (row 04) and a fresh process list everything without any 410:
+    this row runs the operator with a lease that outlasts the restart (LONG_LEASE), so the
+    same leader process relists and goes on healing."""
+    with lease_outlasting_restarts(operators, kubelet):
+        warm_up(demo)
+        processes, before, exits = (
+            operator_processes(operators),
+            holder(operators),
+            restarts(operators),
+        )
+        start, wall = time.monotonic(), time.time()
+        operators.restart_apiserver(before_start=operators.etcd_compact)
+        back = time.monotonic() - start
+        recovery = demo.first_check_after(time.monotonic())
+        # Kept in the block: the roll back to install.yaml's args would be a change of leader.
+        time.sleep(COOLDOWN)
+        lists = lists_by_operator(operators, wall)
+        figures = demo.figures(
+            "watch broken by etcd compaction: kube-apiserver restarted over an etcd compacted "
+            f"at its latest revision ({seconds(back)} down): a watch resuming from its "
+            "resourceVersion gets 410 Gone; "
+            "lease 120 s / renew deadline 90 s so the same leader lives through it",
+            recovery=f"{seconds(back + recovery)} (first heal check after it answers: "
+            f"{seconds(recovery)}); lists by the operator after it: "
+            + ", ".join(f"{n} {r}" for r, n in sorted(lists.items())),
+            failover=leadership(operators, exits, before),
+        )
+        assert operator_processes(operators) == processes, "an operator restarted: no relist"
+        figures["stuck"] = demo.stuck_or_unhealed()
+    fault_table.record("10-watch-410-relist", figures)
+    assert figures["double_resets"] == 0, demo.resets
+    assert figures["stuck"] == "none"
+    assert lists.get("promdemos"), f"the PromDemos were not listed again: {lists}"
+    assert lists.get("pods"), f"the pods were not listed again: {lists}"
+
+
+def order(ip: str) -> None:
+    """One order from the app at `ip` (its stock goes down; below zero when oversold)."""
+    req = urllib.request.Request(f"http://{ip}:8080/order", data=b"{}", method="POST",
+                                 headers={"Content-Type": "application/json"})  # fmt: skip
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            r.read()
+    except (OSError, urllib.error.URLError):
+        pass
+
+
+def reset_requests(ip: str, status: str) -> float:
+    """The app's answers to POST /inventory/reset with `status` (its http_requests_total)."""
+    labels = f'method="POST",route="/inventory/reset",status="{status}"'
+    return sample(metrics_of_app(ip), "http_requests_total", labels) or 0.0
+
+
+def test_a_pod_ip_given_to_another_promdemos_pod(
+    operators: ControlPlane, kubelet: Kubelet, demo: Demo
+) -> None:
+    """One of the demo's pods is deleted and a pod of another PromDemo (healing off, stock 1,
+    driven below zero) gets its IP at once. The leader is paused ~5 s (under its 10 s renew
+    deadline) across the swap, so the checks it runs when it wakes still go by its last view
+    of the pods, to the reused IP: the other app must get no reset (the reset token is the
+    PromDemo's own; the other app refuses it with 401)."""
+    warm_up(demo)
+    # The victim leaves the load: it stays above zero after its last reset, so by the swap
+    # it is out of cooldown and a check that finds its IP below zero would reset it.
+    victim, reused_ip = sorted(demo.pods.items())[0]
+    demo.pods = {p: ip for p, ip in demo.pods.items() if p != victim}  # no load, no sampling
+    rival_ns = f"{demo.namespace}-rival"
+    operators.kubectl("create", "namespace", rival_ns)
+    rival = {
+        "apiVersion": "promdemo.dev/v1alpha1", "kind": "PromDemo",
+        "metadata": {"name": "rival", "namespace": rival_ns},
+        "spec": {"replicas": 1, "app": {"initialInventory": 1}, "autoHeal": {"enabled": False},
+                 "monitoring": {"serviceMonitor": False, "prometheusRule": False}},
+    }  # fmt: skip
+    operators.kubectl("apply", "-f", "-", input=yaml.safe_dump(rival))
+
+    def rival_pods() -> list[dict[str, Any]]:
+        pods = get_json(operators, "pods", "-n", rival_ns)["items"]
+        return [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+
+    wait(lambda: any(ready(p) for p in rival_pods()), "the rival's pod ready", kubelet=kubelet,
+         timeout=180)  # fmt: skip
+    (first_rival,) = rival_pods()
+    # Until the victim's last reset (it may get one more, if it was below zero when it left
+    # the load) is a cooldown old, by its own counter.
+    count = sample(metrics_of_app(reused_ip), "inventory_resets_total")
+    changed = demo.resets[victim][-1][1]
+    if count != demo._counts.get(victim):  # a reset since the sampler's last read
+        changed = time.monotonic()
+    deadline = time.monotonic() + 3 * COOLDOWN
+    while time.monotonic() - changed < COOLDOWN + 1.5 or (app_inventory(reused_ip) or -1) < 0:
+        assert time.monotonic() < deadline, "the victim was not left out of cooldown"
+        now = sample(metrics_of_app(reused_ip), "inventory_resets_total")
+        if now != count:
+            count, changed = now, time.monotonic()
+        time.sleep(0.2)
+    kubelet.pin_next_ip(rival_ns, reused_ip)
+    leader = holder(operators)
+    assert leader is not None
+    process = operator_process(kubelet, leader)
+    force = ("--grace-period=0", "--force")
+    process.send_signal(signal.SIGSTOP)
+    paused = time.monotonic()
+    try:
+        operators.kubectl("delete", "pod", first_rival["metadata"]["name"], "-n", rival_ns, *force)
+        operators.kubectl("delete", "pod", victim, "-n", demo.namespace, *force)
+        # The rival's next pod starts on the freed IP (told from the victim by its reset
+        # counter: the victim's is >= 1 after warm_up); concurrent orders oversell its stock
+        # of 1 (each sees 1 in stock before any takes it) and drive it below zero.
+        rival_below_zero = False
+        deadline = time.monotonic() + 6.0
+        with ThreadPoolExecutor(max_workers=LOAD_CONCURRENCY) as pool:
+            while time.monotonic() < deadline and not rival_below_zero:
+                if sample(metrics_of_app(reused_ip), "inventory_resets_total") == 0:
+                    list(pool.map(order, [reused_ip] * LOAD_CONCURRENCY))
+                    rival_below_zero = (app_inventory(reused_ip) or 0) < 0
+                time.sleep(0.1)
+        rival_up = time.monotonic() - paused
+    finally:
+        process.send_signal(signal.SIGCONT)
+    woke = time.monotonic()
+    paused = woke - paused
+    assert rival_below_zero, (
+        f"the rival's app was not below zero on the reused IP in {paused:.1f} s"
+    )
+
+    def on_the_reused_ip() -> list[dict[str, Any]]:
+        return [p for p in rival_pods() if p["status"].get("podIP") == reused_ip]
+
+    wait(lambda: len(on_the_reused_ip()) == 1, "the rival's pod on the reused IP", kubelet=kubelet)
+    (rival_pod,) = on_the_reused_ip()
+    demo.first_check_after(woke)
+    time.sleep(5)  # the checks after the wake-up, by the old view and the new one
+    rival_resets = sample(metrics_of_app(reused_ip), "inventory_resets_total")
+    assert rival_resets is not None, "the rival's app stopped answering"
+    refused = reset_requests(reused_ip, "401")
+    # The demo's replacement pod is sampled too (and must be healed by the end).
+    replacement = {p["metadata"]["name"]: p["status"]["podIP"]
+                   for p in get_json(operators, "pods", "-n", demo.namespace)["items"]
+                   if ready(p) and p["metadata"]["name"] not in demo.pods
+                   and p["metadata"]["name"] != victim}  # fmt: skip
+    for pod in replacement:
+        demo.resets.setdefault(pod, [])
+    demo.pods = {**demo.pods, **replacement}
+    figures = conclude(
+        demo,
+        "11-pod-ip-reused-by-another-promdemo",
+        "a pod deleted and another PromDemo's pod (healing off, driven below zero) given its "
+        f"IP at once (below zero {seconds(rival_up)} after the delete); the leader paused "
+        f"{seconds(paused)} across the swap, so its next checks go by its old view of the pods",
+        recovery=f"the other PromDemo's app ({rival_pod['metadata']['name']}): "
+        f"{rival_resets:g} resets, {refused:g} reset requests refused (401: not its token)",
+        failover="leader kept (paused under its renew deadline)"
+        if holder(operators) == leader
+        else "the leader changed",
+    )
+    operators.kubectl("delete", "namespace", rival_ns, "--wait=false", check=False)
+    assert rival_resets == 0, figures
+
+
+def test_a_notification_the_service_sends_to_the_standby_reaches_the_leader(
+    operators: ControlPlane, kubelet: Kubelet, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """The operator's Service selects both replicas, and both are Ready (readiness does not
+    follow the Lease: a rollout's new pods wait as standbys). Alertmanager's notification,
+    sent through the Service's webhook port with its first connection balanced to the
+    standby, gets the standby's 503 naming the leader; Alertmanager retries on a new
+    connection, which reaches the leader, and each pod is reset once."""
+    with_webhook_token(operators)
+    wait(lambda: len([p for p in operator_pods(operators) if ready(p)]) == 2
+         and holder(operators) in {p["metadata"]["name"] for p in operator_pods(operators)},
+         "two ready replicas, one leading", kubelet=kubelet, timeout=180)  # fmt: skip
+    demo = Demo(operators, kubelet, "faults-standby-webhook",
+                auto_heal={"source": "alertmanager"}).start()  # fmt: skip
+    request.addfinalizer(lambda: operators.kubectl("delete", "namespace", demo.namespace,
+                                                   "--wait=false", check=False))  # fmt: skip
+    request.addfinalizer(demo.stop)
+    wait_until_true(lambda: all((app_inventory(ip) or 0) < 0 for ip in demo.pods.values()),
+                    60, "both pods below zero")  # fmt: skip
+    leader = holder(operators)
+    pods = {p["metadata"]["name"]: p["status"]["podIP"] for p in operator_pods(operators)}
+    (standby_ip,) = [ip for name, ip in pods.items() if name != leader]
+
+    # Asked directly, the standby says who leads.
+    answer = urllib.request.Request(f"http://{standby_ip}:8082/alertmanager", data=b"{}",
+                                    method="POST")  # fmt: skip
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(answer, timeout=5)
+    assert refused.value.code == 503
+    assert json.loads(refused.value.read())["leader"] == leader
+
+    before = sample(metrics_of(standby_ip), "promdemo_operator_standby_webhook_refused_total")
+    alerts = [
+        {"labels": {"alertname": "InventoryNegative", "namespace": demo.namespace,
+                    "promdemo": demo.name, "pod": pod}}
+        for pod in demo.pods
+    ]  # fmt: skip
+    with (
+        ServiceProxy(operators, OPERATOR_NS, "promdemo-operator", "webhook") as proxy,
+        run_alertmanager(tmp_path, f"{proxy.url}/alertmanager", bearer_token=WEBHOOK_TOKEN,
+                         group_by=("alertname", "namespace", "promdemo"),
+                         send_resolved=False) as alertmanager,
+    ):  # fmt: skip
+        proxy.send_next_to(standby_ip)
+        sent = time.monotonic()
+        httpx.post(f"{alertmanager.url}/api/v2/alerts", json=alerts, timeout=5).raise_for_status()
+        wait_until_true(lambda: all(demo.resets.values()), 60, "each pod reset")
+        healed = time.monotonic() - sent
+    after = sample(metrics_of(standby_ip), "promdemo_operator_standby_webhook_refused_total")
+    assert proxy.connections[0] == standby_ip, proxy.connections
+    assert pods[leader] in proxy.connections, proxy.connections
+    assert (after or 0) > (before or 0), "the standby answered no notification"
+    time.sleep(2)
+    assert sorted(len(t) for t in demo.resets.values()) == [1, 1], demo.resets
+    print(f"healed {healed:.1f} s after the alert; connections: {proxy.connections}")

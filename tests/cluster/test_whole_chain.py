@@ -144,8 +144,8 @@ spec:
 #: An Alertmanager (the built one, as a Deployment's pod) whose one receiver is the
 #: operator's webhook. The cluster has no kube-proxy, so the receiver's URL is the
 #: leading operator pod's IP where a user writes its Service's name (docs/heal.md; the
-#: standby does not listen on the webhook port: Alertmanager retries until the leader
-#: answers, docs/operator.md).
+#: standby answers the webhook port 503 and Alertmanager retries until the leader
+#: answers, docs/operator.md and test_faults.py's notification through the Service).
 ALERTMANAGER = """
 apiVersion: v1
 kind: Secret

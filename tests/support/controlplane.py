@@ -362,7 +362,9 @@ class ControlPlane:
         _run([*cluster, "link", "set", veth, "up"])
         _run(["ip", "netns", "exec", self.netns, "sysctl", "-qw",
               f"net.ipv4.conf.{veth}.proxy_arp=1"])  # fmt: skip
-        _run([*cluster, "route", "add", f"{ip}/32", "dev", veth])
+        # `replace`: an address handed out again (Kubelet.pin_next_ip) may still have the old
+        # pod's route for a moment, until the kernel has destroyed that pod's veth.
+        _run([*cluster, "route", "replace", f"{ip}/32", "dev", veth])
         return name
 
     def remove_pod_network(self, name: str) -> None:
@@ -586,6 +588,13 @@ class ControlPlane:
         if before_start is not None:
             before_start()
         self._start_apiserver()
+
+    def restart_etcd(self, down: float = 0.0) -> None:
+        """Stop etcd (SIGTERM), leave it down `down` seconds, start it again on the same data
+        directory (every object kept) and wait until it answers; the API server stays up."""
+        self._stop_process("etcd")
+        time.sleep(down)
+        self._start_etcd()
 
     def _wait(self, name: str, ready: Any, timeout: float = START_TIMEOUT) -> None:
         deadline = time.monotonic() + timeout

@@ -36,7 +36,8 @@ this one thread plays the node's part, as the API server sees it:
 - a pod being deleted: SIGTERM to each process, SIGKILL when the grace period
   (`deletionGracePeriodSeconds`) is over, then the pod is deleted with grace 0 (the
   kubelet's part in deletion; without it a namespace never finishes terminating);
-  a new pod always gets a new IP.
+  a new pod gets a new IP, unless a test asked for one with `pin_next_ip` (a
+  CNI may hand a freed address to the next pod at once: the IP-reuse fault).
 
 Not modelled: liveness probes, resource limits, `runAsUser` and
 `readOnlyRootFilesystem` (processes run as the test's user), init containers,
@@ -134,6 +135,7 @@ class Kubelet:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.errors: list[str] = []
+        self._pinned: dict[str, str] = {}  # namespace -> the IP its next pod gets
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -181,6 +183,14 @@ class Kubelet:
             ):
                 out.append(path.read_text(errors="replace"))
         return "".join(out)
+
+    def pin_next_ip(self, namespace: str, ip: str) -> None:
+        """The next pod started in `namespace` gets `ip`, as soon as no running pod of this
+        node holds it (e.g. the address a pod just deleted had): the pod waits till then."""
+        self._pinned[namespace] = ip
+
+    def _ip_busy(self, ip: str) -> bool:
+        return any(p.ip == ip for p in self.pods.values())
 
     # -- the node ----------------------------------------------------------------------
 
@@ -246,6 +256,9 @@ class Kubelet:
             if pod is None:
                 if (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
                     continue
+                pinned = self._pinned.get(meta["namespace"])
+                if pinned is not None and self._ip_busy(pinned):
+                    continue  # its address is still another pod's: started once it is free
                 pod = self._start(obj)
             self._tend(pod, obj)
         for uid in [u for u in self.pods if u not in seen]:  # deleted with grace 0 by someone
@@ -273,7 +286,7 @@ class Kubelet:
 
     def _start(self, obj: dict[str, Any]) -> Pod:
         meta = obj["metadata"]
-        ip = self.cp.allocate_pod_ip()
+        ip = self._pinned.pop(meta["namespace"], None) or self.cp.allocate_pod_ip()
         root = self.root / f"{meta['namespace']}_{meta['name']}_{meta['uid'][:8]}"
         root.mkdir(parents=True, exist_ok=True)
         netns = self.cp.add_pod_network(ip)

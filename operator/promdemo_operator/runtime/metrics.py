@@ -73,6 +73,12 @@ class OperatorMetrics:
             ["type"],
             registry=registry,
         )
+        self.standby_webhook_refused = Counter(
+            "promdemo_operator_standby_webhook_refused_total",
+            "Alertmanager notifications a standby answered 503 (not the leader; Alertmanager "
+            "retries them, on a new connection the Service may send to the leader).",
+            registry=registry,
+        )
         # Every series exists from the start (value 0), so rate() sees the first increment.
         for result in RESULTS:
             self.reconciles.labels(result=result)

@@ -33,7 +33,8 @@
 - --leader-elect: several replicas, one acting. The process takes the Lease
   `--leader-elect-lease-name` in `--leader-elect-namespace` (default: $POD_NAMESPACE)
   BEFORE kopf starts; a standby runs no handler and no watch, only /metrics
-  (`promdemo_operator_leader` 0) and /healthz. The leader renews every retry
+  (`promdemo_operator_leader` 0), /healthz, and on --webhook-port a 503 naming the
+  leader (Alertmanager retries it; leader/standby_webhook.py). The leader renews every retry
   period; when it has not renewed within the renew deadline it exits at once with
   status 1 (the Deployment starts it again, as a standby), and a reset is never
   sent once the Lease is not fresh (`runtime/handlers/pod_clients.py`). A clean stop (SIGTERM)
@@ -406,14 +407,40 @@ class _Election:
         health = None
         if self.options.health_port:
             health = StandbyHealth(self.options.bind, self.options.health_port)
+        webhook = self._standby_webhook()
         try:
             if not self.runner.acquire(shutdown.event):
                 return False
         finally:
             if health is not None:
                 health.close()  # the leader's /healthz (runtime/handlers/health.py) takes the port
+            if webhook is not None:
+                webhook.close()  # and the leader's receiver the webhook port
         self.runner.start()
         return True
+
+    def _standby_webhook(self) -> Any:
+        """503 naming the leader on the webhook port while a standby (leader/standby_webhook.py),
+        where the leader would serve the receiver: a port and a token. None otherwise."""
+        from promdemo_operator.runtime.handlers.webhook import webhook_token
+        from promdemo_operator.runtime.leader.standby_webhook import StandbyWebhook
+        from promdemo_operator.runtime.metrics import metrics
+
+        if not self.options.webhook_port or not webhook_token():
+            return None
+        try:
+            return StandbyWebhook(
+                self.options.bind,
+                self.options.webhook_port,
+                holder=lambda: self.elector.observed_holder,
+                refused=metrics().standby_webhook_refused.inc,
+            )
+        except OSError as e:  # as the leader's receiver does: said, and the operator goes on
+            self.log.error(
+                "standby webhook answer cannot listen on %s:%d: %s",
+                self.options.bind, self.options.webhook_port, e,
+            )  # fmt: skip
+            return None
 
     def _lost(self, reason: str) -> None:
         # Exit now, from the watchdog's thread: no handler, heal loop or webhook of this
