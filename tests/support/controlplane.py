@@ -713,10 +713,12 @@ class ControlPlane:
         encoded = base64.b64encode(key.encode()).decode()
         return int(self._etcd("/v3/kv/deleterange", {"key": encoded}).get("deleted", 0))
 
-    def etcd_compact(self) -> int:
-        """Compact etcd at its current revision (older resourceVersions answer 410 Gone)."""
-        encoded = base64.b64encode(b"/registry").decode()
-        revision = int(self._etcd("/v3/kv/range", {"key": encoded})["header"]["revision"])
+    def etcd_compact(self, revision: int | None = None) -> int:
+        """Compact etcd at `revision` (default: its current one); a watch resuming from an
+        older resourceVersion, served from etcd, answers 410 Gone. The revision."""
+        if revision is None:
+            encoded = base64.b64encode(b"/registry").decode()
+            revision = int(self._etcd("/v3/kv/range", {"key": encoded})["header"]["revision"])
         self._etcd("/v3/kv/compaction", {"revision": revision, "physical": True})
         return revision
 

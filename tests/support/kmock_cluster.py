@@ -1,4 +1,9 @@
-"""The operator tier's harness: an emulated API server on 127.0.0.1 and the real operator.
+"""An emulated API server on 127.0.0.1 and the real operator, for the benchmarks only.
+
+No test uses it any more: the operator tier of record is the real control plane
+(tests/cluster, docs/testing.md). What still imports it is bench/bench_operator.py
+(`--api kmock`), bench/bench_operator_hostile.py and bench/profile_operator_memory.py;
+it goes, with tests/support/kmock_emulator.py, when they run on the real control plane.
 
 `KmockCluster` serves a `StrictEmulator` (tests/support/kmock_emulator.py) from a
 background thread and writes a kubeconfig that points at it with a bearer token
@@ -30,14 +35,13 @@ import json
 import secrets
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import kmock
-import pytest
 
 from promdemo_operator.core.names import selector_for
 from tests.support import api_schemas
@@ -585,31 +589,6 @@ class KmockCluster:
         return code
 
 
-# --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture
-def kmock_cluster(tmp_path: Path) -> Iterator[KmockCluster]:
-    """A started KmockCluster with the monitoring CRDs served; stopped (operators first)."""
-    with KmockCluster(tmp_path / "kmock") as cluster:
-        yield cluster
-
-
-@pytest.fixture
-def kmock_cluster_factory(tmp_path: Path) -> Iterator[Callable[..., KmockCluster]]:
-    """`factory(monitoring=False, ...)` → another started KmockCluster; all closed at teardown."""
-    clusters: list[KmockCluster] = []
-
-    def make(**kwargs: Any) -> KmockCluster:
-        cluster = KmockCluster(tmp_path / f"kmock-{len(clusters) + 1}", **kwargs)
-        clusters.append(cluster)
-        return cluster.start()
-
-    yield make
-    for cluster in clusters:
-        cluster.close()
-
-
 def operator_log_tail(op: OperatorProcess, lines: int = 80) -> str:
     """The end of an operator's log and the API's refusals of it, for assertion messages."""
     text = "\n".join(op.process.log().splitlines()[-lines:])
@@ -643,8 +622,6 @@ __all__ = [
     "PromDemoEmulator",
     "Refusal",
     "StrictEmulator",
-    "kmock_cluster",
-    "kmock_cluster_factory",
     "operator_log_tail",
     "resource_path",
     "service_proxy_path",

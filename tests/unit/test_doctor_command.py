@@ -1,7 +1,7 @@
 """`promdemo doctor` as a command: options, exit codes, and its two outputs.
 
-The chains themselves are tests/unit/test_doctor_chain.py's; the command against an
-emulated API server and a real Prometheus is tests/operator/test_doctor.py's. Here:
+The chains themselves are tests/unit/test_doctor_chain.py's; the command against a
+real control plane is tests/cluster/test_reconcile.py's and test_helm.py's. Here:
 usage errors are exit 2 with one line, a cluster that cannot be reached is exit 1,
 and the same chains print as plain lines (not a terminal) or a rich table.
 """

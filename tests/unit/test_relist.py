@@ -6,13 +6,16 @@ loop list the pods once."""
 from __future__ import annotations
 
 import asyncio
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import kopf
+
 from promdemo_operator.heal.pods import PodRecord
-from promdemo_operator.runtime.handlers.context import OperatorContext
+from promdemo_operator.runtime.handlers.context import RELIST_SECONDS, OperatorContext
 from promdemo_operator.runtime.handlers.heal import HealLoop
-from promdemo_operator.runtime.handlers.watches import Watched, promdemo_listed
+from promdemo_operator.runtime.handlers.watches import Watched, child_changed, promdemo_listed
 
 
 def context() -> OperatorContext:
@@ -49,6 +52,50 @@ def test_a_deleted_promdemo_is_forgotten() -> None:
     deliver(ctx, None)  # a new PromDemo of the same name, first seen in a listing
     assert ctx.stale == set()
     assert ctx.seen_promdemos == {("demo", "shop")}
+
+
+def deliver_child(ctx: OperatorContext, type_: str | None, owner: str, version: str) -> None:
+    """A Service event of the child watch: the Service `owner` of PromDemo demo/`owner`."""
+    body = {"metadata": {
+        "name": owner, "namespace": "demo", "resourceVersion": version,
+        "ownerReferences": [{"apiVersion": "promdemo.dev/v1alpha1", "kind": "PromDemo",
+                             "name": owner, "uid": f"uid-{owner}", "controller": True}],
+    }}  # fmt: skip
+    asyncio.run(child_changed(event={"type": type_, "object": body}, body=body,  # type: ignore[arg-type]
+                              resource=kopf.Resource("", "v1", "services"),
+                              memo={"context": ctx}))  # fmt: skip
+
+
+def test_a_child_watch_listed_again_alone_makes_every_promdemo_read_the_api_once() -> None:
+    """The Service watch had a gap (410 Gone) that the PromDemo watch did not: the shop's
+    Service deleted in it is still indexed and no DELETED event comes. The re-list shows
+    only the objects left (the cart's Service), so every PromDemo reads from the API."""
+    ctx = context()
+    for name in ("shop", "cart"):
+        deliver(ctx, None, name=name)  # the PromDemos, listed at start
+        deliver_child(ctx, None, name, "1")  # their Services, listed at start
+    woken = ctx.reconcilers.register(("demo", "shop"))
+    assert ctx.stale == set()
+    deliver_child(ctx, "MODIFIED", "cart", "2")  # a watch event: news, no re-list
+    assert ctx.stale == set()
+    deliver_child(ctx, None, "cart", "2")  # the Service watch listed again
+    assert ctx.stale == {("demo", "shop"), ("demo", "cart")}
+    assert woken.is_set()
+    # The rest of the same re-list refreshes nothing more.
+    ctx.stale.clear()
+    deliver_child(ctx, None, "cart", "2")
+    assert ctx.stale == set()
+
+
+def test_a_later_re_list_of_the_child_watch_refreshes_again() -> None:
+    ctx = context()
+    deliver(ctx, None)
+    deliver_child(ctx, None, "shop", "1")
+    now = time.monotonic()
+    assert ctx.child_watch_relisted("Service", now)
+    assert not ctx.child_watch_relisted("Service", now + 1)
+    assert ctx.child_watch_relisted("Deployment", now + 1)  # another kind: its own re-list
+    assert ctx.child_watch_relisted("Service", now + RELIST_SECONDS + 1)
 
 
 class ListingKube:

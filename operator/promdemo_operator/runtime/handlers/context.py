@@ -14,7 +14,8 @@ otherwise copy it per object), so every handler sees the same context:
   operator's own writes they have not delivered yet (so a reconcile right after
   another does not plan against the state before it);
 - `stale` (`refresh`): the PromDemos whose next reconcile must read every child from
-  the API instead of the indexes (after an error; after a re-list);
+  the API instead of the indexes (after an error; after a re-list of the PromDemos'
+  watch, or of any child kind's watch: `child_watch_relisted`);
 - `heal_loops`: the running heal loops, where the Alertmanager webhook finds its
   target;
 - `pod_http`: the HTTP clients every heal loop shares;
@@ -91,6 +92,11 @@ class Triggers:
         return len(self._events)
 
 
+#: One re-list of a child kind delivers its objects within this many seconds: the
+#: first one refreshes every PromDemo, the rest of the burst nothing more.
+RELIST_SECONDS = 10.0
+
+
 @dataclass
 class OperatorContext:
     """The operator-wide state shared by the handlers (see the module docstring)."""
@@ -122,6 +128,23 @@ class OperatorContext:
     seen_promdemos: set[tuple[str, str]] = field(default_factory=set)
     #: The rate limit of the Events posted on each PromDemo (`runtime/handlers/events.py`).
     events: EventLimiter = field(default_factory=EventLimiter)
+    #: When each child kind's re-list last refreshed every PromDemo (monotonic seconds).
+    relist_refreshed_at: dict[str, float] = field(default_factory=dict)
+
+    def child_watch_relisted(self, kind: str, now: float) -> bool:
+        """The watch of child `kind` listed again (a 410 Gone that the PromDemo watch may
+        not have had): a child deleted during its gap is still in kopf's index and never
+        comes as a DELETED event, and which PromDemo lost one cannot be told from the
+        objects the listing delivers. So every PromDemo reads its children from the API
+        once, at the first object of the re-list (its others arrive within
+        RELIST_SECONDS and refresh nothing more). True when it did."""
+        last = self.relist_refreshed_at.get(kind)
+        if last is not None and now - last < RELIST_SECONDS:
+            return False
+        self.relist_refreshed_at[kind] = now
+        for key in self.seen_promdemos:
+            self.refresh(key)
+        return True
 
     def refresh(self, key: tuple[str, str]) -> None:
         """Make the next reconcile (and heal check) of PromDemo `key` read from the API,

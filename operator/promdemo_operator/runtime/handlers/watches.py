@@ -35,11 +35,17 @@ Events that wake a reconcile (the reconcile loop debounces them):
 Objects the watches list at start only fill the indexes, which kopf completes before
 any handler runs: a restart wakes nothing. A PromDemo listed again (its watch broke
 off with 410 Gone) wakes its reconcile, which then reads every child from the API:
-kopf's indexes never drop an object that vanished while a watch was away.
+kopf's indexes never drop an object that vanished while a watch was away. A child
+kind's watch may break off alone (its resourceVersion compacted, the PromDemos'
+not): a child seen before and listed again wakes every PromDemo the same way, once
+per re-list (`OperatorContext.child_watch_relisted`). A re-list that delivers no
+object at all (the kind's last child deleted in the gap) cannot be seen here; the
+resync catches it.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -194,6 +200,11 @@ async def child_changed(
     written = ctx.unseen_writes.get(key)
     if written is not None and (event.get("type") == "DELETED" or version != written[0]):
         del ctx.unseen_writes[key]  # the watch has caught up with the operator's own write
+    if event.get("type") is None and key in ctx.seen_versions:
+        # A listing of a child seen before: this kind's watch broke off (410 Gone) and
+        # listed again, maybe alone (the PromDemo watch kept going): what vanished in
+        # its gap is still indexed, so every PromDemo reads its children from the API.
+        ctx.child_watch_relisted(key[0], time.monotonic())
     if event.get("type") == "DELETED":
         ctx.seen_versions.pop(key, None)
     elif ctx.seen_versions.get(key) == version:
