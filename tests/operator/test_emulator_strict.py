@@ -158,7 +158,7 @@ def test_a_promdemo_is_stored_with_the_crd_defaults(cluster: KmockCluster) -> No
     assert after["spec"]["replicas"] == crd_default("replicas")
 
 
-# Every invalid sample is judged by the emulator's checks in tests/unit/test_samples.py;
+# Every invalid sample is judged by the emulator's checks in tests/unit/project/test_samples.py;
 # here, one of each answer, through HTTP: an unknown field, the schema, a CEL rule.
 REFUSED_SAMPLES = [
     SAMPLES / "invalid" / f"{name}.yaml"

@@ -1,0 +1,284 @@
+"""manifests/ and crds/: every file and both kustomize overlays validate offline.
+
+Built-in kinds are checked with `kubernetes-validate --strict` (its schemas of
+Kubernetes 1.30, unknown fields refused). Custom resources it does not know:
+a PromDemo is checked against our own CRD instead; ServiceMonitor (prometheus-
+operator) and Application (Argo CD) are checked for the fields we rely on.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from promdemo_operator.core import spec as spec_mod
+from promdemo_operator.core.duration import parse_duration
+from tests.support.crd import schema_errors
+from tests.support.tools import require_binary
+
+ROOT = Path(__file__).resolve().parents[3]
+MANIFESTS = ROOT / "manifests"
+K8S_VERSION = "1.30"
+
+# Owned by other work, checked by their own tests (the samples: tests/unit/project/test_samples.py).
+EXCLUDED_DIRS = {MANIFESTS / "grafana", MANIFESTS / "samples"}
+NOT_KUBERNETES_VALIDATE = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
+    ("argoproj.io/v1alpha1", "Application"),
+}
+
+
+def manifest_files() -> list[Path]:
+    files = []
+    for path in sorted([*MANIFESTS.rglob("*.yaml"), *(ROOT / "crds").glob("*.yaml")]):
+        if path.name == "kustomization.yaml":
+            continue
+        if any(parent in EXCLUDED_DIRS for parent in path.parents):
+            continue
+        files.append(path)
+    return files
+
+
+def docs_of(text: str) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(text) if d is not None]
+
+
+def validate(doc: dict[str, Any]) -> str:
+    """Validate one object; returns how it was checked."""
+    key = (doc.get("apiVersion"), doc.get("kind"))
+    if key == ("promdemo.dev/v1alpha1", "PromDemo"):
+        assert schema_errors(doc) == []
+        spec_mod.parse_spec(doc.get("spec"))
+        return "crd"
+    if key == ("monitoring.coreos.com/v1", "ServiceMonitor"):
+        spec = doc["spec"]
+        assert spec["selector"]["matchLabels"]
+        for endpoint in spec["endpoints"]:
+            assert endpoint["port"]
+            parse_duration(endpoint.get("interval", "30s"))
+        return "fields"
+    if key == ("argoproj.io/v1alpha1", "Application"):
+        spec = doc["spec"]
+        assert {"project", "source", "destination"} <= spec.keys()
+        return "fields"
+    assert key not in NOT_KUBERNETES_VALIDATE
+    kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+    return "kubernetes-validate"
+
+
+def file_id(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix()
+
+
+# --------------------------------------------------------------------------- files
+
+
+def test_there_are_manifests_to_check():
+    names = {file_id(p) for p in manifest_files()}
+    for expected in (
+        "crds/promdemos.promdemo.dev.yaml",
+        "manifests/base/namespace.yaml",
+        "manifests/base/serviceaccount.yaml",
+        "manifests/base/deployment.yaml",
+        "manifests/base/service.yaml",
+        "manifests/base/rbac.yaml",
+        "manifests/argocd/application.yaml",
+        "manifests/overlays/prod/promdemo.yaml",
+    ):
+        assert expected in names
+
+
+@pytest.mark.parametrize("path", manifest_files(), ids=file_id)
+def test_every_manifest_file_validates(path: Path):
+    docs = docs_of(path.read_text())
+    assert docs, f"{path} is empty"
+    for doc in docs:
+        validate(doc)
+
+
+# --------------------------------------------------------------------------- kustomize
+
+
+def kustomize(overlay: str) -> list[dict[str, Any]]:
+    kubectl = require_binary("kubectl")
+    result = subprocess.run(
+        [kubectl, "kustomize", str(MANIFESTS / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return docs_of(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def kind_objects() -> list[dict[str, Any]]:
+    return kustomize("kind")
+
+
+@pytest.fixture(scope="module")
+def prod_objects() -> list[dict[str, Any]]:
+    return kustomize("prod")
+
+
+def find(objects: list[dict], kind: str, name: str | None = None) -> dict:
+    found = [o for o in objects if o["kind"] == kind and name in (None, o["metadata"]["name"])]
+    assert len(found) == 1, f"{kind}/{name}: {len(found)} found"
+    return found[0]
+
+
+CLUSTER_SCOPED = {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"}
+
+
+@pytest.mark.parametrize("overlay", ["kind", "prod"])
+def test_overlay_builds_and_validates(overlay: str, request: pytest.FixtureRequest):
+    objects = request.getfixturevalue(f"{overlay}_objects")
+    namespace = {"kind": "promdemo-system", "prod": "monitoring"}[overlay]
+    kinds = {o["kind"] for o in objects}
+    assert {
+        "CustomResourceDefinition",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Deployment",
+        "Service",
+    } <= kinds
+    for obj in objects:
+        validate(obj)
+        if obj["kind"] not in CLUSTER_SCOPED:
+            assert obj["metadata"]["namespace"] == namespace, obj["metadata"]["name"]
+    # The binding names the ServiceAccount where it really is.
+    binding = find(objects, "ClusterRoleBinding")
+    sa = find(objects, "ServiceAccount")
+    subjects = [s for s in binding["subjects"] if s["kind"] == "ServiceAccount"]
+    assert subjects == [
+        {"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": namespace}
+    ]
+    assert binding["roleRef"]["name"] == find(objects, "ClusterRole")["metadata"]["name"]
+
+
+@pytest.mark.parametrize("overlay", ["kind", "prod"])
+def test_operator_deployment(overlay: str, request: pytest.FixtureRequest):
+    objects = request.getfixturevalue(f"{overlay}_objects")
+    dep = find(objects, "Deployment", "promdemo-operator")
+    pod = dep["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == find(objects, "ServiceAccount")["metadata"]["name"]
+    (container,) = pod["containers"]
+    assert container["image"] == "ghcr.io/promdemo/promdemo:0.1.0"
+    assert [*container["command"], *container["args"]] == [
+        "promdemo",
+        "operator",
+        "--all-namespaces",
+        "--leader-elect",
+    ]
+    # Two replicas, one acting (the Lease's holder), never both on one node if avoidable,
+    # and never both evicted at once.
+    assert dep["spec"]["replicas"] == 2
+    assert dep["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    env = {e["name"]: e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+           for e in container["env"]}  # fmt: skip
+    assert env["POD_NAMESPACE"] == "metadata.namespace"
+    assert env["POD_NAME"] == "metadata.name"
+    labels = dep["spec"]["template"]["metadata"]["labels"]
+    (term,) = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert term["podAffinityTerm"]["labelSelector"]["matchLabels"].items() <= labels.items()
+    pdb = find(objects, "PodDisruptionBudget", "promdemo-operator")
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    # The Lease's Role is where the operator runs, bound to its ServiceAccount.
+    role = find(objects, "Role")
+    binding = find(objects, "RoleBinding")
+    namespace = dep["metadata"]["namespace"]
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == namespace
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+         "verbs": ["get", "create", "patch"]}
+    ]  # fmt: skip
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": pod["serviceAccountName"], "namespace": namespace}
+    ]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"metrics": 8080, "health": 8081, "webhook": 8082}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert set(container["resources"]) == {"requests", "limits"}
+    # The same securityContext as the app (Pod Security "restricted").
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 10001
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    sc = container["securityContext"]
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    # The Service exposes metrics and the webhook, selecting the operator's pods.
+    svc = find(objects, "Service", "promdemo-operator")
+    assert svc["spec"]["selector"].items() <= dep["spec"]["template"]["metadata"]["labels"].items()
+    assert {p["name"]: p["port"] for p in svc["spec"]["ports"]} == {
+        "metrics": 8080,
+        "webhook": 8082,
+    }
+    expected_policy = {"kind": "Never", "prod": "IfNotPresent"}[overlay]
+    assert container["imagePullPolicy"] == expected_policy
+
+
+def test_kind_overlay_has_the_namespace_and_no_sample(kind_objects: list[dict]):
+    ns = find(kind_objects, "Namespace")
+    assert ns["metadata"]["name"] == "promdemo-system"
+    assert not [o for o in kind_objects if o["kind"] == "PromDemo"]
+
+
+def test_prod_overlay_mirrors_the_original_demo(prod_objects: list[dict]):
+    # `monitoring` belongs to kube-prometheus-stack: prod never owns the Namespace.
+    assert not [o for o in prod_objects if o["kind"] == "Namespace"]
+    for obj in prod_objects:
+        assert obj["metadata"]["labels"]["release"] == "prometheus", obj["metadata"]["name"]
+    # Selectors are left alone (a selector change would make the Deployment immutable).
+    dep = find(prod_objects, "Deployment", "promdemo-operator")
+    assert "release" not in dep["spec"]["selector"]["matchLabels"]
+    pd = find(prod_objects, "PromDemo")
+    assert pd["metadata"]["namespace"] == "monitoring"
+    assert pd["spec"]["monitoring"]["labels"] == {"release": "prometheus"}
+    assert find(prod_objects, "ServiceMonitor", "promdemo-operator")
+
+
+def test_argocd_application_points_at_prod():
+    (app,) = docs_of((MANIFESTS / "argocd" / "application.yaml").read_text())
+    spec = app["spec"]
+    assert spec["source"]["path"] == "manifests/overlays/prod"
+    assert (MANIFESTS / "overlays" / "prod" / "kustomization.yaml").exists()
+    assert spec["destination"]["namespace"] == "monitoring"
+    assert spec["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
+    assert "CreateNamespace=true" in spec["syncPolicy"]["syncOptions"]
+
+
+def test_base_references_the_crd_directory_and_rbac():
+    kustomization = yaml.safe_load((MANIFESTS / "base" / "kustomization.yaml").read_text())
+    assert "../../crds" in kustomization["resources"]
+    assert "rbac.yaml" in kustomization["resources"]
+    assert kustomization["namespace"] == "promdemo-system"
+
+
+def test_prod_admits_the_webhook_only_from_alertmanagers_namespace(prod_objects: list[dict]):
+    policy = find(prod_objects, "NetworkPolicy", "promdemo-operator-webhook")
+    operator = find(prod_objects, "Deployment", "promdemo-operator")
+    pod_labels = operator["spec"]["template"]["metadata"]["labels"]
+    selector = policy["spec"]["podSelector"]["matchLabels"]
+    assert selector.items() <= pod_labels.items(), "the policy selects the operator's pods"
+    (container,) = operator["spec"]["template"]["spec"]["containers"]
+    named_ports = {p["name"] for p in container["ports"]}
+    webhook_rule, open_rule = policy["spec"]["ingress"]
+    assert [p["port"] for p in webhook_rule["ports"]] == ["webhook"]
+    assert webhook_rule["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    ]
+    # Scrapes and probes stay open; every port named exists on the container.
+    assert "from" not in open_rule
+    assert {p["port"] for p in open_rule["ports"]} == {"metrics", "health"}
+    assert {p["port"] for r in policy["spec"]["ingress"] for p in r["ports"]} <= named_ports
