@@ -1,9 +1,6 @@
-"""The reconcile's status (core/reconcile_status.py) and what it keeps of watched children
-(core/watched.py)."""
+"""The reconcile's status (core/reconcile_status.py): its conditions, what changed, what is news."""
 
 from __future__ import annotations
-
-import base64
 
 from promdemo_operator.core.reconcile_status import (
     available_condition,
@@ -17,8 +14,6 @@ from promdemo_operator.core.reconcile_status import (
     spec_newly_invalid,
     status_changes,
 )
-from promdemo_operator.core.watched import child_record, controller_promdemo
-from promdemo_operator.runtime.kube import KINDS, MonitoringSupport
 
 UID = "6a1e2c3d-0000-4000-8000-000000000002"
 
@@ -104,35 +99,3 @@ def test_monitoring_transitions() -> None:
     before = {"conditions": [{**missing, "lastTransitionTime": "T"}]}
     assert monitoring_transition(before, missing) is None
     assert monitoring_transition(before, applied) == "normal"
-
-
-def test_monitoring_support_and_paths() -> None:
-    assert MonitoringSupport(frozenset({"ServiceMonitor"})).missing() == ["PrometheusRule"]
-    assert KINDS["Deployment"].path("ns", "x") == "/apis/apps/v1/namespaces/ns/deployments/x"
-    assert KINDS["Secret"].path("ns") == "/api/v1/namespaces/ns/secrets"
-
-
-def test_child_records_know_their_owner_and_drop_managed_fields() -> None:
-    ref = {"apiVersion": "promdemo.dev/v1alpha1", "kind": "PromDemo", "name": "shop",
-           "uid": UID, "controller": True}  # fmt: skip
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {
-            "name": "shop-reset-token", "namespace": "demo", "resourceVersion": "7",
-            "ownerReferences": [ref], "managedFields": [{"manager": "x" * 1000}],
-        },
-        "data": {"token": base64.b64encode(b"s3cret").decode()},
-    }  # fmt: skip
-    record = child_record("Secret", secret)
-    assert (record.owner, record.owner_uid, record.resource_version) == ("shop", UID, "7")
-    assert record.secret_value("token") == "s3cret"
-    assert "managedFields" not in record.object()["metadata"]
-    assert len(record.packed) < 400
-    assert (
-        controller_promdemo({"metadata": {"ownerReferences": [{**ref, "controller": False}]}})
-        is None
-    )
-    assert (
-        controller_promdemo({"metadata": {"ownerReferences": [{**ref, "kind": "Other"}]}}) is None
-    )
