@@ -48,6 +48,7 @@ from promdemo_operator.cli.load import run_load
 from promdemo_operator.core.rules import rules_file
 from promdemo_operator.core.spec import parse_spec
 from tests.support import promql_math as pm
+from tests.support.lessons_doc import doc_blocks, normalize
 from tests.support.local_lessons import BURST_READY, LessonsRun
 from tests.support.processes import wait_until
 from tests.support.prometheus import Prometheus
@@ -77,16 +78,6 @@ PAGE = {
 
 
 # ----------------------------------------------------------------- the page's blocks
-
-_BLOCK = re.compile(r"^```promql\n(.*?)^```", re.MULTILINE | re.DOTALL)
-
-
-def normalize(query: str) -> str:
-    return " ".join(query.split())
-
-
-def doc_blocks(path: Path) -> list[str]:
-    return [normalize(b) for b in _BLOCK.findall(path.read_text(encoding="utf-8"))]
 
 
 def test_the_pages_blocks_are_the_lessons_queries() -> None:

@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.test_local_demo import LocalRun, assert_all_gone, consecutive_free_ports
-from tests.support.ports import free_port
+from tests.support.local_run import LocalRun, assert_all_gone
+from tests.support.ports import consecutive_free_ports, free_port
 from tests.support.processes import wait_until
 from tests.support.tools import require_binary
 

@@ -20,7 +20,6 @@ import pytest
 import yaml
 
 from promdemo_operator.prometheus.config import alertmanager_config
-from tests.integration.test_heal_engine_apps import APP_ENV, inventory, oversell, resets_counted
 from tests.operator.test_heal_operator import (
     NAME,
     NS,
@@ -35,6 +34,7 @@ from tests.support.kmock_cluster import (
     kmock_cluster,  # noqa: F401 - the fixture
     operator_log_tail,
 )
+from tests.support.oversold_app import APP_ENV, inventory, oversell, resets_counted
 from tests.support.ports import free_port
 from tests.support.processes import ManagedProcess, wait_http_ok, wait_until
 from tests.support.prometheus import Prometheus, WebhookSink

@@ -19,7 +19,6 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.test_heal_engine_apps import APP_ENV, inventory, oversell, resets_counted
 from tests.support.kmock_cluster import (
     PROMDEMOS,
     SECRETS,
@@ -28,6 +27,7 @@ from tests.support.kmock_cluster import (
     kmock_cluster,  # noqa: F401 - the fixture
     operator_log_tail,
 )
+from tests.support.oversold_app import APP_ENV, inventory, oversell, resets_counted
 from tests.support.processes import wait_until
 
 pytestmark = [pytest.mark.operator, pytest.mark.integration]

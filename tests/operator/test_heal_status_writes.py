@@ -20,13 +20,13 @@ import httpx
 import pytest
 
 from promdemo_operator.heal.status import STATUS_WRITE_PERIOD_SECONDS
-from tests.integration.test_heal_engine_apps import inventory
 from tests.support.kmock_cluster import (
     PROMDEMOS,
     KmockCluster,
     kmock_cluster,  # noqa: F401 - the fixture
     operator_log_tail,
 )
+from tests.support.oversold_app import inventory
 from tests.support.processes import wait_until
 
 pytestmark = [pytest.mark.operator, pytest.mark.integration]

@@ -32,11 +32,11 @@ import httpx
 import pytest
 import yaml
 
-from tests.integration.test_heal_engine_apps import APP_ENV, inventory, oversell, resets_counted
 from tests.operator.test_heal_operator import NAME, NS, heal_checks, promdemo, reset_token, status
 from tests.support.console import promdemo_exe
 from tests.support.fake_pods import fake_pods
 from tests.support.kmock_cluster import KmockCluster, OperatorProcess, operator_log_tail
+from tests.support.oversold_app import APP_ENV, inventory, oversell, resets_counted
 from tests.support.processes import wait_until
 
 pytestmark = [pytest.mark.operator, pytest.mark.integration]

@@ -20,7 +20,6 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.test_heal_engine_apps import APP_ENV, oversell
 from tests.operator.test_heal_operator import (
     NAME,
     NS,
@@ -33,6 +32,7 @@ from tests.support.kmock_cluster import (
     KmockCluster,
     kmock_cluster,  # noqa: F401 - the fixture
 )
+from tests.support.oversold_app import APP_ENV, oversell
 from tests.support.processes import wait_until
 
 pytestmark = [pytest.mark.operator, pytest.mark.integration]

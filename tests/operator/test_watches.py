@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_heal_engine_apps import APP_ENV, inventory, oversell, resets_counted
 from tests.operator import scenarios as sc
 from tests.operator.test_heal_operator import (
     NAME,
@@ -29,6 +28,7 @@ from tests.operator.test_heal_operator import (
     wait_status,
 )
 from tests.support.kmock_cluster import ApiCall, KmockCluster
+from tests.support.oversold_app import APP_ENV, inventory, oversell, resets_counted
 from tests.support.processes import wait_until
 
 pytestmark = pytest.mark.operator

@@ -33,8 +33,7 @@ import pytest
 import yaml
 
 from tests.support.helm import CHART, ROOT, Helm
-from tests.unit.project.test_install_yaml import documents, generate
-from tests.unit.project.test_manifests import kustomize, validate
+from tests.support.manifests import documents, generate, kustomize, validate
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 #: Labels Helm charts carry and kustomize's manifests do not (see the module's text).

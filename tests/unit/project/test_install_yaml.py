@@ -11,43 +11,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tests.support.api_schemas import KUBERNETES_VERSION
+from tests.support.manifests import IMAGE_NAME, documents, generate, version
 from tests.support.tools import require_binary
 
 ROOT = Path(__file__).resolve().parents[3]
 INSTALL = ROOT / "install.yaml"
-IMAGE_NAME = "ghcr.io/promdemo/promdemo"
 DIGEST = "sha256:" + "0123456789abcdef" * 4
-
-
-def version() -> str:
-    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
-
-
-def generate(tmp_path: Path, *image: str) -> Path:
-    """hack/install-yaml.sh [IMAGE] into a file of tmp_path."""
-    require_binary("kubectl")
-    out = tmp_path / "install.yaml"
-    result = subprocess.run(
-        ["bash", "hack/install-yaml.sh", *(image or (f"{IMAGE_NAME}:{version()}",)), str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return out
-
-
-def documents(path: Path) -> list[dict]:
-    return [d for d in yaml.safe_load_all(path.read_text()) if d]
 
 
 def body(text: str) -> str:

@@ -8,30 +8,16 @@ operator) and Application (Argo CD) are checked for the fields we rely on.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
-import kubernetes_validate
 import pytest
 import yaml
 
-from promdemo_operator.core import spec as spec_mod
-from promdemo_operator.core.duration import parse_duration
-from tests.support.crd import schema_errors
-from tests.support.tools import require_binary
-
-ROOT = Path(__file__).resolve().parents[3]
-MANIFESTS = ROOT / "manifests"
-K8S_VERSION = "1.30"
+from tests.support.manifests import MANIFESTS, ROOT, docs_of, kustomize, validate
 
 # Owned by other work, checked by their own tests (the samples: tests/unit/project/test_samples.py).
 EXCLUDED_DIRS = {MANIFESTS / "grafana", MANIFESTS / "samples"}
-NOT_KUBERNETES_VALIDATE = {
-    ("monitoring.coreos.com/v1", "ServiceMonitor"),
-    ("monitoring.coreos.com/v1", "PrometheusRule"),
-    ("argoproj.io/v1alpha1", "Application"),
-}
 
 
 def manifest_files() -> list[Path]:
@@ -43,33 +29,6 @@ def manifest_files() -> list[Path]:
             continue
         files.append(path)
     return files
-
-
-def docs_of(text: str) -> list[dict[str, Any]]:
-    return [d for d in yaml.safe_load_all(text) if d is not None]
-
-
-def validate(doc: dict[str, Any]) -> str:
-    """Validate one object; returns how it was checked."""
-    key = (doc.get("apiVersion"), doc.get("kind"))
-    if key == ("promdemo.dev/v1alpha1", "PromDemo"):
-        assert schema_errors(doc) == []
-        spec_mod.parse_spec(doc.get("spec"))
-        return "crd"
-    if key == ("monitoring.coreos.com/v1", "ServiceMonitor"):
-        spec = doc["spec"]
-        assert spec["selector"]["matchLabels"]
-        for endpoint in spec["endpoints"]:
-            assert endpoint["port"]
-            parse_duration(endpoint.get("interval", "30s"))
-        return "fields"
-    if key == ("argoproj.io/v1alpha1", "Application"):
-        spec = doc["spec"]
-        assert {"project", "source", "destination"} <= spec.keys()
-        return "fields"
-    assert key not in NOT_KUBERNETES_VALIDATE
-    kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
-    return "kubernetes-validate"
 
 
 def file_id(path: Path) -> str:
@@ -103,19 +62,6 @@ def test_every_manifest_file_validates(path: Path):
 
 
 # --------------------------------------------------------------------------- kustomize
-
-
-def kustomize(overlay: str) -> list[dict[str, Any]]:
-    kubectl = require_binary("kubectl")
-    result = subprocess.run(
-        [kubectl, "kustomize", str(MANIFESTS / "overlays" / overlay)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return docs_of(result.stdout)
 
 
 @pytest.fixture(scope="module")
