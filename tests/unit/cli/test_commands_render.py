@@ -80,14 +80,6 @@ def test_rules_file():
     assert {a["labels"]["promdemo"] for a in alerts} == {"shop-full"}
 
 
-def test_invalid_spec_without_token_still_one_line():
-    """Every invalid sample, rendered: tests/unit/project/test_samples.py."""
-    result = promdemo("render", "-f", str(SAMPLES / "invalid" / "replicas-above-maximum.yaml"))
-    assert result.returncode == 2
-    assert len(result.stderr.strip().splitlines()) == 1
-    assert "spec.replicas" in result.stderr
-
-
 @pytest.mark.parametrize(
     ("content", "needle"),
     [

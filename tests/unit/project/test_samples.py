@@ -53,8 +53,10 @@ def api_server(doc: dict[str, Any]) -> dict[str, Any]:
     return check(promdemo_kind(), doc["apiVersion"], "PromDemo", "promdemos", doc)
 
 
-def render(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = cli.main(["render", "-f", str(path), "--token", "t0k3n"])
+def render(path: Path, capsys: pytest.CaptureFixture[str], *options: str) -> tuple[int, str, str]:
+    """`promdemo render -f PATH OPTIONS`: an invalid file is rendered as a user types it,
+    without options; a valid one with a fixed token."""
+    code = cli.main(["render", "-f", str(path), *options])
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -86,7 +88,7 @@ def test_a_valid_sample_is_stored_read_and_rendered(
     # The operator reads what the API server stored as it reads the file.
     assert parse_spec(stored["spec"]) == parse_spec(doc.get("spec"))
 
-    code, out, err = render(path, capsys)
+    code, out, err = render(path, capsys, "--token", "t0k3n")
     assert (code, err) == (0, "")
     children = [c for c in yaml.safe_load_all(out) if c]
     assert [c["kind"] for c in children] == [
