@@ -12,7 +12,8 @@ from promdemo_app.inventory import Inventory
 
 def test_check_then_take_oversells_when_orders_overlap() -> None:
     inventory = Inventory(2)
-    # Five orders all check before any of them takes: the seed's race.
+    # Five orders all check before any of them takes: the Flask practice
+    # demo's race (docs/lessons.md).
     passed = [inventory.in_stock() for _ in range(5)]
     for _ in passed:
         inventory.take()

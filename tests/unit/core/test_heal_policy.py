@@ -42,7 +42,8 @@ def test_threshold_is_strictly_below() -> None:
 
 
 def test_for_counts_from_the_first_below_observation_across_intervals() -> None:
-    # The article's rule: evaluated every 1m, for 5m → due at the 6th below check (T+5m).
+    # The alert-timing article's rule: evaluated every 1m, for 5m → due at the 6th below
+    # check (T+5m).
     policy = HealPolicy(PolicyConfig(interval=60, for_seconds=300))
     actions = run(policy, "p", [-1] * 7, 60)
     assert actions == [PENDING] * 5 + [RESET, RESET]

@@ -104,7 +104,7 @@ def test_order_service_down_is_the_companion_of_no_success_orders() -> None:
     assert rule["labels"]["severity"] == "critical"
 
 
-def test_the_articles_alert_verbatim() -> None:
+def test_the_alert_timing_articles_alert_verbatim() -> None:
     rule = _rules(rule_groups(alerts(), selector={"job": "promdemo"}))["NoSuccessOrders"]
     assert rule["expr"] == 'increase(orders_total{result="success", job="promdemo"}[30m]) < 100'
     assert rule["for"] == "5m"

@@ -180,7 +180,7 @@ def test_kind_overlay_has_the_namespace_and_no_sample(kind_objects: list[dict]):
     assert not [o for o in kind_objects if o["kind"] == "PromDemo"]
 
 
-def test_prod_overlay_mirrors_the_original_demo(prod_objects: list[dict]):
+def test_prod_overlay_deploys_as_the_flask_practice_demo_did(prod_objects: list[dict]):
     # `monitoring` belongs to kube-prometheus-stack: prod never owns the Namespace.
     assert not [o for o in prod_objects if o["kind"] == "Namespace"]
     for obj in prod_objects:
