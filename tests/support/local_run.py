@@ -65,7 +65,8 @@ class LocalRun:
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace")
 
-    def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
+    def wait_for(self, pattern: str, timeout: float, *, start: int = 0) -> re.Match[str]:
+        """The first match of `pattern` in stdout from offset `start`, within `timeout` s."""
         found: list[re.Match[str]] = []
 
         def seen() -> bool:
@@ -74,7 +75,7 @@ class LocalRun:
                     f"promdemo local exited {self.proc.returncode} before {pattern!r}\n"
                     f"stdout:\n{self.stdout}\nstderr:\n{self.stderr}"
                 )
-            match = re.search(pattern, self.stdout)
+            match = re.compile(pattern).search(self.stdout, start)
             if match:
                 found.append(match)
             return bool(match)
