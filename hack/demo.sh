@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The demo on kind: a PromDemo, the original demo's burst of 300 concurrent
-# orders, then the heal in `kubectl get pd` and in the Events. The load runs in
-# the cluster, from the image already loaded (`promdemo load` in a pod): the host
-# needs kubectl only. Exits non-zero when status.healCount does not grow.
+# The demo on kind: a PromDemo, the burst of 300 concurrent orders of the
+# Flask practice demo promdemo started from (docs/lessons.md), then the heal in
+# `kubectl get pd` and in the Events. The load runs in the cluster, from the image
+# already loaded (`promdemo load` in a pod): the host needs kubectl only. Exits
+# non-zero when status.healCount does not grow.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . hack/lib.sh
@@ -24,7 +25,7 @@ kc -n "$NS" rollout status deployment/shop --timeout=180s
 heals_before="$(kc -n "$NS" get promdemo shop -o jsonpath='{.status.healCount}')"
 heals_before="${heals_before:-0}"
 
-say "the original demo's burst: $ORDERS concurrent orders, from pod $LOAD_POD in the cluster"
+say "the burst: $ORDERS concurrent orders, from pod $LOAD_POD in the cluster"
 kc -n "$NS" delete pod "$LOAD_POD" --ignore-not-found --wait=true >/dev/null
 kc -n "$NS" run "$LOAD_POD" --image="$IMAGE" --image-pull-policy=IfNotPresent \
   --restart=Never --labels=app.kubernetes.io/name=promdemo-load \

@@ -1,6 +1,6 @@
 # Shared by the hack/ scripts: names, pinned versions, small helpers.
 # Every script checks the tools it calls with `need` before it changes anything;
-# docs/kind.md lists them (tests/unit/test_hack_scripts.py keeps both true).
+# docs/kind.md lists them (tests/unit/project/test_hack_scripts.py keeps both true).
 # shellcheck shell=bash
 # shellcheck disable=SC2034 # the variables are read by the scripts that source this file
 CLUSTER="${CLUSTER:-promdemo}"

@@ -15,7 +15,7 @@ are copied in, never edited there:
   included -> charts/promdemo/files/clusterrole-rules.yaml (the chart's
   ClusterRole is exactly the base's).
 
-tests/unit/test_helm_chart.py checks that the committed copies equal what this
+tests/unit/project/test_helm_chart.py checks that the committed copies equal what this
 script writes.
 """
 

@@ -13,7 +13,7 @@ reads it (by the name core/rules.py exports). Every query selects
 `{job="$job", namespace=~"$namespace"}` (dashboard variables; "All" namespaces is
 `.*`, which also matches the namespace-less series of `promdemo local`).
 tests/integration/test_lessons.py runs each against a real Prometheus, and
-tests/unit/test_rules_dashboard.py checks that both files equal what this script
+tests/unit/project/test_dashboard.py checks that both files equal what this script
 writes. How to import it: docs/dashboard.md.
 """
 

@@ -16,7 +16,7 @@ What it does, as a learner would:
 3. for lesson 13, types `heal` into promdemo local first and waits until
    Prometheus has scraped the reset;
 4. writes docs/img/manifest.json: the queries, each image's file and SHA-256,
-   and the SHA-256 of this script. tests/unit/test_lessons_images.py checks that
+   and the SHA-256 of this script. tests/unit/project/test_lessons_images.py checks that
    the images are the ones listed and that the manifest comes from this script
    as it is now (not that pixels match: every run draws other random latencies).
 

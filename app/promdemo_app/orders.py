@@ -125,8 +125,8 @@ class Shop:
         return ok
 
     def _oversold(self) -> Outcome:
-        # The seed's race, on purpose: between this check and take() below,
-        # every concurrent order sees the same stock.
+        # The Flask practice demo's race (docs/lessons.md), on purpose: between this
+        # check and take() below, every concurrent order sees the same stock.
         if not self.inventory.in_stock():
             return Outcome.OUT_OF_STOCK
         if not self._call_dependency():

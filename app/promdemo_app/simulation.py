@@ -1,8 +1,9 @@
 """The simulated work behind an order: a flaky downstream dependency, then processing.
 
-Seed defaults: the dependency takes uniform 0.05–1.5 s and fails 10% of the
-time; processing takes uniform 0.1–0.5 s. With the simulation off there are no
-sleeps and no failures (benchmarks measure the service, not `time.sleep`).
+Defaults, those of the Flask practice demo (docs/lessons.md): the dependency takes
+uniform 0.05–1.5 s and fails 10% of the time; processing takes uniform 0.1–0.5 s.
+With the simulation off there are no sleeps and no failures (benchmarks measure
+the service, not `time.sleep`).
 The random source and the sleep are injectable so tests decide the outcome.
 """
 

@@ -4,7 +4,7 @@ One wrapper around the Flask app instead of three Flask hooks per request.
 The route label comes from the path: every route of the service is a fixed
 path, which Flask matches exactly once leading slashes are collapsed (no other
 slashes merged or added), so a dict lookup gives the same answer
-(tests/unit/test_app_metrics.py checks it against Flask's routing). Unknown
+(tests/unit/app/test_metrics.py checks it against Flask's routing). Unknown
 paths share the label `unmatched`; probes and scrapes are counted in flight
 but not measured. The status comes from `start_response`; a request whose app
 raised counts as a 500.

@@ -58,7 +58,6 @@ import httpx
 import pytest
 
 from promdemo_operator.core.rules import ALERTING_GROUP, RECORD_P95, RECORDING_GROUP
-from tests.integration.test_heal_engine_apps import inventory, oversell
 from tests.support.cluster import (
     INSTALL_YAML,
     OPERATOR_NAME,
@@ -69,6 +68,7 @@ from tests.support.cluster import (
 )
 from tests.support.controlplane import CONTROLLERS, ControlPlane, require_controlplane
 from tests.support.kubelet_images import ImageKubelet
+from tests.support.oversold_app import inventory, oversell
 from tests.support.processes import wait_until
 from tests.support.prometheus_operator import PrometheusOperator, require_prometheus_operator
 from tests.support.upstream import require_upstream

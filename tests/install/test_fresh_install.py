@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_local_demo import consecutive_free_ports
-from tests.support.ports import free_port
+from tests.support.ports import consecutive_free_ports, free_port
 from tests.support.tools import require_binary
 
 from .conftest import Venv

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_local_demo import LocalRun
+from tests.support.local_run import LocalRun
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ CONCURRENT = 300
 
 
 def post_order(base_url: str, timeout: float = 120.0) -> tuple[int, dict]:
-    """One order on a fresh connection (as the seed's curl loop does)."""
+    """One order on a fresh connection (as the Flask practice demo's curl loop does)."""
     url = urlsplit(base_url)
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=timeout)
     try:
@@ -72,7 +72,7 @@ def assert_numbers_add_up(results: list[tuple[int, dict]], metrics: dict, initia
 
 
 def test_oversell_drives_the_inventory_below_zero(start_app) -> None:
-    # The seed's defaults, with a slower dependency so that every order of the
+    # The app's defaults, with a slower dependency so that every order of the
     # burst checks the stock before the first one takes a unit, even on a
     # loaded machine.
     _, url = start_app(

@@ -3,7 +3,7 @@
 One run per Prometheus version (about a minute each; the ids say `prometheus2`,
 Debian's 2.42, or `prometheus3`, the upstream 3.x build, passed with
 `--prometheus-bin`): `promdemo local --lessons` as a learner starts it (one
-fresh replica with the seed defaults, Prometheus scraping and evaluating every
+fresh replica with the app's defaults, Prometheus scraping and evaluating every
 second with the rules core/rules.py renders, heal paused, one burst of 300 orders at
 once after a quiet start). Then, in this order:
 
@@ -48,6 +48,7 @@ from promdemo_operator.cli.load import run_load
 from promdemo_operator.core.rules import rules_file
 from promdemo_operator.core.spec import parse_spec
 from tests.support import promql_math as pm
+from tests.support.lessons_doc import doc_blocks, normalize
 from tests.support.local_lessons import BURST_READY, LessonsRun
 from tests.support.processes import wait_until
 from tests.support.prometheus import Prometheus
@@ -69,7 +70,7 @@ PAGE = {
     "peak": (100, 300),  # in flight at the scrape during the burst
     "second_p95": (1.7, 1.85),  # after a second burst of fast 409s: about 1.8
     "second_p50": (0.05, 0.1),  # ... the median falls into (0, 0.1]
-    # the original demo's numbers, from a server running 32 orders at once
+    # the Flask practice demo's numbers, from a server running 32 orders at once
     "threads32_oversold": (18, 38),  # its inventory ended at -28
     "threads32_fast_rate": (0.4, 0.65),  # its le="0.1" read about 0.5/s
     "threads32_p95": (1.72, 1.85),  # its p95 read 1.7xx
@@ -77,16 +78,6 @@ PAGE = {
 
 
 # ----------------------------------------------------------------- the page's blocks
-
-_BLOCK = re.compile(r"^```promql\n(.*?)^```", re.MULTILINE | re.DOTALL)
-
-
-def normalize(query: str) -> str:
-    return " ".join(query.split())
-
-
-def doc_blocks(path: Path) -> list[str]:
-    return [normalize(b) for b in _BLOCK.findall(path.read_text(encoding="utf-8"))]
 
 
 def test_the_pages_blocks_are_the_lessons_queries() -> None:
@@ -612,8 +603,9 @@ def test_heal_typed_into_promdemo_local(env: Env) -> None:
 
 
 @pytest.mark.integration
-def test_the_original_demos_numbers_with_32_threads(start_app: Callable) -> None:
-    """The page's explanation of the original's -28 and 1.7xx: one burst, 32 orders at once."""
+def test_the_flask_practice_demos_numbers_with_32_threads(start_app: Callable) -> None:
+    """The page's explanation of the Flask practice demo's -28 and 1.7xx: one burst, 32 orders
+    at once."""
     _, url = start_app(env={"PROMDEMO_THREADS": "32"})
     summary = asyncio.run(run_load(url, orders=300, concurrency=300, check=False))
     assert summary.answered == 300

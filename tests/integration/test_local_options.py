@@ -12,6 +12,7 @@ from promdemo_operator.cli.commands import local as command
 from promdemo_operator.cli.lessons import LESSONS, SETUP, prometheus_major
 from promdemo_operator.cli.local import links, loops, options
 from promdemo_operator.cli.local.options import LocalConfig, UsageError
+from tests.support.lessons_doc import doc_blocks
 
 
 def _parse(*argv: str) -> argparse.Namespace:
@@ -159,8 +160,6 @@ def test_prometheus_major_version(version: str, major: int) -> None:
 def test_every_numbered_link_is_the_query_of_that_lesson() -> None:
     # The links are numbered as docs/lessons.md's sections: each must be a query
     # that the tutorial shows (and test_lessons.py runs), so the two cannot drift.
-    from tests.integration.test_lessons import doc_blocks
-
     lessons = Path(__file__).resolve().parents[2] / "docs" / "lessons.md"
     blocks = doc_blocks(lessons)
     text = lessons.read_text(encoding="utf-8")

@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.test_local_demo import LocalRun, assert_all_gone, consecutive_free_ports
-from tests.support.ports import free_port
+from tests.support.local_run import assert_all_gone
+from tests.support.ports import consecutive_free_ports, free_port
 from tests.support.processes import wait_until
 from tests.support.tools import require_binary
 
@@ -24,25 +24,6 @@ pytestmark = pytest.mark.integration
 
 LOADED = r"rules promdemo\.alerts and promdemo\.recording loaded \(12 rules, every 1s\)"
 NUMBERS = r"lessons p95 ([0-9.]+)s, success ([0-9.]+)%, ([0-9.]+) req/s"
-
-
-def wait_after(run: LocalRun, start: int, pattern: str, timeout: float) -> re.Match[str]:
-    """The first match of `pattern` in the output after offset `start`."""
-    found: list[re.Match[str]] = []
-
-    def seen() -> bool:
-        if run.proc.poll() is not None:
-            raise AssertionError(f"promdemo local exited\n{run.stdout}\n{run.stderr}")
-        match = re.compile(pattern).search(run.stdout, start)
-        if match:
-            found.append(match)
-        return bool(match)
-
-    try:
-        wait_until(seen, timeout=timeout, interval=0.2, what=pattern)
-    except TimeoutError as e:
-        raise AssertionError(f"{e}\nstdout:\n{run.stdout}\nstderr:\n{run.stderr}") from e
-    return found[0]
 
 
 def recorded(prom: str, name: str) -> float:
@@ -67,7 +48,7 @@ def test_targets_rules_lessons_then_a_replica_down_and_its_fix(local_run) -> Non
     # After the round, the status line has every link holding and the lesson numbers.
     done = run.wait_for(r"load round 1 done in [0-9.]+s: HTTP 200: \d+", timeout=120)
     status = rf"prometheus: targets 2/2 up \| {LOADED} \| alerts .* \| {NUMBERS}"
-    line = wait_after(run, done.end(), status, 90)
+    line = run.wait_for(status, 90, start=done.end())
     p95, success, rate = (float(x) for x in line.groups())
     assert 1.0 < p95 <= 2.0  # a burst's p95 falls in the bucket (1, 2] (docs/lessons.md, 3)
     assert 50.0 < success <= 100.0
@@ -93,14 +74,13 @@ def test_targets_rules_lessons_then_a_replica_down_and_its_fix(local_run) -> Non
     (pid,) = [p for p in run.children if f"--port {port + 1}" in _cmdline(p)]
     mark = len(run.stdout)
     os.kill(pid, signal.SIGKILL)
-    wait_after(
-        run,
-        mark,
+    run.wait_for(
         r"prometheus: targets BROKEN 1/2 up; last error \(replica-2\): Get "
         rf'"http://127\.0\.0\.1:{port + 1}/metrics": [^|]*connection refused \| {LOADED}',
         60,
+        start=mark,
     )
-    fix = wait_after(run, mark, r"prometheus: fix \(targets\): (.*)", 30)
+    fix = run.wait_for(r"prometheus: fix \(targets\): (.*)", 30, start=mark)
     assert fix.group(1) == (
         f"replica-2 (127.0.0.1:{port + 1}) exited (code -9): its last lines are in "
         f"{_workdir(run.stdout)}/replica-2.log"

@@ -36,7 +36,7 @@ def test_committed_table_equals_promtool_now(major: int) -> None:
     )
 
 
-def test_article_row_matches_the_article() -> None:
+def test_the_alert_timing_articles_row_fires_5m_after_t0() -> None:
     """evaluation_interval 1m, for 5m: firing exactly 5m after T0 (tests/rules/article-*)."""
     script = _script()
     committed = script.committed_table(script.DOC.read_text(encoding="utf-8"))

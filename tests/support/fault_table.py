@@ -5,7 +5,7 @@ plane and records its figures with `record(row, figures)`: into
 `docs/faults.json` when `PROMDEMO_FAULT_TABLE=1` (a run made to refresh the
 docs), else into a file of the test's own (the figures are still computed and
 checked). `render(rows)` is the markdown table; `update_docs()` puts it in
-docs/operator.md between two markers, and tests/unit/test_fault_table_docs.py
+docs/operator.md between two markers, and tests/unit/project/test_fault_table_docs.py
 checks that the docs show exactly what the JSON holds.
 
     PROMDEMO_FAULT_TABLE=1 python -m pytest -m cluster tests/cluster/test_faults.py

@@ -5,7 +5,7 @@ The lessons' checks read a window's raw samples (`x[5m]`) and recompute what
 return at that instant, so that a value read at "now" (between two scrapes,
 extrapolated) is checked exactly rather than within a tolerance. Written after
 Prometheus 2.42's promql/functions.go (extrapolatedRate, linearRegression,
-bucketQuantile); tests/unit/test_promql_math.py checks them against promtool's
+bucketQuantile); tests/unit/project/test_support_promql_math.py checks them against promtool's
 numbers in tests/rules/lessons.test.yml.
 """
 

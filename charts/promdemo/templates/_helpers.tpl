@@ -28,7 +28,7 @@ app.kubernetes.io/name: {{ include "promdemo.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
-{{/* Helm's own labels (tests/unit/test_helm_chart.py leaves them out of its comparison). */}}
+{{/* Helm's own labels (tests/unit/project/test_helm_chart.py leaves them out of its comparison). */}}
 {{- define "promdemo.helmLabels" -}}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}

@@ -31,7 +31,7 @@ class LessonsSetup:
     quiet_seconds: float = 15.0
     burst_orders: int = 300
     burst_concurrency: int = 300
-    #: the seed defaults the replica keeps (docs/app.md)
+    #: the app's default stock, which the replica keeps (docs/app.md)
     initial_inventory: int = 100
 
     @property

@@ -1,4 +1,4 @@
-"""The load generator: the original demo's curl loop as a library.
+"""The load generator: the Flask practice demo's curl loop (docs/lessons.md) as a library.
 
 The demo drove the order service with
 
@@ -189,7 +189,7 @@ def split_url(url: str) -> tuple[str, str]:
 
 
 def order_body(order_id: int, rng: random.Random) -> dict[str, Any]:
-    """A JSON body like the original demo's order."""
+    """A JSON body like the Flask practice demo's order."""
     return {
         "order_id": order_id,
         "user_id": rng.randint(1, 1000),

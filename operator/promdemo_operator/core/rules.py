@@ -20,9 +20,9 @@ Labels the alerts carry (what a receiver can rely on):
   the scraped pod) always, and under prometheus-operator also `namespace`, `pod`,
   `service`, `endpoint` and `container`. The heal loop identifies the pod by
   `namespace` + `pod` when present, else by `instance`;
-- `NoSuccessOrders` is the article's expression, unaggregated: per series of
-  `orders_total{result="success"}`, so it carries `job`, `instance`, `result`
-  (and `namespace`/`pod`/... under prometheus-operator);
+- `NoSuccessOrders` is the alert-timing article's expression (docs/lessons.md),
+  unaggregated: per series of `orders_total{result="success"}`, so it carries
+  `job`, `instance`, `result` (and `namespace`/`pod`/... under prometheus-operator);
 - `HighLatencyP95`, `LowSuccessRate`, `DependencyErrors` are per service:
   aggregated `by` the selector's keys (always including `job`);
 - `OrderServiceDown` is NoSuccessOrders' companion: `up == 0` per target (with

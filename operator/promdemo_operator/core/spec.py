@@ -373,7 +373,7 @@ class InventoryNegativeAlert:
 
 @dataclass(frozen=True)
 class NoSuccessOrdersAlert:
-    """NoSuccessOrders, the article's alert:
+    """NoSuccessOrders, the alert-timing article's alert:
     increase(orders_total{result="success"}[window]) < minOrders."""
 
     min_orders: int = declared(
