@@ -28,12 +28,12 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.test_operator import HEAL_SPEC, promdemo, reset_token
 from tests.support.cluster import condition, get_json, ready, wait
 from tests.support.controlplane import ControlPlane, require_controlplane
 from tests.support.helm import CHART, Helm
 from tests.support.kubelet import Kubelet, Pod
 from tests.support.oversold_app import inventory, oversell
+from tests.support.promdemos import HEAL_SPEC, promdemo, reset_token
 from tests.support.upstream import require_upstream, tool_dir
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]

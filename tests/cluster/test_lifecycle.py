@@ -39,7 +39,6 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.test_heal_engine_apps import oversell
 from tests.support.cluster import (
     INSTALL_YAML,
     LONG_LEASE,
@@ -54,6 +53,7 @@ from tests.support.cluster import (
 from tests.support.controlplane import ControlPlane, require_controlplane
 from tests.support.kubelet import Kubelet
 from tests.support.kubelet_images import ImageKubelet
+from tests.support.oversold_app import oversell
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
 

@@ -32,11 +32,11 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.test_operator import HEAL_SPEC, app_pods, available, new_namespace, promdemo
 from tests.support.cluster import get_json, lease_outlasting_restarts, wait
 from tests.support.controlplane import ControlPlane
 from tests.support.kubelet import Kubelet
 from tests.support.oversold_app import oversell
+from tests.support.promdemos import HEAL_SPEC, app_pods, available, new_namespace, promdemo
 from tests.support.rbac import granted, leader_election_role, load_rbac
 from tests.support.upstream import require_upstream
 

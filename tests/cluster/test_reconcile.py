@@ -28,10 +28,10 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_heal_engine_apps import inventory, oversell
 from tests.support.cluster import condition, get_json, wait
 from tests.support.controlplane import ControlPlane
 from tests.support.kubelet import Kubelet
+from tests.support.oversold_app import inventory, oversell
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
 

@@ -19,7 +19,6 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.cluster.test_operator import HEAL_SPEC, app_pods, available, new_namespace, promdemo
 from tests.support.cluster import (
     get_json,
     lease_outlasting_restarts,
@@ -30,6 +29,7 @@ from tests.support.cluster import (
 )
 from tests.support.controlplane import ControlPlane
 from tests.support.kubelet import Kubelet
+from tests.support.promdemos import HEAL_SPEC, app_pods, available, new_namespace, promdemo
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
 
