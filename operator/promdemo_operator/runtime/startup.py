@@ -159,6 +159,13 @@ class _Supervisor:
     """Runs kopf's thread until it returns, or a signal's deadline passes.
 
     The main thread only waits here, so signals reach it.
+
+    Why not kopf's own `settings.process.ultimate_exiting_timeout`: kopf arms it only
+    when it stops on an OS signal it caught itself (never for a stop flag), and what it
+    does at the deadline is SIGKILL its thread, that is the process: exit status 137,
+    no Lease released (`--leader-elect`), no last log line. Here the deadline ends
+    with exit 0 and the Lease handed over; kopf's own timeouts still bound each
+    daemon (`cancellation_timeout`) and each API call (`settings.networking`).
     """
 
     def __init__(self, shutdown: _Shutdown, log: logging.Logger) -> None:
