@@ -225,7 +225,5 @@ def test_no_import_cycle() -> None:
     ],
 )
 def test_the_cycle_finder_finds_cycles(edges, expected, monkeypatch) -> None:
-    monkeypatch.setattr(
-        "tests.unit.test_layers.MODULES", {"a": SOURCE, "b": SOURCE, "c": SOURCE}
-    )
+    monkeypatch.setattr("tests.unit.test_layers.MODULES", {"a": SOURCE, "b": SOURCE, "c": SOURCE})
     assert _cycles([Edge(s, t, 1) for s, t in edges]) == expected
