@@ -66,6 +66,7 @@ __all__ = [
     "health_status",
     "monitoring_objects",
     "prometheus_record",
+    "prometheuses_to_ask",
     "record_key",
     "select",
     "selected_condition",
@@ -237,6 +238,28 @@ def selected_condition(
             message += f"; matchPrometheus: auto added {format_labels(auto.labels)}"
         return condition(SELECTED, True, report.reason, message)
     return condition(SELECTED, False, report.reason, report.message)
+
+
+#: Why the observe loop asks no Prometheus, unless the condition says a better why.
+NOT_SELECTED = ("NotSelected", "no Prometheus selects the PromDemo (see PrometheusSelected)")
+
+
+def prometheuses_to_ask(
+    selected: Mapping[str, str],
+    report: SelectionReport | None,
+    records: Iterable[Mapping[str, Any]],
+) -> tuple[tuple[Mapping[str, Any], ...], tuple[str, str]]:
+    """Which of the watched Prometheus `records` to ask about the PromDemo (those that
+    select it, when `selected` is True), and what TargetsUp and RulesLoaded say when
+    none is asked: (reason, message), the CRDs missing when that is why."""
+    asked: tuple[Mapping[str, Any], ...] = ()
+    not_asked = NOT_SELECTED
+    if selected["status"] == "True" and report is not None:
+        chosen = set(report.selected_by)
+        asked = tuple(r for r in records if record_key(r) in chosen)
+    elif selected["reason"] in ("MonitoringCRDsMissing", "PrometheusCRDMissing"):
+        not_asked = (selected["reason"], selected["message"])
+    return asked, not_asked
 
 
 def _unknown(type_: str, reason: str, message: str) -> dict[str, str]:

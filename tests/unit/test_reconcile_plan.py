@@ -1,0 +1,106 @@
+"""core/reconcile_plan.py: what a reconcile applies or deletes, and when it looks again."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from promdemo_operator.core import render
+from promdemo_operator.core.reconcile_plan import (
+    GARBAGE_COLLECTION_RETRY_SECONDS,
+    NOT_OWNED_RETRY_SECONDS,
+    PERMANENT_RETRY_SECONDS,
+    TRANSIENT_RETRY_SECONDS,
+    children_to_apply,
+    failure_retry_seconds,
+    monitoring_plan,
+    retry_after,
+)
+from promdemo_operator.core.spec import parse_spec
+
+BOTH = ("ServiceMonitor", "PrometheusRule")
+
+
+def rendered(**monitoring: Any) -> list[dict[str, Any]]:
+    spec = parse_spec({"monitoring": monitoring})
+    return render.render_children("shop", "demo", spec, token="t")
+
+
+def kinds(children: list[dict[str, Any]]) -> list[str]:
+    return [c["kind"] for c in children]
+
+
+def test_everything_is_applied_in_render_order_when_the_monitoring_kinds_are_served():
+    children = rendered()
+    plan = monitoring_plan(kinds(children), BOTH)
+    assert plan.wanted == set(BOTH)
+    assert (plan.missing, plan.switched_off) == ((), ())
+    applied = kinds(children_to_apply(children, plan))
+    assert applied == kinds(children)
+    assert applied.index("Secret") < applied.index("Deployment")  # the Deployment mounts it
+
+
+def test_without_the_monitoring_crds_the_app_is_still_applied():
+    children = rendered()
+    plan = monitoring_plan(kinds(children), ())
+    assert plan.missing == ("PrometheusRule", "ServiceMonitor")
+    assert kinds(children_to_apply(children, plan)) == ["Secret", "Deployment", "Service"]
+    only_rules = monitoring_plan(kinds(children), ["PrometheusRule"])
+    assert only_rules.missing == ("ServiceMonitor",)
+    assert "PrometheusRule" in kinds(children_to_apply(children, only_rules))
+
+
+def test_monitoring_switched_off_in_the_spec_is_deleted_where_served():
+    children = rendered(serviceMonitor=False)
+    plan = monitoring_plan(kinds(children), BOTH)
+    assert plan.wanted == {"PrometheusRule"}
+    assert plan.switched_off == ("ServiceMonitor",)
+    assert "ServiceMonitor" not in kinds(children_to_apply(children, plan))
+
+    off = rendered(serviceMonitor=False, prometheusRule=False)
+    assert monitoring_plan(kinds(off), BOTH).switched_off == ("PrometheusRule", "ServiceMonitor")
+    # A kind the API server does not serve has no object to delete: nothing is asked.
+    assert monitoring_plan(kinds(off), ["PrometheusRule"]).switched_off == ("PrometheusRule",)
+    assert monitoring_plan(kinds(off), ()).switched_off == ()
+
+
+@dataclass(frozen=True)
+class Child:
+    kind: str
+    name: str
+    action: str
+    object: dict[str, Any] = field(default_factory=dict)
+
+
+def held_by(promdemo: str) -> dict[str, Any]:
+    ref = {
+        "apiVersion": "promdemo.dev/v1alpha1",
+        "kind": "PromDemo",
+        "name": promdemo,
+        "uid": "u",
+        "controller": True,
+    }
+    return {"metadata": {"ownerReferences": [ref]}}
+
+
+def test_a_reconcile_with_nothing_in_the_way_waits_for_events():
+    results = [Child("Deployment", "shop", "created"), Child("Service", "shop", "unchanged")]
+    assert retry_after(results, "shop") is None
+
+
+def test_a_child_in_the_way_is_looked_at_again_soon_or_slowly():
+    someone_elses = Child("Service", "shop", "not_owned", {"metadata": {}})
+    namesakes = Child("Deployment", "shop", "not_owned", held_by("shop"))
+    assert retry_after([someone_elses], "shop") == NOT_OWNED_RETRY_SECONDS
+    assert retry_after([Child("Service", "shop", "not_owned", held_by("x"))], "shop") == (
+        NOT_OWNED_RETRY_SECONDS
+    )
+    # The garbage collector is about to remove what a deleted namesake left: look soon.
+    assert retry_after([someone_elses, namesakes], "shop") == GARBAGE_COLLECTION_RETRY_SECONDS
+    assert GARBAGE_COLLECTION_RETRY_SECONDS < NOT_OWNED_RETRY_SECONDS
+
+
+def test_a_failed_api_call_is_retried_soon_only_when_transient():
+    assert failure_retry_seconds(transient=True) == TRANSIENT_RETRY_SECONDS
+    assert failure_retry_seconds(transient=False) == PERMANENT_RETRY_SECONDS
+    assert TRANSIENT_RETRY_SECONDS < PERMANENT_RETRY_SECONDS
