@@ -12,6 +12,7 @@ from promdemo_operator.core.reconcile_events import (
     child_events,
     failure_event,
     held_by_namesake,
+    invalid_spec_event,
     monitoring_event,
     not_owned_event,
     replicas_overridden,
@@ -223,3 +224,19 @@ def test_only_a_permanent_failure_gets_an_event():
         "ReconcileFailed", "403 Forbidden: patch deployments"
     )
     assert failure_event("503 Service Unavailable", transient=True) is None
+
+
+# -- an invalid spec -----------------------------------------------------------------------
+
+SPEC_VALID = condition("SpecValid", True, "SpecAccepted", "the spec is valid")
+BAD_REPLICAS = "spec.replicas: 51 must be between 0 and 50"
+
+
+def test_an_invalid_spec_is_a_warning_once_per_problem():
+    event = invalid_spec_event({}, BAD_REPLICAS)
+    assert event == Event.warning("InvalidSpec", BAD_REPLICAS)
+    assert invalid_spec_event(status_with(SPEC_VALID), BAD_REPLICAS) == event
+    invalid = condition("SpecValid", False, "InvalidSpec", BAD_REPLICAS)
+    assert invalid_spec_event(status_with(invalid), BAD_REPLICAS) is None  # already said
+    other = "spec.image: must be an image reference of 1 to 512 characters without spaces"
+    assert invalid_spec_event(status_with(invalid), other) == Event.warning("InvalidSpec", other)

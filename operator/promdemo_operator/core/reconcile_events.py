@@ -2,7 +2,7 @@
 
 The reconcile (`runtime/handlers/reconcile.py`) posts what these functions return,
 and nothing else: children created, updated (a drift repaired) or deleted, a
-replicas count another writer set and the reconcile set back, a child in the way
+replicas count another writer set and the reconcile set back, the spec invalid, a child in the way
 that is not the PromDemo's, MonitoringReady going False or back, the PromDemo
 becoming selected by a Prometheus or not any more, an API call refused for good.
 Each Event is news: a resync that finds nothing new posts nothing.
@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from promdemo_operator.core.reconcile_status import monitoring_transition
+from promdemo_operator.core.reconcile_status import monitoring_transition, spec_newly_invalid
 from promdemo_operator.core.watched import controller_promdemo
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "child_events",
     "failure_event",
     "held_by_namesake",
+    "invalid_spec_event",
     "monitoring_event",
     "not_owned_event",
     "replicas_overridden",
@@ -66,6 +67,12 @@ class AppliedChild(Protocol):
 
     @property
     def object(self) -> Mapping[str, Any]: ...
+
+
+def invalid_spec_event(current: Mapping[str, Any], message: str) -> Event | None:
+    """The `InvalidSpec` Warning when the spec's problem is news: it was valid, or invalid
+    for another reason (`message` is the SpecError's one line); None otherwise."""
+    return Event.warning("InvalidSpec", message) if spec_newly_invalid(current, message) else None
 
 
 def child_events(

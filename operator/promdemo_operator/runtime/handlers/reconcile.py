@@ -62,6 +62,7 @@ from promdemo_operator.core.reconcile_events import (
     Event,
     child_events,
     failure_event,
+    invalid_spec_event,
     monitoring_event,
     not_owned_event,
     replicas_overridden,
@@ -82,7 +83,6 @@ from promdemo_operator.core.reconcile_status import (
     invalid_spec_status,
     monitoring_condition,
     reconciled_status,
-    spec_newly_invalid,
     status_changes,
 )
 from promdemo_operator.core.timefmt import rfc3339
@@ -269,8 +269,9 @@ class ReconcileLoop:
         self, raw: Mapping[str, Any], status: Mapping[str, Any], message: str
     ) -> None:
         """SpecValid=False with the message; an Event and a log line when the message is new."""
-        if spec_newly_invalid(status, message):
-            self.events.warning("InvalidSpec", message)
+        event = invalid_spec_event(status, message)
+        if event is not None:
+            self.post(event)
             self.logger.warning("invalid spec: %s", message)
         generation = (raw.get("metadata") or {}).get("generation")
         await self.update_status(
