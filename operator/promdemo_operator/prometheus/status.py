@@ -11,7 +11,7 @@ what it already knows (no I/O):
   select, prometheus-operator's CRDs missing);
 - `TargetsUp`, `RulesLoaded`, `status.targets`, `status.lessons`
   (`health_status`): what each selecting Prometheus answered
-  (`promapi.Snapshot`: /api/v1/targets, /api/v1/rules and the lessons query),
+  (`parse.Snapshot`: /api/v1/targets, /api/v1/rules and the lessons query),
   judged by doctor's findings (`doctor.chain.targets_finding` / `rules_finding`:
   the same reasons, details and fixes as `promdemo doctor`).
 
@@ -35,7 +35,6 @@ from promdemo_operator.core.plaindata import plain
 from promdemo_operator.core.reconcile_status import condition, merge_conditions
 from promdemo_operator.core.render import monitoring_labels
 from promdemo_operator.core.spec import PromDemoSpec
-from promdemo_operator.prometheus.api import Snapshot
 from promdemo_operator.prometheus.chain import (
     BROKEN,
     Finding,
@@ -43,6 +42,7 @@ from promdemo_operator.prometheus.chain import (
     rules_finding,
     targets_finding,
 )
+from promdemo_operator.prometheus.parse import Snapshot
 from promdemo_operator.prometheus.selection import (
     KINDS,
     SELECTOR_FIELDS,
