@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -21,33 +20,7 @@ from promdemo_operator.core.reconcile_events import (
     selection_event,
 )
 from promdemo_operator.core.reconcile_status import condition, monitoring_condition
-
-
-@dataclass(frozen=True)
-class Child:
-    """What the reconcile did to one child (the shape of runtime.kube.ApplyResult)."""
-
-    kind: str
-    name: str
-    action: str
-    object: dict[str, Any] = field(default_factory=dict)
-
-
-def controlled_by(promdemo: str) -> dict[str, Any]:
-    return {
-        "metadata": {
-            "ownerReferences": [
-                {
-                    "apiVersion": "promdemo.dev/v1alpha1",
-                    "kind": "PromDemo",
-                    "name": promdemo,
-                    "uid": "u-old",
-                    "controller": True,
-                }
-            ]
-        }
-    }
-
+from tests.support.applied_children import Child, held_by
 
 # -- children ------------------------------------------------------------------------------
 
@@ -141,13 +114,13 @@ def test_a_child_of_someone_else_gets_a_not_owned_warning():
         "Service shop exists and is not controlled by this PromDemo; it is left as it is"
         " (delete it, or rename the PromDemo)"
     )
-    other = Child("Service", "shop", "not_owned", controlled_by("other"))
+    other = Child("Service", "shop", "not_owned", held_by("other"))
     assert not_owned_event(other, "shop") is not None
     assert not held_by_namesake(other.object, "shop")
 
 
 def test_a_child_still_held_by_a_deleted_namesake_is_no_warning():
-    child = Child("Deployment", "shop", "not_owned", controlled_by("shop"))
+    child = Child("Deployment", "shop", "not_owned", held_by("shop"))
     assert held_by_namesake(child.object, "shop")
     assert not_owned_event(child, "shop") is None
 

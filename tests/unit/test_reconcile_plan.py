@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from promdemo_operator.core import render
@@ -17,6 +16,7 @@ from promdemo_operator.core.reconcile_plan import (
     retry_after,
 )
 from promdemo_operator.core.spec import parse_spec
+from tests.support.applied_children import Child, held_by
 
 BOTH = ("ServiceMonitor", "PrometheusRule")
 
@@ -62,25 +62,6 @@ def test_monitoring_switched_off_in_the_spec_is_deleted_where_served():
     # A kind the API server does not serve has no object to delete: nothing is asked.
     assert monitoring_plan(kinds(off), ["PrometheusRule"]).switched_off == ("PrometheusRule",)
     assert monitoring_plan(kinds(off), ()).switched_off == ()
-
-
-@dataclass(frozen=True)
-class Child:
-    kind: str
-    name: str
-    action: str
-    object: dict[str, Any] = field(default_factory=dict)
-
-
-def held_by(promdemo: str) -> dict[str, Any]:
-    ref = {
-        "apiVersion": "promdemo.dev/v1alpha1",
-        "kind": "PromDemo",
-        "name": promdemo,
-        "uid": "u",
-        "controller": True,
-    }
-    return {"metadata": {"ownerReferences": [ref]}}
 
 
 def test_a_reconcile_with_nothing_in_the_way_waits_for_events():
