@@ -10,10 +10,12 @@ from promdemo_operator.core.reconcile_plan import (
     NOT_OWNED_RETRY_SECONDS,
     PERMANENT_RETRY_SECONDS,
     TRANSIENT_RETRY_SECONDS,
+    children_of,
     children_to_apply,
     failure_retry_seconds,
     monitoring_plan,
     retry_after,
+    writes_to_remember,
 )
 from promdemo_operator.core.spec import parse_spec
 from tests.support.applied_children import Child, held_by
@@ -85,3 +87,51 @@ def test_a_failed_api_call_is_retried_soon_only_when_transient():
     assert failure_retry_seconds(transient=True) == TRANSIENT_RETRY_SECONDS
     assert failure_retry_seconds(transient=False) == PERMANENT_RETRY_SECONDS
     assert TRANSIENT_RETRY_SECONDS < PERMANENT_RETRY_SECONDS
+
+
+# -- the reconcile's own writes, until the watches deliver them ----------------------------
+
+
+def at(version: str, **fields: Any) -> dict[str, Any]:
+    return {"metadata": {"resourceVersion": version}, **fields}
+
+
+def test_created_patched_and_deleted_children_are_remembered_until_delivered():
+    results = [
+        Child("Secret", "shop-reset-token", "created", at("11")),
+        Child("Deployment", "shop", "patched", at("12", spec={"replicas": 2})),
+        Child("Service", "shop", "unchanged", at("5")),
+        Child("ConfigMap", "shop", "not_owned", at("6")),
+    ]
+    known = {"Secret": None, "Deployment": at("7"), "Service": at("5"), "ServiceMonitor": at("8")}
+    writes = writes_to_remember(
+        results, ["ServiceMonitor"], known, namespace="demo", promdemo="shop", delivered={}
+    )
+    assert writes == {
+        ("Secret", "demo", "shop-reset-token"): (None, at("11")),  # created: over nothing
+        ("Deployment", "demo", "shop"): ("7", at("12", spec={"replicas": 2})),
+        ("ServiceMonitor", "demo", "shop"): ("8", None),  # deleted
+    }
+
+
+def test_a_write_the_watches_already_delivered_is_not_remembered():
+    results = [
+        Child("Deployment", "shop", "patched", at("12")),
+        Child("Service", "shop", "patched", at("13")),
+    ]
+    delivered = {("Deployment", "demo", "shop"): "12", ("Service", "demo", "shop"): "9"}
+    writes = writes_to_remember(
+        results, [], {"Deployment": at("7"), "Service": at("9")},
+        namespace="demo", promdemo="shop", delivered=delivered,
+    )  # fmt: skip
+    assert list(writes) == [("Service", "demo", "shop")]  # the watches still hold 9
+
+
+def test_a_fresh_read_forgets_the_promdemos_children_only():
+    keys = [
+        ("Deployment", "demo", "shop"),
+        ("Secret", "demo", "shop-reset-token"),
+        ("Deployment", "demo", "cart"),
+        ("Deployment", "other", "shop"),
+    ]
+    assert children_of(keys, "demo", "shop") == keys[:2]

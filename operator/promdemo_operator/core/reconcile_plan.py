@@ -4,7 +4,8 @@ The reconcile (`runtime/handlers/reconcile.py`) makes the API calls; these funct
 decide them: which rendered children to apply (the ServiceMonitor and PrometheusRule
 only while the API server serves their kinds), which monitoring objects to delete
 (those the spec switched off, when the PromDemo owns them: `apply_plan.owned_by`), and
-how long to wait before the next reconcile when nothing else wakes it.
+how long to wait before the next reconcile when nothing else wakes it, and which of
+its own writes the next reconcile plans against until the watches deliver them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from promdemo_operator.core.names import secret_name
 from promdemo_operator.core.reconcile_events import AppliedChild, held_by_namesake
 from promdemo_operator.core.reconcile_status import MONITORING_PLURALS
 
@@ -21,14 +23,20 @@ __all__ = [
     "NOT_OWNED_RETRY_SECONDS",
     "PERMANENT_RETRY_SECONDS",
     "TRANSIENT_RETRY_SECONDS",
+    "ChildKey",
     "MonitoringPlan",
+    "children_of",
     "children_to_apply",
     "failure_retry_seconds",
     "monitoring_plan",
+    "resource_version",
     "retry_after",
+    "writes_to_remember",
 ]
 
 Child = TypeVar("Child", bound=Mapping[str, Any])
+#: A child by (kind, namespace, name).
+ChildKey = tuple[str, str, str]
 
 #: Retry delays after a failed API call: soon for transient trouble, slowly otherwise.
 TRANSIENT_RETRY_SECONDS = 10.0
@@ -91,3 +99,50 @@ def retry_after(results: Iterable[AppliedChild], promdemo: str) -> float | None:
     if any(held_by_namesake(r.object, promdemo) for r in in_the_way):
         return GARBAGE_COLLECTION_RETRY_SECONDS
     return NOT_OWNED_RETRY_SECONDS
+
+
+def resource_version(obj: Any) -> str | None:
+    """`metadata.resourceVersion` of an object; None for no object (or not one)."""
+    if not isinstance(obj, Mapping):
+        return None
+    return (obj.get("metadata") or {}).get("resourceVersion")
+
+
+def writes_to_remember(
+    results: Iterable[AppliedChild],
+    deleted: Iterable[str],
+    known: Mapping[str, Any],
+    *,
+    namespace: str,
+    promdemo: str,
+    delivered: Mapping[ChildKey, str | None],
+) -> dict[ChildKey, tuple[str | None, Any]]:
+    """The reconcile's own writes that the watches have not delivered yet, by child:
+    the version each wrote over (None: it created the object) and the object now (None:
+    it deleted it). Until the watches deliver them, the next reconcile plans against
+    these rather than against the state before them.
+
+    `known`: kind → the object the reconcile planned against; `delivered`: the
+    resourceVersion the watches hold of a child (absent: they hold none). A write the
+    watches already delivered is not remembered. Deleted kinds are monitoring objects,
+    named after the PromDemo.
+    """
+    writes: dict[ChildKey, tuple[str | None, Any]] = {}
+    for result in results:
+        if result.action not in ("created", "patched"):
+            continue
+        key = (result.kind, namespace, result.name)
+        if key in delivered and delivered[key] == resource_version(result.object):
+            continue  # already delivered
+        before = None if result.action == "created" else resource_version(known.get(result.kind))
+        writes[key] = (before, result.object)
+    for kind in deleted:
+        writes[(kind, namespace, promdemo)] = (resource_version(known.get(kind)), None)
+    return writes
+
+
+def children_of(keys: Iterable[ChildKey], namespace: str, promdemo: str) -> list[ChildKey]:
+    """The keys among `keys` of PromDemo `namespace/promdemo`'s children (named after it, and
+    its reset-token Secret): what a reconcile reading every child from the API forgets."""
+    ours = {promdemo, secret_name(promdemo)}
+    return [key for key in keys if key[1] == namespace and key[2] in ours]

@@ -72,10 +72,12 @@ from promdemo_operator.core.reconcile_events import (
 )
 from promdemo_operator.core.reconcile_plan import (
     TRANSIENT_RETRY_SECONDS,
+    children_of,
     children_to_apply,
     failure_retry_seconds,
     monitoring_plan,
     retry_after,
+    writes_to_remember,
 )
 from promdemo_operator.core.reconcile_status import (
     MONITORING_PLURALS,
@@ -295,22 +297,17 @@ class ReconcileLoop:
         self, known: Mapping[str, Any], applied: Applied, namespace: str, name: str
     ) -> None:
         """Until the watches deliver them, the next reconcile plans against these writes."""
-
-        def version(obj: Any) -> str | None:
-            if not isinstance(obj, Mapping):
-                return None
-            return (obj.get("metadata") or {}).get("resourceVersion")
-
+        delivered: dict[tuple[str, str, str], str | None] = {}
         for result in applied.results:
-            if result.action in ("created", "patched"):
-                key = (result.kind, namespace, result.name)
-                record = self.watched.child(*key)
-                if record is not None and record.resource_version == version(result.object):
-                    continue  # already delivered
-                before = None if result.action == "created" else version(known.get(result.kind))
-                self.ctx.unseen_writes[key] = (before, result.object)
-        for kind in applied.deleted:  # (monitoring objects: named after the PromDemo)
-            self.ctx.unseen_writes[(kind, namespace, name)] = (version(known.get(kind)), None)
+            record = self.watched.child(result.kind, namespace, result.name)
+            if record is not None:
+                delivered[(result.kind, namespace, result.name)] = record.resource_version
+        self.ctx.unseen_writes.update(
+            writes_to_remember(
+                applied.results, applied.deleted, known,
+                namespace=namespace, promdemo=name, delivered=delivered,
+            )
+        )  # fmt: skip
 
     async def apply_children(
         self,
@@ -329,8 +326,7 @@ class ReconcileLoop:
             kind: UNKNOWN if fresh else self._known(kind, namespace, name) for kind in kinds
         }
         if fresh:  # read from the API: forget what the watches had not delivered
-            ours = {name, secret_name(name)}
-            for key in [k for k in self.ctx.unseen_writes if k[1] == namespace and k[2] in ours]:
+            for key in children_of(list(self.ctx.unseen_writes), namespace, name):
                 del self.ctx.unseen_writes[key]
         applied = await self.ctx.call(
             apply_children, self.ctx.kube, children, known=known, owner_uid=uid,
