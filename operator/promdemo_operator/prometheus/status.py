@@ -62,6 +62,7 @@ __all__ = [
     "SELECTED",
     "TARGETS_UP",
     "Asked",
+    "Selection",
     "auto_match",
     "health_status",
     "monitoring_objects",
@@ -70,6 +71,7 @@ __all__ = [
     "record_key",
     "select",
     "selected_condition",
+    "selection",
     "selectors",
 ]
 
@@ -260,6 +262,45 @@ def prometheuses_to_ask(
     elif selected["reason"] in ("MonitoringCRDsMissing", "PrometheusCRDMissing"):
         not_asked = (selected["reason"], selected["message"])
     return asked, not_asked
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What the reconcile decides about Prometheus: the `PrometheusSelected` condition,
+    which watched Prometheus records the observe loop asks (`asked`), and what TargetsUp
+    and RulesLoaded say when it asks none (`not_asked`: reason, message)."""
+
+    condition: dict[str, str]
+    asked: tuple[Mapping[str, Any], ...]
+    not_asked: tuple[str, str]
+
+
+def selection(
+    name: str,
+    namespace: str,
+    spec: PromDemoSpec,
+    *,
+    live: Mapping[str, Mapping[str, Any] | None],
+    monitoring_served: bool,
+    prometheus_served: bool,
+    records: Sequence[Mapping[str, Any]],
+    namespace_labels: Mapping[str, Mapping[str, str]],
+    auto: AutoLabels | None = None,
+) -> Selection:
+    """PrometheusSelected for PromDemo `namespace/name`'s ServiceMonitor and PrometheusRule
+    as applied (`live`: kind → the object in the cluster), and whom to ask about it."""
+    wanted = spec.monitoring.service_monitor or spec.monitoring.prometheus_rule
+    objects = monitoring_objects(name, namespace, spec, live)
+    report = select(records, objects, namespace_labels) if wanted else None
+    selected = selected_condition(
+        wanted=wanted,
+        monitoring_served=monitoring_served,
+        prometheus_served=prometheus_served,
+        report=report,
+        auto=auto,
+    )
+    asked, not_asked = prometheuses_to_ask(selected, report, records)
+    return Selection(selected, asked, not_asked)
 
 
 def _unknown(type_: str, reason: str, message: str) -> dict[str, str]:

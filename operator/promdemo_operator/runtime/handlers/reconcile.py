@@ -400,33 +400,30 @@ class ReconcileLoop:
         namespace_labels: Mapping[str, Mapping[str, str]],
     ) -> dict[str, str]:
         """PrometheusSelected for the objects as applied; tell the observe loop whom to ask."""
-        name, namespace = self.name, self.namespace
-        monitoring = spec.monitoring
-        wanted = monitoring.service_monitor or monitoring.prometheus_rule
-        live = {kind: applied.object_of(kind) for kind in MONITORING_PLURALS}
-        objects = promstatus.monitoring_objects(name, namespace, spec, live)
-        report = promstatus.select(records, objects, namespace_labels) if wanted else None
-        selected = promstatus.selected_condition(
-            wanted=wanted,
+        decided = promstatus.selection(
+            self.name,
+            self.namespace,
+            spec,
+            live={kind: applied.object_of(kind) for kind in MONITORING_PLURALS},
             monitoring_served=not applied.missing_monitoring,
             prometheus_served=applied.prometheus_served,
-            report=report,
+            records=records,
+            namespace_labels=namespace_labels,
             auto=auto,
         )
-        asked, not_asked = promstatus.prometheuses_to_ask(selected, report, records)
         observation = Observation(
-            service_monitor=monitoring.service_monitor,
-            prometheus_rule=monitoring.prometheus_rule,
+            service_monitor=spec.monitoring.service_monitor,
+            prometheus_rule=spec.monitoring.prometheus_rule,
             replicas=spec.replicas,
-            prometheuses=asked,
+            prometheuses=decided.asked,
             every=tuple(records),
             by_url=self.ctx.options.prometheus_url is not None,
-            not_asked=not_asked,
+            not_asked=decided.not_asked,
         )
         if observation != self.observation:
             self.observation = observation
             self.observation_changed.set()
-        return selected
+        return decided.condition
 
     def _selection_event(self, status: Mapping[str, Any], new: Mapping[str, str]) -> None:
         """An Event when the PromDemo becomes selected, or not (or why not changes).
