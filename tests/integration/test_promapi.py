@@ -27,12 +27,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from promdemo_operator.core.rules import ALERTING_GROUP, RECORDING_GROUP, rules_file
 from promdemo_operator.core.spec import parse_spec
-from promdemo_operator.prometheus.api import (
-    PromAPIError,
-    PromDemoHealth,
-    PrometheusAPI,
-    SnapshotCache,
-)
+from promdemo_operator.prometheus.cache import SnapshotCache
+from promdemo_operator.prometheus.client import PrometheusAPI
+from promdemo_operator.prometheus.parse import PromAPIError, PromDemoHealth
 from tests.support.ports import free_port
 from tests.support.processes import ManagedProcess, python_module, wait_http_ok, wait_until
 from tests.support.tools import require_binary

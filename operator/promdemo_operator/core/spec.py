@@ -27,12 +27,13 @@ Plain Python: no kopf, no kubernetes client.
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, ClassVar
 
 from promdemo_operator.core.duration import DurationError, format_seconds, parse_duration
 from promdemo_operator.core.spec_fields import (
@@ -61,6 +62,7 @@ __all__ = [
     "DURATION_BOUNDS",
     "NUMBER_BOUNDS",
     "SPEC",
+    "AlertTiming",
     "AlertsSpec",
     "AppSpec",
     "AutoHealSpec",
@@ -349,7 +351,7 @@ class AutoHealSpec:
     )
 
 
-def _alert_for(default: str, description: str = _ALERT_FOR_TEXT) -> Any:
+def _alert_for(default: str, description: str) -> Any:
     return declared(
         Duration(name="for", default=default, bounds=_ALERT_FOR, description=description)
     )
@@ -361,18 +363,69 @@ def _alert_window(default: str, description: str) -> Any:
     )
 
 
+class AlertTiming:
+    """The timing fields every alert shares, declared once: `for` (how long the condition
+    must hold at every evaluation before the alert fires) and, for an alert over a range,
+    `window` (the range of its rate() or increase()), each with its seconds beside it.
+
+    An alert class gives its own values as class arguments and declares only the fields
+    particular to it; the timing fields follow them (the CRD lists them in that order)::
+
+        @dataclass(frozen=True)
+        class LowSuccessRateAlert(AlertTiming, window="5m", function="rate()", over="..."):
+            threshold: float = declared(Number(...))
+
+    `window=None` (the default): an alert over an instant value, with `for` alone.
+    """
+
+    # Set on each alert class by __init_subclass__ (InventoryNegative has no window).
+    window: str
+    window_seconds: float
+    for_duration: str
+    for_seconds: float
+    #: The range function over `window` ("rate()", "increase()"); None without a window.
+    window_function: ClassVar[str | None] = None
+
+    def __init_subclass__(
+        cls,
+        *,
+        window: str | None = None,
+        function: str = "",
+        over: str = "",
+        for_default: str = "5m",
+        for_text: str = _ALERT_FOR_TEXT,
+        **kwargs: Any,
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        # Runs before @dataclass reads the class: the timing fields are added to the
+        # class's own annotations and defaults, after the fields its body declares.
+        timing: dict[str, tuple[str, Any]] = {}
+        if window is not None:
+            over_text = f" over {over}" if over else ""
+            description = f"The range of {function}{over_text} ({{bounds}})."
+            timing["window"] = ("str", _alert_window(window, description))
+            timing["window_seconds"] = ("float", declared(Seconds("window")))
+            cls.window_function = function
+        timing["for_duration"] = ("str", _alert_for(for_default, for_text))
+        timing["for_seconds"] = ("float", declared(Seconds("for_duration")))
+        annotations = dict(inspect.get_annotations(cls))
+        for name, (annotation, default) in timing.items():
+            annotations[name] = annotation
+            setattr(cls, name, default)
+        cls.__annotations__ = annotations
+
+
 @dataclass(frozen=True)
-class InventoryNegativeAlert:
+class InventoryNegativeAlert(
+    AlertTiming,
+    for_default="0s",
+    for_text="How long the inventory must stay negative before the alert fires ({bounds}).",
+):
     """InventoryNegative fires while a pod's product_inventory is below 0."""
 
-    for_duration: str = _alert_for(
-        "0s", "How long the inventory must stay negative before the alert fires ({bounds})."
-    )
-    for_seconds: float = declared(Seconds("for_duration"))
-
 
 @dataclass(frozen=True)
-class NoSuccessOrdersAlert:
+class NoSuccessOrdersAlert(AlertTiming, window="30m", function="increase()"):
     """NoSuccessOrders, the alert-timing article's alert:
     increase(orders_total{result="success"}[window]) < minOrders."""
 
@@ -384,14 +437,12 @@ class NoSuccessOrdersAlert:
             description="Fewest successful orders expected within the window.",
         )
     )
-    window: str = _alert_window("30m", "The range of increase() ({bounds}).")
-    window_seconds: float = declared(Seconds("window"))
-    for_duration: str = _alert_for("5m")
-    for_seconds: float = declared(Seconds("for_duration"))
 
 
 @dataclass(frozen=True)
-class HighLatencyP95Alert:
+class HighLatencyP95Alert(
+    AlertTiming, window="5m", function="rate()", over="the histogram buckets"
+):
     """HighLatencyP95: histogram_quantile(0.95, ...) of http_request_latency_seconds above
     the threshold."""
 
@@ -403,14 +454,10 @@ class HighLatencyP95Alert:
             description="The p95 latency, in seconds, above which the alert fires.",
         )
     )
-    window: str = _alert_window("5m", "The range of rate() over the histogram buckets ({bounds}).")
-    window_seconds: float = declared(Seconds("window"))
-    for_duration: str = _alert_for("5m")
-    for_seconds: float = declared(Seconds("for_duration"))
 
 
 @dataclass(frozen=True)
-class LowSuccessRateAlert:
+class LowSuccessRateAlert(AlertTiming, window="5m", function="rate()", over="orders_total"):
     """LowSuccessRate, the share of successful orders below the threshold."""
 
     threshold: float = declared(
@@ -421,14 +468,12 @@ class LowSuccessRateAlert:
             description="The success ratio ({bounds}) below which the alert fires.",
         )
     )
-    window: str = _alert_window("5m", "The range of rate() over orders_total ({bounds}).")
-    window_seconds: float = declared(Seconds("window"))
-    for_duration: str = _alert_for("5m")
-    for_seconds: float = declared(Seconds("for_duration"))
 
 
 @dataclass(frozen=True)
-class DependencyErrorsAlert:
+class DependencyErrorsAlert(
+    AlertTiming, window="5m", function="rate()", over="dependency_errors_total"
+):
     """DependencyErrors, the rate of failed dependency calls above the threshold."""
 
     rate_per_second: float = declared(
@@ -440,12 +485,6 @@ class DependencyErrorsAlert:
             " ({bounds}).",
         )
     )
-    window: str = _alert_window(
-        "5m", "The range of rate() over dependency_errors_total ({bounds})."
-    )
-    window_seconds: float = declared(Seconds("window"))
-    for_duration: str = _alert_for("5m")
-    for_seconds: float = declared(Seconds("for_duration"))
 
 
 @dataclass(frozen=True)
@@ -459,6 +498,16 @@ class AlertsSpec:
     high_latency_p95: HighLatencyP95Alert = declared(Nested(name="highLatencyP95"))
     low_success_rate: LowSuccessRateAlert = declared(Nested(name="lowSuccessRate"))
     dependency_errors: DependencyErrorsAlert = declared(Nested(name="dependencyErrors"))
+
+
+def _window_checks() -> tuple[_TwoScrapes, ...]:
+    """A window of at least two scrapes, for every alert over a range (in AlertsSpec's order)."""
+    checks = []
+    for item, declaration in declarations(AlertsSpec):
+        function = nested_class(AlertsSpec, item.name).window_function
+        if function is not None:
+            checks.append(_TwoScrapes(declaration.name, function))
+    return tuple(checks)
 
 
 @dataclass(frozen=True)
@@ -561,12 +610,7 @@ class PromDemoSpec:
     monitoring: MonitoringSpec = declared(
         Nested(
             name="monitoring",
-            checks=(
-                _TwoScrapes("noSuccessOrders", "increase()"),
-                _TwoScrapes("highLatencyP95", "rate()"),
-                _TwoScrapes("lowSuccessRate", "rate()"),
-                _TwoScrapes("dependencyErrors", "rate()"),
-            ),
+            checks=_window_checks(),
         )
     )
 

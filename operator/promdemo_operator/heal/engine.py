@@ -40,7 +40,6 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from promdemo_operator.core.heal_policy import Action, Decision, HealPolicy
 from promdemo_operator.heal.access import PROXY_TOKEN_HEADER
@@ -56,7 +55,7 @@ from promdemo_operator.heal.exposition import (
 from promdemo_operator.heal.metrics import HealMetrics
 from promdemo_operator.heal.pod_client import (
     MAX_METRICS_BYTES,
-    HttpxPods,
+    PodClient,
     PodHttp,
     PodReadError,
     ReadLimits,
@@ -173,7 +172,7 @@ class HealEngine:
         self,
         policy: HealPolicy,
         *,
-        client: PodHttp | HttpxPods | Any | None = None,
+        client: PodClient | None = None,
         token: str | None = None,
         timeout: float = 2.0,
         namespace: str = "",
@@ -185,10 +184,9 @@ class HealEngine:
         limits: ReadLimits | None = None,
         metrics_path: str = METRICS_PATH,
     ) -> None:
-        """`client`: the process's shared `PodHttp` (not closed by `aclose`), or an
-        `httpx.AsyncClient` (same bounded reads; `HttpxPods` to share one bound between
-        engines), or None (the engine makes its own `PodHttp` and closes it). At most
-        `concurrency` requests of this engine are in flight at once, whatever the client.
+        """`client`: the process's shared `PodHttp` (not closed by `aclose`), or None
+        (the engine makes its own `PodHttp` and closes it). At most `concurrency`
+        requests of this engine are in flight at once, whatever the client.
         """
         self.policy = policy
         self.token = token
@@ -200,13 +198,9 @@ class HealEngine:
         self.proxy_token_header = proxy_token_header
         self.metrics_path = metrics_path
         self._own_client = client is None
-        self._pods: PodHttp | HttpxPods
-        if client is None:
-            self._pods = PodHttp(max_connections=concurrency, limits=limits)
-        elif isinstance(client, PodHttp | HttpxPods):
-            self._pods = client
-        else:
-            self._pods = HttpxPods(client, concurrency=concurrency)
+        self._pods: PodClient = (
+            PodHttp(max_connections=concurrency, limits=limits) if client is None else client
+        )
         self.limits = limits or getattr(self._pods, "limits", None) or ReadLimits()
         # This engine's share of a shared client: one PromDemo's many (or slow) pods
         # cannot take every connection of the process. Waiting here is not timed.

@@ -37,7 +37,7 @@ import time
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -100,6 +100,24 @@ class PodAnswer:
 
 
 Sink = Callable[[bytes], None]
+
+
+class PodClient(Protocol):
+    """What a `HealEngine` asks of its client to pods: `PodHttp`, or a stand-in
+    with the same bounded `request` (a benchmark's comparison reader)."""
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        timeout: float,
+        max_bytes: int,
+        headers: Mapping[str, str] | None = None,
+        sink: Sink | None = None,
+    ) -> PodAnswer: ...
+
+    async def aclose(self) -> None: ...
 
 
 class _SinkError(Exception):
@@ -259,10 +277,6 @@ async def _read_body(
         else:
             parts.append(tail)
     return b"".join(parts)
-
-
-async def _one_chunk(data: bytes) -> Any:
-    yield data
 
 
 async def _aiohttp_chunks(resp: aiohttp.ClientResponse) -> Any:
@@ -472,75 +486,6 @@ class PodHttp:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
-
-
-class HttpxPods:
-    """The same bounded reads over a caller's `httpx.AsyncClient` (kept for callers that pass one).
-
-    The process-wide `PodHttp` is the measured, cheaper choice (see docs/heal.md).
-    """
-
-    def __init__(self, client: Any, *, concurrency: int = DEFAULT_MAX_CONNECTIONS) -> None:
-        import httpx
-
-        self._httpx = httpx
-        self.client = client
-        self._slots = asyncio.Semaphore(concurrency)
-
-    async def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        timeout: float,
-        max_bytes: int,
-        headers: Mapping[str, str] | None = None,
-        sink: Sink | None = None,
-    ) -> PodAnswer:
-        httpx = self._httpx
-        send_headers = {"Accept-Encoding": "identity", **dict(headers or {})}
-        status: int | None = None
-        async with self._slots:
-            try:
-                async with asyncio.timeout(timeout):
-                    async with self.client.stream(method, url, headers=send_headers) as resp:
-                        status = resp.status_code
-                        encoding = resp.headers.get("Content-Encoding")
-                        if resp.is_stream_consumed:  # an in-memory answer (a mock transport)
-                            chunks, encoding = _one_chunk(resp.content), None
-                        else:
-                            chunks = resp.aiter_raw()
-                        if not 200 <= status < 300:
-                            snippet = b""
-                            async for chunk in chunks:
-                                snippet = chunk[:ERROR_SNIPPET_BYTES]
-                                break
-                            return PodAnswer(status, snippet)
-                        length = resp.headers.get("Content-Length")
-                        body = await _read_body(
-                            chunks,
-                            encoding,
-                            int(length) if length and length.isdigit() else None,
-                            max_bytes,
-                            sink,
-                        )
-                        return PodAnswer(status, body)
-            except _SinkError as e:
-                raise e.error from None
-            except PodReadError as e:
-                e.status = status
-                raise
-            except (TimeoutError, httpx.TimeoutException) as e:
-                raise PodReadError(
-                    "timeout", f"no complete answer within {timeout:g}s", status=status
-                ) from e
-            except httpx.ConnectError as e:
-                raise PodReadError("unreachable", _describe(e), sent=False) from e
-            except httpx.HTTPError as e:
-                raise PodReadError("unreachable", _describe(e), status=status) from e
-
-    async def aclose(self) -> None:
-        """The caller owns the httpx client."""
 
 
 def _split_http_url(url: str) -> tuple[str, int, str] | None:

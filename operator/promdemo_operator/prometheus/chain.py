@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 from promdemo_operator.core.names import MONITORING_API_VERSION, secret_name
 from promdemo_operator.core.render import render_children
 from promdemo_operator.core.spec import PromDemoSpec, SpecError, parse_spec
-from promdemo_operator.prometheus.api import (
+from promdemo_operator.prometheus.parse import (
     AlertState,
     PromAPIError,
     RulesStatus,

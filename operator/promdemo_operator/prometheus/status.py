@@ -11,7 +11,7 @@ what it already knows (no I/O):
   select, prometheus-operator's CRDs missing);
 - `TargetsUp`, `RulesLoaded`, `status.targets`, `status.lessons`
   (`health_status`): what each selecting Prometheus answered
-  (`promapi.Snapshot`: /api/v1/targets, /api/v1/rules and the lessons query),
+  (`parse.Snapshot`: /api/v1/targets, /api/v1/rules and the lessons query),
   judged by doctor's findings (`doctor.chain.targets_finding` / `rules_finding`:
   the same reasons, details and fixes as `promdemo doctor`).
 
@@ -35,7 +35,6 @@ from promdemo_operator.core.plaindata import plain
 from promdemo_operator.core.reconcile_status import condition, merge_conditions
 from promdemo_operator.core.render import monitoring_labels
 from promdemo_operator.core.spec import PromDemoSpec
-from promdemo_operator.prometheus.api import Snapshot
 from promdemo_operator.prometheus.chain import (
     BROKEN,
     Finding,
@@ -43,6 +42,7 @@ from promdemo_operator.prometheus.chain import (
     rules_finding,
     targets_finding,
 )
+from promdemo_operator.prometheus.parse import Snapshot
 from promdemo_operator.prometheus.selection import (
     KINDS,
     SELECTOR_FIELDS,
@@ -62,13 +62,16 @@ __all__ = [
     "SELECTED",
     "TARGETS_UP",
     "Asked",
+    "Selection",
     "auto_match",
     "health_status",
     "monitoring_objects",
     "prometheus_record",
+    "prometheuses_to_ask",
     "record_key",
     "select",
     "selected_condition",
+    "selection",
     "selectors",
 ]
 
@@ -237,6 +240,67 @@ def selected_condition(
             message += f"; matchPrometheus: auto added {format_labels(auto.labels)}"
         return condition(SELECTED, True, report.reason, message)
     return condition(SELECTED, False, report.reason, report.message)
+
+
+#: Why the observe loop asks no Prometheus, unless the condition says a better why.
+NOT_SELECTED = ("NotSelected", "no Prometheus selects the PromDemo (see PrometheusSelected)")
+
+
+def prometheuses_to_ask(
+    selected: Mapping[str, str],
+    report: SelectionReport | None,
+    records: Iterable[Mapping[str, Any]],
+) -> tuple[tuple[Mapping[str, Any], ...], tuple[str, str]]:
+    """Which of the watched Prometheus `records` to ask about the PromDemo (those that
+    select it, when `selected` is True), and what TargetsUp and RulesLoaded say when
+    none is asked: (reason, message), the CRDs missing when that is why."""
+    asked: tuple[Mapping[str, Any], ...] = ()
+    not_asked = NOT_SELECTED
+    if selected["status"] == "True" and report is not None:
+        chosen = set(report.selected_by)
+        asked = tuple(r for r in records if record_key(r) in chosen)
+    elif selected["reason"] in ("MonitoringCRDsMissing", "PrometheusCRDMissing"):
+        not_asked = (selected["reason"], selected["message"])
+    return asked, not_asked
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What the reconcile decides about Prometheus: the `PrometheusSelected` condition,
+    which watched Prometheus records the observe loop asks (`asked`), and what TargetsUp
+    and RulesLoaded say when it asks none (`not_asked`: reason, message)."""
+
+    condition: dict[str, str]
+    asked: tuple[Mapping[str, Any], ...]
+    not_asked: tuple[str, str]
+
+
+def selection(
+    name: str,
+    namespace: str,
+    spec: PromDemoSpec,
+    *,
+    live: Mapping[str, Mapping[str, Any] | None],
+    monitoring_served: bool,
+    prometheus_served: bool,
+    records: Sequence[Mapping[str, Any]],
+    namespace_labels: Mapping[str, Mapping[str, str]],
+    auto: AutoLabels | None = None,
+) -> Selection:
+    """PrometheusSelected for PromDemo `namespace/name`'s ServiceMonitor and PrometheusRule
+    as applied (`live`: kind → the object in the cluster), and whom to ask about it."""
+    wanted = spec.monitoring.service_monitor or spec.monitoring.prometheus_rule
+    objects = monitoring_objects(name, namespace, spec, live)
+    report = select(records, objects, namespace_labels) if wanted else None
+    selected = selected_condition(
+        wanted=wanted,
+        monitoring_served=monitoring_served,
+        prometheus_served=prometheus_served,
+        report=report,
+        auto=auto,
+    )
+    asked, not_asked = prometheuses_to_ask(selected, report, records)
+    return Selection(selected, asked, not_asked)
 
 
 def _unknown(type_: str, reason: str, message: str) -> dict[str, str]:

@@ -11,13 +11,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from promdemo_operator import __version__
-from promdemo_operator.prometheus.api import (
-    PromAPIError,
-    PrometheusAPI,
-    Snapshot,
-    SnapshotCache,
-    evaluation_interval,
-)
+from promdemo_operator.prometheus.cache import SnapshotCache
+from promdemo_operator.prometheus.client import PrometheusAPI
+from promdemo_operator.prometheus.parse import PromAPIError, Snapshot, evaluation_interval
 from promdemo_operator.prometheus.status import Asked, record_key
 from promdemo_operator.runtime.kube import Kube
 

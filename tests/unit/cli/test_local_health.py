@@ -22,7 +22,7 @@ from promdemo_operator.cli.local.options import LocalConfig
 from promdemo_operator.cli.local.procs import Child
 from promdemo_operator.cli.local.session import DemoState, Replica
 from promdemo_operator.cli.local.ui import PlainOutput, render_panel
-from promdemo_operator.prometheus.api import Snapshot
+from promdemo_operator.prometheus.parse import Snapshot
 
 DATA = Path(__file__).parents[1] / "data" / "local"
 WORKDIR = Path("/w")

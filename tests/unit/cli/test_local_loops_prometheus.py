@@ -22,7 +22,7 @@ from promdemo_operator.cli.local.options import LocalConfig
 from promdemo_operator.cli.local.procs import Child
 from promdemo_operator.cli.local.session import DemoState, Replica
 from promdemo_operator.cli.local.ui import Output, PlainOutput, render_panel
-from promdemo_operator.prometheus.api import LESSONS_QUERY
+from promdemo_operator.prometheus.parse import LESSONS_QUERY
 
 DATA = Path(__file__).parents[1] / "data" / "local"
 

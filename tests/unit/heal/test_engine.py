@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-import httpx
 import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -528,28 +527,6 @@ def test_heal_unreadable_pod_fails_without_reset() -> None:
         assert stub.pods["p"].resets == 0
 
     run(test)
-
-
-def test_engine_with_an_injected_transport() -> None:
-    """The local demo / tests can hand the engine any httpx transport."""
-    state = {"value": -3, "resets": 0}
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/metrics":
-            return httpx.Response(200, text=f"product_inventory {state['value']}\n")
-        state["resets"] += 1
-        state["value"] = 100
-        return httpx.Response(200, json={"inventory": 100})
-
-    async def main() -> None:
-        client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-        engine = HealEngine(HealPolicy(), client=client, token=TOKEN, clock=Clock())
-        result = await engine.check([PodTarget("x", "http://pod-x")])
-        await client.aclose()
-        assert [(r.before, r.after) for r in result.resets] == [(-3, 100)]
-
-    asyncio.run(main())
-    assert state["resets"] == 1
 
 
 # -- what a check asks for, what a pod's answer may put in the log ----------------------

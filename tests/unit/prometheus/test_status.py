@@ -17,7 +17,7 @@ import yaml
 
 from promdemo_operator.core.reconcile_status import find_condition, status_changes
 from promdemo_operator.core.spec import parse_spec
-from promdemo_operator.prometheus.api import Snapshot
+from promdemo_operator.prometheus.parse import Snapshot
 from promdemo_operator.prometheus.status import (
     RULES_LOADED,
     SELECTED,

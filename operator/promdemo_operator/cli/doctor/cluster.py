@@ -44,8 +44,9 @@ from promdemo_operator.core.names import (
     PLURAL,
     VERSION,
 )
-from promdemo_operator.prometheus.api import PromAPIError, PrometheusAPI
 from promdemo_operator.prometheus.chain import PROMETHEUS, ClusterFacts, PrometheusAnswer
+from promdemo_operator.prometheus.client import PrometheusAPI
+from promdemo_operator.prometheus.parse import PromAPIError
 from promdemo_operator.runtime.apiserver import (
     Connection,
     PrometheusPlace,

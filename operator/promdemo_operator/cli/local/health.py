@@ -1,6 +1,6 @@
 """What the demo's own Prometheus says about it: doctor's links on one machine, and the lessons.
 
-`read_health(snapshot, place)` turns one `promapi.Snapshot` (one /api/v1/targets,
+`read_health(snapshot, place)` turns one `parse.Snapshot` (one /api/v1/targets,
 one /api/v1/rules and one lessons query), read for the demo's job
 (`promdemo_selector(None, JOB)`), into the links `promdemo doctor` checks in a
 cluster that exist here:
@@ -26,7 +26,8 @@ from pathlib import Path
 
 from promdemo_operator.cli.local.monitoring import JOB
 from promdemo_operator.core.duration import format_seconds
-from promdemo_operator.prometheus.api import (
+from promdemo_operator.prometheus.chain import BROKEN, NOTE, OK, SKIPPED, Link
+from promdemo_operator.prometheus.parse import (
     AlertState,
     Lessons,
     PromDemoHealth,
@@ -35,7 +36,6 @@ from promdemo_operator.prometheus.api import (
     TargetsStatus,
     promdemo_selector,
 )
-from promdemo_operator.prometheus.chain import BROKEN, NOTE, OK, SKIPPED, Link
 
 __all__ = ["BROKEN", "NOTE", "OK", "SELECTOR", "SKIPPED", "LocalHealth", "Place", "read_health"]
 

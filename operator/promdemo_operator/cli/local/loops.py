@@ -31,7 +31,8 @@ from promdemo_operator.cli.local.ui import Output
 from promdemo_operator.core.duration import format_seconds as _s
 from promdemo_operator.core.heal_policy import HealPolicy, PolicyConfig
 from promdemo_operator.heal.engine import CheckResult, HealEngine, PodTarget
-from promdemo_operator.prometheus.api import PromAPIError, PrometheusAPI, targets_status
+from promdemo_operator.prometheus.client import PrometheusAPI
+from promdemo_operator.prometheus.parse import PromAPIError, targets_status
 
 #: How often the panel's numbers are read from the replicas.
 MONITOR_SECONDS = 1.0

@@ -1,7 +1,7 @@
 """Adapter: asking each selecting Prometheus about the PromDemos, at a bounded rate.
 
 `PrometheusSnapshots` (one per operator, `memo.context.prometheus`) holds one
-`promapi.SnapshotCache` per Prometheus asked: one GET of `/api/v1/targets`, one of
+`cache.SnapshotCache` per Prometheus asked: one GET of `/api/v1/targets`, one of
 `/api/v1/rules` and one lessons query per Prometheus per interval, whatever the
 number of PromDemos it selects (a Prometheus that selects none is never asked).
 Prometheus objects are reached through the API server's service proxy, at

@@ -31,7 +31,9 @@ A reconcile has three steps, each idempotent:
 Events on the PromDemo say what changed: children created, updated (a drift
 repaired) or deleted, a replicas change by another writer set back, the spec
 becoming invalid, monitoring CRDs missing or back, a child that is not ours, the
-PromDemo selected by a Prometheus or not any more. A
+PromDemo selected by a Prometheus or not any more. Which Events, what to apply or
+delete and when to retry are the core's decisions (`core/reconcile_events.py`,
+`core/reconcile_plan.py`); this module makes the calls. A
 failed API call is retried after `TRANSIENT_RETRY_SECONDS` (409, 429, 5xx, no
 connection) or `PERMANENT_RETRY_SECONDS` (e.g. 403) with a `ReconcileFailed` Event;
 the retry (and the reconcile after the PromDemo watch re-listed, see
@@ -57,18 +59,36 @@ from promdemo_operator.core.apply_plan import owned_by, secret_value
 from promdemo_operator.core.event_limit import EventLimiter
 from promdemo_operator.core.names import GROUP, PLURAL, VERSION, secret_name
 from promdemo_operator.core.plaindata import plain
+from promdemo_operator.core.reconcile_events import (
+    Event,
+    child_events,
+    failure_event,
+    invalid_spec_event,
+    monitoring_event,
+    not_owned_event,
+    replicas_overridden,
+    replicas_set_back_event,
+    selection_changed,
+    selection_event,
+)
+from promdemo_operator.core.reconcile_plan import (
+    TRANSIENT_RETRY_SECONDS,
+    children_of,
+    children_to_apply,
+    failure_retry_seconds,
+    monitoring_plan,
+    retry_after,
+    writes_to_remember,
+)
 from promdemo_operator.core.reconcile_status import (
     MONITORING_PLURALS,
     find_condition,
     invalid_spec_status,
     monitoring_condition,
-    monitoring_transition,
     reconciled_status,
-    spec_newly_invalid,
     status_changes,
 )
 from promdemo_operator.core.timefmt import rfc3339
-from promdemo_operator.core.watched import controller_promdemo
 from promdemo_operator.prometheus import status as promstatus
 from promdemo_operator.prometheus.selection import AutoLabels
 from promdemo_operator.runtime.aio import pause, stop_requested, unless_stopped, wait_woken
@@ -94,17 +114,8 @@ log = logging.getLogger("promdemo.reconcile")
 
 #: Wake-ups closer together than this make one reconcile (a create writes five children).
 DEBOUNCE_SECONDS = 0.1
-#: Retry delays after a failed API call: soon for transient trouble, slowly otherwise.
-TRANSIENT_RETRY_SECONDS = 10.0
-PERMANENT_RETRY_SECONDS = 120.0
-#: A child still held by a deleted PromDemo of the same name: look again this soon.
-GARBAGE_COLLECTION_RETRY_SECONDS = 5.0
-#: A child in the way that is someone else's: look again this often (it may not be watched).
-NOT_OWNED_RETRY_SECONDS = 120.0
 #: kopf cancels the loop this long after asking it to stop (the loop stops at once anyway).
 CANCELLATION_TIMEOUT_SECONDS = 2.0
-
-_ACTION_EVENTS = {"created": "Created", "patched": "Updated"}
 
 
 @dataclass
@@ -205,12 +216,9 @@ class ReconcileLoop:
             outcome = await self._steps(fresh=fresh)
         except KubeError as e:
             m.reconcile_errors.inc()
-            outcome = Outcome(
-                "error", TRANSIENT_RETRY_SECONDS if e.transient else PERMANENT_RETRY_SECONDS
-            )
+            outcome = Outcome("error", failure_retry_seconds(transient=e.transient))
             self.logger.warning("reconcile failed (retry in %.0fs): %s", outcome.retry_after, e)
-            if not e.transient:
-                self.events.warning("ReconcileFailed", f"{e}")
+            self.post(failure_event(f"{e}", transient=e.transient))
         except asyncio.CancelledError:
             raise
         except Exception as e:
@@ -269,15 +277,16 @@ class ReconcileLoop:
         applied = await self.apply_children(raw, status, spec, children, fresh=fresh)
         selected = self.decide_selection(spec, applied, auto, records, namespace_labels)
         await self.report_status(raw, status, spec, applied, selected)
-        retry = None
-        if any(r.action == "not_owned" for r in applied.results):
-            # An object in the way may not be watched (not our label): look again later.
-            retry = (
-                GARBAGE_COLLECTION_RETRY_SECONDS
-                if self._pending_gc(raw, applied)
-                else NOT_OWNED_RETRY_SECONDS
-            )
-        return Outcome("success", retry)
+        return Outcome("success", retry_after(applied.results, name))
+
+    def post(self, event: Event | None) -> None:
+        """Post an Event the core decided on (None: nothing to say)."""
+        if event is None:
+            return
+        if event.type == "Warning":
+            self.events.warning(event.reason, event.message)
+        else:
+            self.events.normal(event.reason, event.message)
 
     # -- 1. the spec -----------------------------------------------------------------------
 
@@ -285,8 +294,9 @@ class ReconcileLoop:
         self, raw: Mapping[str, Any], status: Mapping[str, Any], message: str
     ) -> None:
         """SpecValid=False with the message; an Event and a log line when the message is new."""
-        if spec_newly_invalid(status, message):
-            self.events.warning("InvalidSpec", message)
+        event = invalid_spec_event(status, message)
+        if event is not None:
+            self.post(event)
             self.logger.warning("invalid spec: %s", message)
         generation = (raw.get("metadata") or {}).get("generation")
         await self.update_status(
@@ -310,31 +320,18 @@ class ReconcileLoop:
         self, known: Mapping[str, Any], applied: Applied, namespace: str, name: str
     ) -> None:
         """Until the watches deliver them, the next reconcile plans against these writes."""
-
-        def version(obj: Any) -> str | None:
-            if not isinstance(obj, Mapping):
-                return None
-            return (obj.get("metadata") or {}).get("resourceVersion")
-
+        delivered: dict[tuple[str, str, str], str | None] = {}
         for result in applied.results:
-            if result.action in ("created", "patched"):
-                key = (result.kind, namespace, result.name)
-                record = self.watched.child(*key)
-                seen = record.resource_version if record is not None else None
-                if seen is not None and seen == version(result.object):
-                    continue  # already delivered
-                planned = known.get(result.kind)
-                if seen is not None and planned is not UNKNOWN and seen != version(planned):
-                    # The watch delivered a version after the one this write was planned
-                    # against: this write or a later one (a Deployment's status, written by
-                    # its controller while the other children were still being applied).
-                    # Remembering the write's answer would plan, and report, against an
-                    # older object until the child changes again.
-                    continue
-                before = None if result.action == "created" else version(planned)
-                self.ctx.unseen_writes[key] = (before, result.object)
-        for kind in applied.deleted:  # (monitoring objects: named after the PromDemo)
-            self.ctx.unseen_writes[(kind, namespace, name)] = (version(known.get(kind)), None)
+            record = self.watched.child(result.kind, namespace, result.name)
+            if record is not None:
+                delivered[(result.kind, namespace, result.name)] = record.resource_version
+        self.ctx.unseen_writes.update(
+            writes_to_remember(
+                applied.results, applied.deleted, known,
+                namespace=namespace, promdemo=name, delivered=delivered,
+                unknown={kind for kind, obj in known.items() if obj is UNKNOWN},
+            )
+        )  # fmt: skip
 
     async def apply_children(
         self,
@@ -353,8 +350,7 @@ class ReconcileLoop:
             kind: UNKNOWN if fresh else self._known(kind, namespace, name) for kind in kinds
         }
         if fresh:  # read from the API: forget what the watches had not delivered
-            ours = {name, secret_name(name)}
-            for key in [k for k in self.ctx.unseen_writes if k[1] == namespace and k[2] in ours]:
+            for key in children_of(list(self.ctx.unseen_writes), namespace, name):
                 del self.ctx.unseen_writes[key]
         applied = await self.ctx.call(
             apply_children, self.ctx.kube, children, known=known, owner_uid=uid,
@@ -365,21 +361,14 @@ class ReconcileLoop:
         m.monitoring_crds.set(1 if applied.monitoring_complete else 0)
         for result in applied.results:
             m.children.labels(kind=result.kind, action=result.action).inc()
-            if result.action in _ACTION_EVENTS:
+            if result.action in ("created", "patched"):
                 self.logger.info("%s %s %s", result.action, result.kind, result.name)
             elif result.action == "not_owned":
                 self._not_owned(raw, result)
-        # One Event per action and reconcile ("Created Secret shop-reset-token, Deployment
-        # shop, ..."): an Event is a request, and a new PromDemo creates five children.
-        for action, verb in _ACTION_EVENTS.items():
-            done = [f"{r.kind} {r.name}" for r in applied.results if r.action == action]
-            if done:
-                self.events.normal(verb, f"{verb} {', '.join(done)}")
         for kind in applied.deleted:
             m.children.labels(kind=kind, action="deleted").inc()
-            self.events.normal(
-                "Deleted", f"Deleted {kind} {name} (switched off in spec.monitoring)"
-            )
+        for event in child_events(applied.results, applied.deleted, name):
+            self.post(event)
         self._scaled_back(raw, status, spec, known.get("Deployment"), applied)
         return applied
 
@@ -392,29 +381,26 @@ class ReconcileLoop:
         applied: Applied,
     ) -> None:
         """Say so when a replicas count set by another writer was set back to spec.replicas."""
-        patched = any(r.kind == "Deployment" and r.action == "patched" for r in applied.results)
-        if not patched or not isinstance(before, Mapping):
-            return
-        generation = (raw.get("metadata") or {}).get("generation")
-        if status.get("observedGeneration") != generation:
-            return  # the PromDemo's own spec changed: this is an update, not a revert
-        theirs = (before.get("spec") or {}).get("replicas")
-        if theirs is None or theirs == spec.replicas:
+        theirs = replicas_overridden(
+            deployment_patched=any(
+                r.kind == "Deployment" and r.action == "patched" for r in applied.results
+            ),
+            before=before,
+            generation=(raw.get("metadata") or {}).get("generation"),
+            observed_generation=status.get("observedGeneration"),
+            spec_replicas=spec.replicas,
+        )
+        if theirs is None:
             return
         name = (raw.get("metadata") or {}).get("name")
-        self.events.warning(
-            "ReplicasSetBack",
-            f"Deployment {name} was scaled to {theirs} outside the PromDemo and set back to "
-            f"spec.replicas={spec.replicas}: the PromDemo owns the replica count; scale it with "
-            f"`kubectl scale promdemo/{name} --replicas=N` (or point an HPA at the PromDemo)",
-        )
+        self.post(replicas_set_back_event(name, theirs, spec.replicas))
         self.logger.info("set replicas of Deployment %s back from %s to %s", name, theirs,
                          spec.replicas)  # fmt: skip
 
     def _not_owned(self, raw: Mapping[str, Any], result: ApplyResult) -> None:
-        owner = controller_promdemo(result.object)
         name = (raw.get("metadata") or {}).get("name")
-        if owner is not None and owner[0] == name:
+        event = not_owned_event(result, name)
+        if event is None:
             self.logger.info(
                 "%s %s still belongs to a deleted PromDemo %s; waiting for the garbage collector",
                 result.kind, result.name, name,
@@ -423,20 +409,9 @@ class ReconcileLoop:
         if result.kind in self._warned_not_owned:
             return
         self._warned_not_owned.add(result.kind)
-        self.events.warning(
-            "NotOwned",
-            f"{result.kind} {result.name} exists and is not controlled by this PromDemo; "
-            "it is left as it is (delete it, or rename the PromDemo)",
-        )
+        self.post(event)
         self.logger.warning("%s %s exists and is not ours; not touching it", result.kind,
                             result.name)  # fmt: skip
-
-    def _pending_gc(self, raw: Mapping[str, Any], applied: Applied) -> bool:
-        name = (raw.get("metadata") or {}).get("name")
-        return any(
-            r.action == "not_owned" and (controller_promdemo(r.object) or ("",))[0] == name
-            for r in applied.results
-        )
 
     # -- 3. the status -------------------------------------------------------------------------
 
@@ -449,39 +424,30 @@ class ReconcileLoop:
         namespace_labels: Mapping[str, Mapping[str, str]],
     ) -> dict[str, str]:
         """PrometheusSelected for the objects as applied; tell the observe loop whom to ask."""
-        name, namespace = self.name, self.namespace
-        monitoring = spec.monitoring
-        wanted = monitoring.service_monitor or monitoring.prometheus_rule
-        live = {kind: applied.object_of(kind) for kind in MONITORING_PLURALS}
-        objects = promstatus.monitoring_objects(name, namespace, spec, live)
-        report = promstatus.select(records, objects, namespace_labels) if wanted else None
-        selected = promstatus.selected_condition(
-            wanted=wanted,
+        decided = promstatus.selection(
+            self.name,
+            self.namespace,
+            spec,
+            live={kind: applied.object_of(kind) for kind in MONITORING_PLURALS},
             monitoring_served=not applied.missing_monitoring,
             prometheus_served=applied.prometheus_served,
-            report=report,
+            records=records,
+            namespace_labels=namespace_labels,
             auto=auto,
         )
-        asked: tuple[dict[str, Any], ...] = ()
-        not_asked = ("NotSelected", "no Prometheus selects the PromDemo (see PrometheusSelected)")
-        if selected["status"] == "True" and report is not None:
-            chosen = set(report.selected_by)
-            asked = tuple(r for r in records if promstatus.record_key(r) in chosen)
-        elif selected["reason"] in ("MonitoringCRDsMissing", "PrometheusCRDMissing"):
-            not_asked = (selected["reason"], selected["message"])
         observation = Observation(
-            service_monitor=monitoring.service_monitor,
-            prometheus_rule=monitoring.prometheus_rule,
+            service_monitor=spec.monitoring.service_monitor,
+            prometheus_rule=spec.monitoring.prometheus_rule,
             replicas=spec.replicas,
-            prometheuses=asked,
+            prometheuses=decided.asked,
             every=tuple(records),
             by_url=self.ctx.options.prometheus_url is not None,
-            not_asked=not_asked,
+            not_asked=decided.not_asked,
         )
         if observation != self.observation:
             self.observation = observation
             self.observation_changed.set()
-        return selected
+        return decided.condition
 
     def _selection_event(self, status: Mapping[str, Any], new: Mapping[str, str]) -> None:
         """An Event when the PromDemo becomes selected, or not (or why not changes).
@@ -490,16 +456,12 @@ class ReconcileLoop:
         to fix); one selected from the start gets no Event for it.
         """
         old = find_condition(status.get("conditions"), promstatus.SELECTED)
-        if old is not None and (old.get("status"), old.get("message")) == (
-            new["status"], new["message"],
-        ):  # fmt: skip
+        if not selection_changed(old, new):
             return
+        self.post(selection_event(old, new))
         if new["status"] == "True":
             self.logger.info("%s", new["message"])
-            if old is not None:  # a change; being selected from the start is no news
-                self.events.normal("PrometheusSelected", new["message"])
         elif new["status"] == "False":
-            self.events.warning("PrometheusNotSelected", new["message"])
             self.logger.info("not selected: %s", new["message"])
 
     async def report_status(
@@ -512,11 +474,7 @@ class ReconcileLoop:
     ) -> None:
         meta = raw.get("metadata") or {}
         new_monitoring = monitoring_condition(applied.wanted_monitoring, applied.missing_monitoring)
-        transition = monitoring_transition(status, new_monitoring)
-        if transition == "warning":
-            self.events.warning("MonitoringCRDsMissing", new_monitoring["message"])
-        elif transition == "normal":
-            self.events.normal(new_monitoring["reason"], new_monitoring["message"])
+        self.post(monitoring_event(status, new_monitoring))
         self._selection_event(status, selected)
         observation = self.observation
 
@@ -582,18 +540,14 @@ def apply_children(
 ) -> Applied:
     """Step 2's API calls (blocking; run in the pool). `known`: kind → object, None, UNKNOWN."""
     support = kube.monitoring_support()
+    plan = monitoring_plan((c["kind"] for c in children), support.kinds)
     applied = Applied(monitoring_complete=support.complete, prometheus_served=support.prometheus)
-    applied.wanted_monitoring = {c["kind"] for c in children if c["kind"] in MONITORING_PLURALS}
-    applied.missing_monitoring = sorted(applied.wanted_monitoring - support.kinds)
-    # In render order: the Secret before the Deployment that mounts it.
-    for child in children:
-        if child["kind"] in applied.missing_monitoring:
-            continue
+    applied.wanted_monitoring = set(plan.wanted)
+    applied.missing_monitoring = list(plan.missing)
+    for child in children_to_apply(children, plan):
         actual = known.get(child["kind"], UNKNOWN)
         applied.results.append(kube.apply(child, actual=actual, owner_uid=owner_uid))
-    for kind in sorted(set(MONITORING_PLURALS) - applied.wanted_monitoring):
-        if kind not in support.kinds:
-            continue
+    for kind in plan.switched_off:
         obj = known.get(kind, UNKNOWN)
         if obj is UNKNOWN:
             obj = kube.get(kind, namespace, name)

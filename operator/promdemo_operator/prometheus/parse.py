@@ -1,9 +1,9 @@
-"""What a Prometheus says about each PromDemo: targets, rule groups, the lesson numbers.
+"""What a Prometheus says about each PromDemo, read from its HTTP API's JSON (pure).
 
-Pure functions read the JSON the HTTP API returns, for one PromDemo picked out
-by its label selector (`promdemo_selector`: under prometheus-operator a
-ServiceMonitor's `job` label is the Service's name, so `{namespace, job}`; the
-plain rules file of `promdemo local` uses `{job}`):
+Each function reads one answer, for one PromDemo picked out by its label selector
+(`promdemo_selector`: under prometheus-operator a ServiceMonitor's `job` label is the
+Service's name, so `{namespace, job}`; the plain rules file of `promdemo local` uses
+`{job}`):
 
 - `targets_status(GET /api/v1/targets)`: targets up / total and the last error;
 - `rules_status(GET /api/v1/rules)`: whether the PromDemo's rule groups
@@ -13,26 +13,17 @@ plain rules file of `promdemo local` uses `{job}`):
 - `lessons(GET /api/v1/query?query=LESSONS_QUERY)`: p95 latency, success ratio
   and request rate read from the recording rules.
 
-`PrometheusAPI` is a small async client (httpx) with a total timeout per request
-and a bound on the body it reads; `snapshot()` makes exactly one targets, one
-rules and one query call, whose `Snapshot` then answers for every PromDemo.
-`SnapshotCache` hands out one snapshot per interval to all callers: the cost of
-watching N PromDemos is 3 requests per Prometheus per interval, not 3N.
+A `Snapshot` holds one answer of each (what `prometheus/client.py` fetches, once per
+interval with `prometheus/cache.py`) and answers for every PromDemo. No I/O here.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import math
 import re
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    import httpx
+from typing import Any
 
 from promdemo_operator.core.rules import (
     ALERTING_GROUP,
@@ -50,15 +41,14 @@ __all__ = [
     "Lessons",
     "PromAPIError",
     "PromDemoHealth",
-    "PrometheusAPI",
     "RuleGroupStatus",
     "RulesStatus",
     "Snapshot",
-    "SnapshotCache",
     "TargetsStatus",
     "evaluation_interval",
     "lessons",
     "promdemo_selector",
+    "response_data",
     "rules_status",
     "targets_status",
 ]
@@ -72,10 +62,6 @@ RECORDED = {
 #: One instant query for the numbers of every PromDemo a Prometheus holds.
 LESSONS_QUERY = '{__name__=~"' + "|".join(re.escape(n) for n in RECORDED.values()) + '"}'
 PROMDEMO_GROUPS = (RECORDING_GROUP, ALERTING_GROUP)
-
-DEFAULT_TIMEOUT_SECONDS = 10.0
-#: A Prometheus with thousands of targets answers /api/v1/targets with megabytes.
-DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 
 
 class PromAPIError(Exception):
@@ -93,7 +79,8 @@ def promdemo_selector(namespace: str | None, name: str) -> dict[str, str]:
     return {"namespace": namespace, "job": name}
 
 
-def _data(body: Any, what: str) -> Any:
+def response_data(body: Any, what: str) -> Any:
+    """The `data` of a Prometheus API answer; PromAPIError when it is not a success."""
     if not isinstance(body, Mapping) or body.get("status") != "success" or "data" not in body:
         error = body.get("error") if isinstance(body, Mapping) else None
         raise PromAPIError(f"{what}: {error or 'not a successful Prometheus API response'}")
@@ -126,7 +113,7 @@ class TargetsStatus:
 
 def targets_status(body: Any, selector: Mapping[str, str]) -> TargetsStatus:
     """From GET /api/v1/targets (state=active or not): the targets carrying `selector`."""
-    data = _data(body, "/api/v1/targets")
+    data = response_data(body, "/api/v1/targets")
     active = (data.get("activeTargets") or []) if isinstance(data, Mapping) else []
     mine = [t for t in active if isinstance(t, Mapping) and _matches(t.get("labels"), selector)]
     up = sum(1 for t in mine if t.get("health") == "up")
@@ -227,7 +214,7 @@ def rules_status(
 ) -> RulesStatus:
     """From GET /api/v1/rules: the groups named in `expected` whose rules all select `selector`."""
     expected = tuple(expected)
-    data = _data(body, "/api/v1/rules")
+    data = response_data(body, "/api/v1/rules")
     groups = (data.get("groups") or []) if isinstance(data, Mapping) else []
     found: list[RuleGroupStatus] = []
     alerts: list[AlertState] = []
@@ -274,7 +261,7 @@ def evaluation_interval(body: Any, expected: Iterable[str] = PROMDEMO_GROUPS) ->
     What the recorded lesson numbers cannot change faster than; None when none is loaded.
     """
     names = set(expected)
-    data = _data(body, "/api/v1/rules")
+    data = response_data(body, "/api/v1/rules")
     groups = (data.get("groups") or []) if isinstance(data, Mapping) else []
     intervals = [
         float(g["interval"])
@@ -329,7 +316,7 @@ def _number(value: Any) -> float | None:
 
 def lessons(body: Any, selector: Mapping[str, str]) -> Lessons:
     """From an instant query of LESSONS_QUERY: the series of the PromDemo `selector` picks."""
-    data = _data(body, "/api/v1/query")
+    data = response_data(body, "/api/v1/query")
     if not isinstance(data, Mapping) or data.get("resultType") != "vector":
         raise PromAPIError("/api/v1/query: expected an instant vector")
     names = {metric: key for key, metric in RECORDED.items()}
@@ -392,158 +379,3 @@ class Snapshot:
 
     def for_promdemo(self, namespace: str | None, name: str) -> PromDemoHealth:
         return self.for_selector(promdemo_selector(namespace, name))
-
-
-class PrometheusAPI:
-    """GETs on one Prometheus's HTTP API: a total timeout per call, a bounded body.
-
-    `base_url` may carry a path: `http://127.0.0.1:9090`, or an API server's
-    service proxy `https://host/api/v1/namespaces/monitoring/services/prometheus-operated:web/proxy`
-    (then pass an `httpx.AsyncClient` that holds the credentials as `client`).
-    """
-
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        client: httpx.AsyncClient | None = None,
-        timeout: float = DEFAULT_TIMEOUT_SECONDS,
-        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
-        self.max_body_bytes = max_body_bytes
-        self._own_client = client is None
-        if client is None:
-            # Imported when a Prometheus is first asked: httpx (with the click, pygments
-            # and rich its CLI pulls in) is ~5 MiB an operator without one never needs.
-            import httpx
-
-            client = httpx.AsyncClient(timeout=timeout)
-        self._client = client
-
-    async def aclose(self) -> None:
-        if self._own_client:
-            await self._client.aclose()
-
-    async def __aenter__(self) -> PrometheusAPI:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def get(self, path: str, params: Mapping[str, str] | None = None) -> Mapping[str, Any]:
-        """The JSON body of GET `path`; PromAPIError when not a successful API answer."""
-        import httpx  # loaded by __init__ or the caller's client: a dict lookup
-
-        url = f"{self.base_url}{path}"
-        try:
-            async with asyncio.timeout(self.timeout):
-                status, raw = await self._read(url, params)
-        except TimeoutError as exc:
-            raise PromAPIError(f"{path}: no answer within {self.timeout:g}s") from exc
-        except httpx.HTTPError as exc:
-            raise PromAPIError(f"{path}: {type(exc).__name__}: {exc}") from exc
-        try:
-            body = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            body = None
-        if status != 200 or not isinstance(body, Mapping):
-            error = None
-            if isinstance(body, Mapping):
-                # Prometheus says `error`; an API server's service proxy answers a Status.
-                error = body.get("error") or body.get("message")
-            raise PromAPIError(f"{path}: HTTP {status}" + (f": {error}" if error else ""))
-        _data(body, path)  # raises on status: error
-        return body
-
-    async def _read(self, url: str, params: Mapping[str, str] | None) -> tuple[int, bytes]:
-        limit = self.max_body_bytes
-        async with self._client.stream("GET", url, params=params) as response:
-            length = response.headers.get("content-length", "")
-            if length.isdigit() and int(length) > limit:
-                raise PromAPIError(f"{url}: body of {length} bytes exceeds {limit}")
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > limit:
-                    raise PromAPIError(f"{url}: body exceeds {limit} bytes")
-                chunks.append(chunk)
-            return response.status_code, b"".join(chunks)
-
-    async def targets(self) -> Mapping[str, Any]:
-        """GET /api/v1/targets?state=active (dropped targets can be most of the body)."""
-        return await self.get("/api/v1/targets", {"state": "active"})
-
-    async def rules(self) -> Mapping[str, Any]:
-        return await self.get("/api/v1/rules")
-
-    async def query(self, promql: str) -> Mapping[str, Any]:
-        return await self.get("/api/v1/query", {"query": promql})
-
-    async def snapshot(self) -> Snapshot:
-        """One targets, one rules and one lessons call, concurrently; failures noted per part."""
-        results = await asyncio.gather(
-            self.targets(), self.rules(), self.query(LESSONS_QUERY), return_exceptions=True
-        )
-        parts: dict[str, Any] = {}
-        errors: dict[str, str] = {}
-        for name, result in zip(("targets", "rules", "lessons"), results, strict=True):
-            if isinstance(result, PromAPIError):
-                errors[name] = str(result)
-                parts[name] = None
-            elif isinstance(result, BaseException):
-                raise result
-            else:
-                parts[name] = result
-        return Snapshot(**parts, errors=errors)
-
-
-class SnapshotCache:
-    """One `Snapshot` per `interval` seconds for every caller (concurrent callers share a fetch).
-
-    Keep `interval` at least the rule groups' evaluation interval
-    (`RulesStatus.evaluation_interval`): the recorded numbers change no faster.
-    """
-
-    def __init__(
-        self,
-        api: PrometheusAPI,
-        interval: float,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        if interval <= 0:
-            raise ValueError("interval must be positive")
-        self.api = api
-        self.interval = interval
-        self._clock = clock
-        self._snapshot: Snapshot | None = None
-        self._taken: float = 0.0
-        self._lock = asyncio.Lock()
-
-    def _fresh(self) -> Snapshot | None:
-        if self._snapshot is not None and self._clock() - self._taken < self.interval:
-            return self._snapshot
-        return None
-
-    def due_in(self) -> float:
-        """Seconds until the snapshot held is stale (0 when it is, or when there is none)."""
-        if self._snapshot is None:
-            return 0.0
-        return max(0.0, self._taken + self.interval - self._clock())
-
-    async def get(self) -> Snapshot:
-        snapshot = self._fresh()
-        if snapshot is not None:
-            return snapshot
-        async with self._lock:
-            snapshot = self._fresh()  # another caller fetched it while this one waited
-            if snapshot is None:
-                snapshot = await self.api.snapshot()
-                self._snapshot, self._taken = snapshot, self._clock()
-            return snapshot
-
-    async def for_promdemo(self, namespace: str | None, name: str) -> PromDemoHealth:
-        return (await self.get()).for_promdemo(namespace, name)

@@ -18,13 +18,13 @@ import httpx
 import pytest
 
 from promdemo_operator.core.rules import ALERTING_GROUP, RECORDING_GROUP, recording_rules
-from promdemo_operator.prometheus.api import (
+from promdemo_operator.prometheus.cache import SnapshotCache
+from promdemo_operator.prometheus.client import PrometheusAPI
+from promdemo_operator.prometheus.parse import (
     LESSONS_QUERY,
     RECORDED,
     PromAPIError,
-    PrometheusAPI,
     Snapshot,
-    SnapshotCache,
     evaluation_interval,
     lessons,
     promdemo_selector,
