@@ -115,8 +115,8 @@ PANELS: list[Panel] = [
         [(f'increase(orders_total{{{SEL}, result="success"}}[30m])', "{{instance}}")],
         8,
         description=(
-            "The article's expression, per target. It goes on reading the samples scraped"
-            " before an outage: see the OrderServiceDown alert below."
+            "The alert-timing article's expression, per target. It goes on reading the samples"
+            " scraped before an outage: see the OrderServiceDown alert below."
         ),
     ),
     Panel(

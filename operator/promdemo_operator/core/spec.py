@@ -255,7 +255,7 @@ class AppSpec:
         Boolean(
             name="oversell",
             default=True,
-            description="true keeps the original demo's check-then-act race, so concurrent"
+            description="true keeps the Flask practice demo's check-then-act race, so concurrent"
             " orders drive product_inventory below zero; false reserves stock atomically"
             " and it never goes negative (PROMDEMO_OVERSELL).",
         )

@@ -27,7 +27,7 @@ from promdemo_operator.cli.load import (
 from promdemo_operator.core import cliargs
 
 DESCRIPTION = (
-    "Send a burst of concurrent POST /order requests, like the original demo's "
+    "Send a burst of concurrent POST /order requests, like the Flask practice demo's "
     "`for i in {1..300}; do curl -s -X POST URL/order & done`, and summarise them."
 )
 
