@@ -56,6 +56,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import sys
 import threading
 import time
@@ -347,6 +348,18 @@ def default_options() -> OperatorOptions:
     return options_from_args(parser.parse_args([]))
 
 
+def _can_listen(host: str, port: int) -> bool:
+    """Could a server listen on host:port now (nothing else does)?"""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(infos[0][4])
+    except OSError:
+        return False
+    return True
+
+
 class _Shutdown:
     """SIGTERM/SIGINT → kopf's stop flag (an asyncio.Event on kopf's loop) and a deadline.
 
@@ -520,6 +533,14 @@ def run(args: argparse.Namespace) -> int:
         election = _Election(options, context, log)
     else:
         metrics().leader.set(1)  # no election: this process is the one acting
+        if options.health_port and not _can_listen(options.bind, options.health_port):
+            # /healthz is served by a start-up handler inside kopf (handlers/health.py):
+            # say a taken port here, in one line, rather than in kopf's traceback.
+            if metrics_server is not None:
+                metrics_server.close()
+            where = f"{options.bind}:{options.health_port}"
+            print(f"promdemo operator: cannot listen on {where}: in use", file=sys.stderr)
+            return EXIT_USAGE
 
     settings = kopf.OperatorSettings()
     # kopf's own "Handler succeeded" messages would become an Event per resync;
