@@ -512,7 +512,11 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_FAILED
 
     import promdemo_operator.handlers  # noqa: F401 - registers the kopf handlers
+    from promdemo_operator.handlers.webhook import raise_open_files_limit
 
+    # Before any port listens (a standby serves /metrics and /healthz too): each of the
+    # ports' up to 512 connections is a descriptor.
+    raise_open_files_limit()
     metrics()  # every series exists from start-up
     metrics_server = None
     if options.metrics_port:
