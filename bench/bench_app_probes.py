@@ -12,7 +12,13 @@ port (the second shows what the probe port saves). The scenarios:
   metrics-loop   200 keep-alive clients looping GET /metrics
   pipelined      100 connections, each sending 300 GET /metrics and never reading
   idle-slowloris 2,100 connections: half idle, half sending a header byte every 5 s
+  idle           2,100 connections that send nothing (--scenario idle: not in the default set)
+  slowloris      2,100 connections each sending a header byte every 5 s (likewise)
+                 (--connections N: N instead of 2,100 in the three floods)
   slow-orders    600 concurrent POST /order with the simulated slow dependency
+
+`idle` and `slowloris` take the mixed flood apart, to tell which half holds the
+service port (gunicorn's threads); they run only when named with --scenario.
 
 Target: p99 under 0.5 s on the probe port in every scenario (a probe that times
 out after 2 s, the kubelet's timeout, counts as 2 s). Prints the figures per scenario (median, p95,
@@ -42,6 +48,8 @@ ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 PROBE_TIMEOUT = 2.0  # the kubelet's timeoutSeconds in the rendered Deployment
 SCENARIOS = ("metrics-loop", "pipelined", "idle-slowloris", "slow-orders")
+EXTRA_SCENARIOS = ("idle", "slowloris")
+FLOODS = {"idle-slowloris": 2, "idle": 0, "slowloris": 1}  # every n-th drips; 0: none
 TARGET_P99 = 0.5
 
 
@@ -92,7 +100,13 @@ def _orders(port: int, stop: threading.Event, clients: int = 600) -> list[thread
     return [threading.Thread(target=loop, daemon=True) for _ in range(clients)]
 
 
-def run_load(kind: str, port: int) -> None:
+def drips(kind: str, i: int) -> bool:
+    """Is the i-th connection of flood `kind` a slowloris (the others stay silent)?"""
+    every = FLOODS[kind]
+    return bool(every) and i % every == every - 1
+
+
+def run_load(kind: str, port: int, connections: int = 2100) -> None:
     """The child process: put `kind` of load on `port` until SIGTERM."""
     raise_fd_limit(4096)
     stop = threading.Event()
@@ -111,17 +125,17 @@ def run_load(kind: str, port: int) -> None:
             with contextlib.suppress(BlockingIOError):
                 sock.send(b"GET /metrics HTTP/1.1\r\nHost: bench\r\n\r\n" * 300)
             held.append(sock)
-    elif kind == "idle-slowloris":
+    elif kind in FLOODS:
         # Connecting stops being quick once the server's connection limit and
         # its accept queue are full (the kernel drops further SYNs): give each
         # connection 1 s and the flood 20 s, and report how many are open.
         deadline = time.monotonic() + 20
-        for i in range(2100):
+        for i in range(connections):
             if time.monotonic() > deadline:
                 break
             try:
                 sock = socket.create_connection((HOST, port), timeout=1)
-                if i % 2:
+                if drips(kind, i):
                     sock.sendall(b"GET /inventory HTTP/1.1\r\nHost: bench\r\nX-Slow: ")
             except OSError:
                 continue
@@ -132,10 +146,10 @@ def run_load(kind: str, port: int) -> None:
     last_trickle = time.monotonic()
     while not stop.is_set():
         stop.wait(0.5)
-        if kind == "idle-slowloris" and time.monotonic() - last_trickle > 5:
+        if kind in FLOODS and time.monotonic() - last_trickle > 5:
             last_trickle = time.monotonic()
             for i, sock in enumerate(held):
-                if i % 2:
+                if drips(kind, i):
                     with contextlib.suppress(OSError):
                         sock.send(b"a")
     for sock in held:
@@ -187,9 +201,12 @@ def start_server(port: int, probe_port: int, log: Path) -> subprocess.Popen[byte
     raise SystemExit(f"the server did not start; see {log}")
 
 
-def one_round(kind: str, port: int, probe_port: int, probes: int, warmup: float) -> dict:
+def one_round(
+    kind: str, port: int, probe_port: int, probes: int, warmup: float, connections: int = 2100
+) -> dict:
+    argv = [sys.executable, __file__, "--load", kind, "--port", str(port)]
     load = subprocess.Popen(
-        [sys.executable, __file__, "--load", kind, "--port", str(port)],
+        [*argv, "--connections", str(connections)],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -227,13 +244,21 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2, help="rounds over all scenarios")
     parser.add_argument("--probes", type=int, default=40, help="probes per port per round")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of load before probing")
-    parser.add_argument("--scenario", action="append", choices=SCENARIOS, help="only these")
+    parser.add_argument(
+        "--scenario", action="append", choices=SCENARIOS + EXTRA_SCENARIOS, help="only these"
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object as the last line")
-    parser.add_argument("--load", choices=SCENARIOS, help=argparse.SUPPRESS)
+    parser.add_argument("--load", choices=SCENARIOS + EXTRA_SCENARIOS, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=2100,
+        help="connections of the idle / slowloris floods (default 2100)",
+    )
     args = parser.parse_args()
     if args.load:
-        run_load(args.load, args.port)
+        run_load(args.load, args.port, args.connections)
         return 0
 
     scenarios = args.scenario or list(SCENARIOS)
@@ -246,7 +271,7 @@ def main() -> int:
     try:
         for r in range(args.rounds):
             for kind in scenarios:
-                got = one_round(kind, port, probe_port, args.probes, args.warmup)
+                got = one_round(kind, port, probe_port, args.probes, args.warmup, args.connections)
                 bucket = results[kind]
                 bucket["probe_port"] += got["probe_port"]
                 bucket["service_port"] += got["service_port"]

@@ -52,7 +52,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("promdemo_app.server")
 
 BACKLOG = 2048
-MIN_CONNECTION_LIMIT = 2000
+# Above the floods measured (2,100 idle connections): past the limit gunicorn stops
+# accepting, and a new client then waits until idle ones time out (60 s); below it, a
+# new connection is accepted and waits only for a thread (bench_app_probes.py).
+MIN_CONNECTION_LIMIT = 4096
 # Request line, and each header line, at most this long (gunicorn: 414 / 431).
 MAX_REQUEST_LINE = 8190
 MAX_HEADER_FIELD = 8190
@@ -94,7 +97,7 @@ def _ensure_fd_limit(needed: int) -> int:
 
 
 def connection_limit(threads: int) -> int:
-    """Connections the worker holds: max(2000, 2 x threads), within the open-files limit."""
+    """Connections the worker holds: max(4096, 2 x threads), within the open-files limit."""
     wanted = max(MIN_CONNECTION_LIMIT, 2 * threads)
     # Each connection is a file descriptor; keep room for the rest of the process.
     fd_limit = _ensure_fd_limit(wanted + 512)

@@ -12,8 +12,6 @@ tests/integration/test_webhook_connections.py.)
 
 from __future__ import annotations
 
-import resource
-import select
 import socket
 import time
 from collections.abc import Iterator
@@ -24,6 +22,7 @@ import pytest
 from tests.support.cluster import operator_pods, wait
 from tests.support.controlplane import ControlPlane
 from tests.support.kubelet import Kubelet
+from tests.support.sockets import closed_by_server, many_open_files
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
 
@@ -37,10 +36,8 @@ ANSWER_WITHIN = 2.0
 @pytest.fixture
 def many_files() -> Iterator[None]:
     """Room for the test's own 4,000 sockets."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 16384), hard))
-    yield
-    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    with many_open_files():
+        yield
 
 
 def leader_ip(cp: ControlPlane) -> str:
@@ -51,18 +48,6 @@ def leader_ip(cp: ControlPlane) -> str:
         if "\npromdemo_operator_leader 1.0" in page:
             return ip
     raise AssertionError("no operator pod leads")
-
-
-def closed_by_server(sock: socket.socket) -> bool:
-    """Did the other end close this connection (EOF or reset)?"""
-    poller = select.poll()  # select() cannot take descriptors past 1,023
-    poller.register(sock, select.POLLIN)
-    if not poller.poll(0):
-        return False
-    try:
-        return sock.recv(1) == b""
-    except ConnectionError:
-        return True
 
 
 def test_idle_floods_neither_starve_health_and_metrics_nor_stay_open(

@@ -1,6 +1,6 @@
 """Connection floods against the real server: the probes are still answered.
 
-2,100 connections is above the service port's connection limit (2,000). On
+2,100 connections was above the service port's connection limit (2,000; 4,096 now). On
 waitress's own listener, kubelet's `/healthz` waited in the accept queue until
 the pod was restarted. The probes now have a port and a thread of their own
 (probes.py), so a flood of the service port cannot reach them; the service

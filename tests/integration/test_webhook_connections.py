@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import resource
-import select
 import socket
 import threading
 import time
@@ -28,6 +26,7 @@ from promdemo_operator.runtime.handlers.webhook import (
     AlertReceiver,
     WebhookServer,
 )
+from tests.support.sockets import closed_by_server, many_open_files
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -38,30 +37,17 @@ SLOWLORIS = 20
 @pytest.fixture
 def webhook() -> Iterator[WebhookServer]:
     """The receiver (token "t", no PromDemo) on a free loopback port, on a loop of its own."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 16384), hard))
-    loop = asyncio.new_event_loop()
-    server = WebhookServer(AlertReceiver("t", loops=list), "127.0.0.1", 0)
-    loop.run_until_complete(server.start())
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    yield server
-    asyncio.run_coroutine_threadsafe(server.stop(), loop).result(timeout=10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(timeout=10)
-    loop.close()
-    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-
-
-def closed_by_server(sock: socket.socket) -> bool:
-    poller = select.poll()  # select() cannot take descriptors past 1,023
-    poller.register(sock, select.POLLIN)
-    if not poller.poll(0):
-        return False
-    try:
-        return sock.recv(1) == b""
-    except ConnectionError:
-        return True
+    with many_open_files():
+        loop = asyncio.new_event_loop()
+        server = WebhookServer(AlertReceiver("t", loops=list), "127.0.0.1", 0)
+        loop.run_until_complete(server.start())
+        thread = threading.Thread(target=loop.run_forever, daemon=True)
+        thread.start()
+        yield server
+        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
 
 
 def test_a_flood_of_idle_connections_neither_starves_the_receiver_nor_stays(

@@ -62,6 +62,7 @@ import gc
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -82,6 +83,18 @@ __all__ = ["add_arguments", "main", "run"]
 #: After SIGTERM/SIGINT, how long kopf (and the handlers' threads) get to stop before
 #: the process exits anyway; well under kubelet's default 30 s grace period.
 SHUTDOWN_GRACE_SECONDS = 8.0
+
+
+def _can_listen(host: str, port: int) -> bool:
+    """Could a server listen on host:port now (nothing else does)?"""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(infos[0][4])
+    except OSError:
+        return False
+    return True
 
 
 class _Shutdown:
@@ -243,7 +256,11 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_FAILED
 
     import promdemo_operator.runtime.handlers  # noqa: F401 - registers the kopf handlers
+    from promdemo_operator.runtime.handlers.webhook import raise_open_files_limit
 
+    # Before any port listens (a standby serves /metrics and /healthz too): each of the
+    # ports' up to 512 connections is a descriptor.
+    raise_open_files_limit()
     metrics()  # every series exists from start-up
     metrics_server = None
     if options.metrics_port:
@@ -264,6 +281,14 @@ def run(args: argparse.Namespace) -> int:
         election = _Election(options, context, log)
     else:
         metrics().leader.set(1)  # no election: this process is the one acting
+        if options.health_port and not _can_listen(options.bind, options.health_port):
+            # /healthz is served by a start-up handler inside kopf (handlers/health.py):
+            # say a taken port here, in one line, rather than in kopf's traceback.
+            if metrics_server is not None:
+                metrics_server.close()
+            where = f"{options.bind}:{options.health_port}"
+            print(f"promdemo operator: cannot listen on {where}: in use", file=sys.stderr)
+            return EXIT_USAGE
 
     settings = kopf.OperatorSettings()
     # kopf's own "Handler succeeded" messages would become an Event per resync;

@@ -32,14 +32,17 @@ def health_app() -> web.Application:
 
 @kopf.on.startup()
 async def start_health(memo: kopf.Memo, **_: Any) -> None:
-    """Listen on --health-port (0: off). A taken port stops the start-up, as kopf's did."""
+    """Listen on --health-port (0: off). A taken port stops the operator, as kopf's did."""
     options = memo.get("options") if memo is not None else None
     port = getattr(options, "health_port", 0) or 0
     if not port:
         return
     host = getattr(options, "bind", None) or "0.0.0.0"
     server = BoundedServer(health_app(), host, int(port), Limits())
-    await server.start()
+    try:
+        await server.start()
+    except OSError as e:  # not retried: a taken port stays taken
+        raise kopf.PermanentError(f"cannot listen on {host}:{port} for /healthz: {e}") from e
     memo["health_server"] = server
     log.info("/healthz on http://%s:%d/healthz", host, server.port)
 
