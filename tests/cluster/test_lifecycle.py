@@ -307,7 +307,8 @@ def test_doctor_names_the_label_a_prometheus_needs_as_docs_selection_shows(
     cluster: tuple[ControlPlane, Kubelet, list[str]], tmp_path: Path
 ) -> None:
     """The first example of docs/selection.md, line by line, from a real cluster:
-    prometheus-operator's CRDs, kube-prometheus-stack's Prometheus object (no
+    prometheus-operator's CRDs installed after PromDemos exist (theirs get a
+    ServiceMonitor and a PrometheusRule then), kube-prometheus-stack's Prometheus object (no
     prometheus-operator running: doctor reads the object), a PromDemo without the
     release label. doctor says which label to add and asks no Prometheus (the audit
     log: no services/proxy request); every request it made is in the page's table."""
@@ -325,6 +326,12 @@ def test_doctor_names_the_label_a_prometheus_needs_as_docs_selection_shows(
         )
 
     wait(served, "shop Available with its ServiceMonitor and PrometheusRule", kubelet=kubelet)
+    # The PromDemo of the rotation test predates the CRDs: its monitoring follows now.
+    wait(lambda: condition(get_json(cp, "promdemo", "shop", "-n", "rotate"), "MonitoringReady")
+         .get("status") == "True", "MonitoringReady of rotate/shop once the CRDs exist",
+         kubelet=kubelet)  # fmt: skip
+    for kind in ("servicemonitor", "prometheusrule"):
+        assert get_json(cp, kind, "shop", "-n", "rotate")["metadata"]["ownerReferences"]
     began = time.time()
     env = {**os.environ, "KUBECONFIG": str(cp.kubeconfig), "COLUMNS": "200"}
     result = subprocess.run([promdemo_exe(), "doctor", "-n", "demo"], capture_output=True,
