@@ -50,10 +50,12 @@ from tests.support.cluster import (
     set_operator_args,
     wait,
 )
+from tests.support.console import promdemo_exe
 from tests.support.controlplane import ControlPlane, require_controlplane
 from tests.support.kubelet import Kubelet
 from tests.support.kubelet_images import ImageKubelet
 from tests.support.oversold_app import oversell
+from tests.support.prometheus_operator import apply_crds
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
 
@@ -269,6 +271,90 @@ def test_a_rotated_reset_token_keeps_the_healing_going(
         load.join(timeout=30)
     assert status(cp, ns, "shop")["lastHeal"]["pod"] == pod["metadata"]["name"]
     assert "re-read" in kubelet.logs(ns, pod["metadata"]["name"])
+
+
+#: The first `$ promdemo doctor -n demo` example of docs/selection.md.
+SELECTION_DOC = Path(__file__).resolve().parents[2] / "docs" / "selection.md"
+KPS = Path(__file__).resolve().parents[1] / "fixtures" / "prometheus" / "kube-prometheus-stack.yaml"
+#: What `promdemo doctor -n demo` may ask of the API server (docs/selection.md's table).
+DOCTOR_VERBS = {
+    ("promdemo.dev", "promdemos", "list"),
+    ("apps", "deployments", "list"),
+    ("", "services", "list"),
+    ("", "secrets", "list"),
+    ("monitoring.coreos.com", "servicemonitors", "list"),
+    ("monitoring.coreos.com", "prometheusrules", "list"),
+    ("monitoring.coreos.com", "prometheuses", "list"),
+    ("", "namespaces", "get"),
+    ("", "services/proxy", "get"),
+    ("coordination.k8s.io", "leases", "get"),
+}
+
+
+def doc_example(index: int) -> tuple[list[str], int]:
+    """The `$ promdemo doctor -n demo` example number `index` of docs/selection.md."""
+    blocks = SELECTION_DOC.read_text(encoding="utf-8").split("```console\n")[1:]
+    examples = []
+    for block in blocks:
+        lines = block.split("```", 1)[0].splitlines()
+        if lines and lines[0] == "$ promdemo doctor -n demo":
+            end = lines.index("$ echo $?")
+            examples.append((lines[1:end], int(lines[end + 1])))
+    return examples[index]
+
+
+def test_doctor_names_the_label_a_prometheus_needs_as_docs_selection_shows(
+    cluster: tuple[ControlPlane, Kubelet, list[str]], tmp_path: Path
+) -> None:
+    """The first example of docs/selection.md, line by line, from a real cluster:
+    prometheus-operator's CRDs installed after PromDemos exist (theirs get a
+    ServiceMonitor and a PrometheusRule then), kube-prometheus-stack's Prometheus object (no
+    prometheus-operator running: doctor reads the object), a PromDemo without the
+    release label. doctor says which label to add and asks no Prometheus (the audit
+    log: no services/proxy request); every request it made is in the page's table."""
+    cp, kubelet, _ = cluster
+    apply_crds(cp)
+    cp.kubectl("create", "namespace", "monitoring")
+    cp.kubectl("apply", "-f", str(KPS))
+    apply_promdemo(cp, "demo", "shop", {})
+
+    def served() -> bool:
+        obj = get_json(cp, "promdemo", "shop", "-n", "demo")
+        return (
+            condition(obj, "Available").get("status") == "True"
+            and condition(obj, "MonitoringReady").get("status") == "True"
+        )
+
+    wait(served, "shop Available with its ServiceMonitor and PrometheusRule", kubelet=kubelet)
+    # The PromDemo of the rotation test predates the CRDs: its monitoring follows now.
+    wait(lambda: condition(get_json(cp, "promdemo", "shop", "-n", "rotate"), "MonitoringReady")
+         .get("status") == "True", "MonitoringReady of rotate/shop once the CRDs exist",
+         kubelet=kubelet)  # fmt: skip
+    for kind in ("servicemonitor", "prometheusrule"):
+        assert get_json(cp, kind, "shop", "-n", "rotate")["metadata"]["ownerReferences"]
+    began = time.time()
+    env = {**os.environ, "KUBECONFIG": str(cp.kubeconfig), "COLUMNS": "200"}
+    result = subprocess.run([promdemo_exe(), "doctor", "-n", "demo"], capture_output=True,
+                            text=True, env=env, timeout=60, check=False)  # fmt: skip
+    lines = result.stdout.splitlines()
+    # The docs' example leaves out the last line, the operator's leader (install.yaml's).
+    assert lines[-1].startswith("operator leader: promdemo-operator-"), result.stdout
+    assert (lines[:-1], result.returncode) == doc_example(0), result.stdout + result.stderr
+    time.sleep(1)  # the audit log is written as requests complete
+    asked = set()
+    for e in cp.audit_events():
+        when = datetime.fromisoformat(e["requestReceivedTimestamp"].replace("Z", "+00:00"))
+        if not e.get("userAgent", "").startswith("promdemo-doctor/") or when.timestamp() < began:
+            continue
+        ref = e.get("objectRef")
+        if ref is None:
+            continue  # discovery (/apis/...): open to every authenticated user
+        resource = ref.get("resource", "") + (f"/{ref['subresource']}" if ref.get(
+            "subresource") else "")  # fmt: skip
+        asked.add((ref.get("apiGroup", ""), resource, e["verb"]))
+    assert asked, "no request of doctor in the audit log"
+    assert asked <= DOCTOR_VERBS, asked - DOCTOR_VERBS
+    assert ("", "services/proxy", "get") not in asked, "a Prometheus was asked"
 
 
 def test_sigterm_stops_the_leader_with_the_api_server_up_and_frozen(

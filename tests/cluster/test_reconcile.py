@@ -303,3 +303,64 @@ def test_doctor_reads_the_cluster_and_says_what_is_missing_first(
     missing = doctor("-n", ns, "nothing")
     assert missing.returncode == 1
     assert missing.stdout.startswith(f"PromDemo nothing not found in namespace {ns}\n")
+
+
+def test_replicas_are_the_promdemos_and_what_other_writers_add_is_kept(
+    operator: ControlPlane, kubelet: Kubelet
+) -> None:
+    """`kubectl scale deploy` (or an HPA) is set back to spec.replicas with a Warning that
+    says how to scale instead; `kubectl scale pd` is followed. A sidecar, an env var
+    injected into the app's container and a label, as admission webhooks and other
+    controllers add them, survive a spec change and a drift repair (replicas 0: no pod
+    needs the sidecar's image)."""
+    cp = operator
+    ns = "writers"
+    cp.kubectl("create", "namespace", ns)
+    apply_promdemo(cp, ns, "shop", {"replicas": 0})
+    wait(lambda: observed(cp, ns, "shop"), "shop observed", kubelet=kubelet)
+
+    def replicas() -> int:
+        return int(get_json(cp, "deployment", "shop", "-n", ns)["spec"]["replicas"])
+
+    def told() -> list[str]:
+        return [m for t, r, m in events(cp, ns, "shop") if (t, r) == ("Warning", "ReplicasSetBack")]
+
+    cp.kubectl("scale", "deployment/shop", "-n", ns, "--replicas=3")
+    wait(lambda: replicas() == 0 and bool(told()), "the Deployment set back, with a Warning",
+         kubelet=kubelet, timeout=30)  # fmt: skip
+    assert "kubectl scale promdemo/shop" in told()[0], told()
+    assert "scaled to 3" in told()[0], told()
+    cp.kubectl("scale", "pd/shop", "-n", ns, "--replicas=1")
+    wait(lambda: replicas() == 1, "the Deployment follows kubectl scale pd", kubelet=kubelet)
+    cp.kubectl("scale", "pd/shop", "-n", ns, "--replicas=0")
+    wait(lambda: replicas() == 0 and observed(cp, ns, "shop"), "scaled back to 0",
+         kubelet=kubelet)  # fmt: skip
+    assert len(told()) == 1, "scaling the PromDemo was reported as an override"
+
+    patch(cp, "deployment/shop", ns, [
+        {"op": "add", "path": "/spec/template/spec/containers/-",
+         "value": {"name": "sidecar", "image": "example.com/mesh-proxy:1"}},
+        {"op": "add", "path": "/spec/template/spec/containers/0/env/-",
+         "value": {"name": "INJECTED_BY_WEBHOOK", "value": "1"}},
+        {"op": "add", "path": "/metadata/labels/team", "value": "shop"},
+    ], kind="json")  # fmt: skip
+    image = get_json(cp, "deployment", "shop", "-n", ns)["spec"]["template"]["spec"][
+        "containers"][0]["image"]  # fmt: skip
+    patch(cp, "pd/shop", ns, {"spec": {"app": {"initialInventory": 42}}})
+    patch(cp, "deployment/shop", ns, [{"op": "replace", "value": "example.com/other:1",
+          "path": "/spec/template/spec/containers/0/image"}], kind="json")  # fmt: skip
+
+    def converged() -> bool:
+        deployment = get_json(cp, "deployment", "shop", "-n", ns)
+        app = deployment["spec"]["template"]["spec"]["containers"][0]
+        return env_of(deployment).get("PROMDEMO_INITIAL_INVENTORY") == "42" and (
+            app["image"] == image
+        )
+
+    wait(converged, "the new spec applied and the image set back", kubelet=kubelet, timeout=30)
+    deployment = get_json(cp, "deployment", "shop", "-n", ns)
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    assert [c["name"] for c in containers] == ["app", "sidecar"], containers
+    assert containers[1]["image"] == "example.com/mesh-proxy:1"
+    assert env_of(deployment)["INJECTED_BY_WEBHOOK"] == "1"
+    assert deployment["metadata"]["labels"]["team"] == "shop"

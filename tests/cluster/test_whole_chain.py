@@ -47,6 +47,7 @@ import json
 import os
 import re
 import secrets
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -66,6 +67,7 @@ from tests.support.cluster import (
     get_json,
     ready,
 )
+from tests.support.console import promdemo_exe
 from tests.support.controlplane import CONTROLLERS, ControlPlane, require_controlplane
 from tests.support.kubelet_images import ImageKubelet
 from tests.support.oversold_app import inventory, oversell
@@ -434,6 +436,25 @@ def test_a_promdemo_is_scraped_evaluated_and_healed_by_the_real_stack(
     columns = _table_row(row)
     assert (columns["SELECTED"], columns["SCRAPED"], columns["EVALUATED"]) == (
         "True", "True", "True"), row  # fmt: skip
+
+    # `promdemo doctor` as a user runs it (the kubeconfig) says the same, link by link:
+    # docs/selection.md's second example, but for the namespace and the 2 s interval.
+    doctor = subprocess.run(
+        [promdemo_exe(), "doctor", "-n", APP_NAMESPACE], capture_output=True, text=True,
+        env={**os.environ, "KUBECONFIG": str(cp.kubeconfig), "COLUMNS": "200"},
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    links = {line.split()[0]: line.split(None, 2)[1:] for line in doctor.stdout.splitlines()
+             if line.startswith("  ")}  # fmt: skip
+    assert doctor.stdout.splitlines()[0] == f"PromDemo {APP_NAMESPACE}/shop: every link holds"
+    assert links["selected"] == ["ok", f"selected by Prometheus {MONITORING}/{PROMETHEUS} "
+                                 "(ServiceMonitor and PrometheusRule)"], doctor.stdout  # fmt: skip
+    assert links["targets"] == ["ok", f"1/1 up in Prometheus {MONITORING}/{PROMETHEUS}"]
+    assert links["rules"][0] == "ok", doctor.stdout
+    assert links["rules"][1].startswith("promdemo.alerts and promdemo.recording loaded ("), (
+        doctor.stdout
+    )
 
     # Load drives the pod negative; the operator (autoHeal.source: direct) resets it.
     token_app = _reset_token(chain)
