@@ -1,10 +1,12 @@
 """The operator's life on a control plane of its own: a watch gap of the children's
-watches alone, a rotated reset token, SIGTERM with the API server up and frozen.
+watches alone, a rotated reset token, prometheus-operator's CRDs installed late and
+doctor's first example of docs/selection.md, SIGTERM with the API server up and frozen.
 
 Its own control plane because each test does what the session's must not see:
 the API server without its watch cache, a kubelet stand-in that keeps Secret
-volumes in sync (ImageKubelet, every 2 s, as a kubelet does within a minute), and
-operator processes signalled or killed. install.yaml's operator runs with a lease
+volumes in sync (ImageKubelet, every 2 s, as a kubelet does within a minute), the
+monitoring CRDs (the session's doctor test needs them absent), and operator
+processes signalled or killed. install.yaml's operator runs with a lease
 that outlasts an API server restart (the same processes must live through the gap).
 
 A watch gap that only the children's watches have: the Service watch gets 410 Gone
