@@ -576,6 +576,8 @@ class HealEngine:
     def _count_scrape_failure(self, failure: Failure) -> None:
         if self.metrics is not None:
             self.metrics.scrape_failures.labels(self.namespace, self.promdemo, failure.reason).inc()
+        if failure.reason == "wrong_pod":
+            return  # `_wrong_address` says it, once
         if self._first_of_its_kind(failure):
             log.warning(
                 "%s: cannot read pod %s (%s): %s; skipped this check",

@@ -20,6 +20,7 @@ import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from promdemo_app import reset as app_reset
 from promdemo_operator.core.heal_policy import HealPolicy, PolicyConfig
 from promdemo_operator.heal.engine import EXPECTED_POD_UID_HEADER, HealEngine, PodTarget
 from promdemo_operator.heal.metrics import HealMetrics
@@ -132,6 +133,12 @@ def failures(metrics: HealMetrics, stage: str) -> float:
     return metrics.registry.get_sample_value(name, labels) or 0.0
 
 
+def test_the_operator_and_the_app_use_the_same_headers() -> None:
+    # Written twice on purpose (the operator never imports the app): kept equal here.
+    assert POD_UID_HEADER == app_reset.POD_UID_HEADER
+    assert EXPECTED_POD_UID_HEADER == app_reset.EXPECTED_POD_UID_HEADER
+
+
 def test_a_reading_from_another_pod_is_dropped_and_that_address_left_alone(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -154,7 +161,10 @@ def test_a_reading_from_another_pod_is_dropped_and_that_address_left_alone(
         assert [(r.pod, r.after) for r in third.resets] == [("shop-b", 100)]
         assert pod_b.resets == 1
         assert failures(metrics, "scrape") == 1
-        assert any("shop-a (uid " + UID_A in r.getMessage() for r in caplog.records)
+        said = [r.getMessage() for r in caplog.records if "shop-a" in r.getMessage()]
+        assert len(said) == 1, said  # one line, however many checks
+        assert "(uid " + UID_A in said[0]
+        assert UID_B in said[0]
 
     caplog.set_level(logging.WARNING, logger="promdemo.heal")
     run(test)
