@@ -34,6 +34,13 @@ TOKEN_FILE_CHECK_SECONDS = 1.0
 # outside the cluster sends the same token in this header instead.
 RESET_TOKEN_HEADER = "X-Promdemo-Reset-Token"  # noqa: S105 - a header name, not a secret
 
+# The pod's UID (from the downward API) goes back on `GET /metrics` in
+# POD_UID_HEADER, and a reset carrying EXPECTED_POD_UID_HEADER is refused (409)
+# when it names another pod: a pod IP is reused as soon as its pod is gone, so a
+# reset decided for a deleted pod must not reach the pod that got its address.
+POD_UID_HEADER = "X-Promdemo-Pod-Uid"
+EXPECTED_POD_UID_HEADER = "X-Promdemo-Expected-Pod-Uid"
+
 DISABLED_REASON = (
     "no reset token is set and the service listens on {host}; set PROMDEMO_RESET_TOKEN "
     "(or PROMDEMO_RESET_TOKEN_FILE), or PROMDEMO_RESET_OPEN=true to allow anyone"
@@ -91,6 +98,20 @@ def token_matches(headers: Mapping[str, str], token: str) -> bool:
             return False
     # Constant time, so the answer's timing does not reveal how much matched.
     return hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def other_pod_expected(headers: Mapping[str, str], own_uid: str) -> str | None:
+    """The UID a reset expects, when it is not this pod's; None when the reset may go on.
+
+    Only a pod that knows its UID (Kubernetes set it) and a request that names one
+    are compared: the app outside Kubernetes, or a caller that does not know the
+    pod, is not refused. The answer quotes the expected UID clipped to a few
+    characters more than a UID can have, so a huge header is never echoed.
+    """
+    expected = headers.get(EXPECTED_POD_UID_HEADER, "").strip()
+    if not own_uid or not expected or hmac.compare_digest(expected.encode(), own_uid.encode()):
+        return None
+    return expected[: len(own_uid) + 8]
 
 
 class ResetToken:

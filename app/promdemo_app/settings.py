@@ -53,6 +53,8 @@ class Settings:
     reset_token_file: str | None = None
     # Without a token, allow anyone to reset even on a non-loopback address.
     reset_open: bool = False
+    # This pod's UID (the downward API's metadata.uid); empty outside Kubernetes.
+    pod_uid: str = ""
     metrics: bool = True
     threads: int = 300
     shutdown_timeout_seconds: float = 25.0
@@ -139,6 +141,22 @@ def _reset_token(env: Mapping[str, str]) -> str | None:
     return token or None
 
 
+#: The longest pod UID accepted (Kubernetes writes a 36-character UUID).
+MAX_POD_UID_CHARS = 128
+_POD_UID = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def _pod_uid(raw: str) -> str:
+    uid = raw.strip()
+    if len(uid) > MAX_POD_UID_CHARS or not _POD_UID.fullmatch(uid):
+        raise _invalid(
+            "PROMDEMO_POD_UID",
+            raw[:MAX_POD_UID_CHARS],
+            f"at most {MAX_POD_UID_CHARS} letters, digits, '.', '_' or '-' (a pod's metadata.uid)",
+        )
+    return uid
+
+
 def load_settings(
     environ: Mapping[str, str],
     *,
@@ -217,6 +235,8 @@ def load_settings(
             raise _invalid("PROMDEMO_LOG_LEVEL", raw, "one of " + ", ".join(LOG_LEVELS))
         values["log_level"] = level
 
+    if (raw := given("PROMDEMO_POD_UID")) is not None:
+        values["pod_uid"] = _pod_uid(raw)
     values["reset_token"] = _reset_token(env)
     if values["reset_token"] is not None and (path := given("PROMDEMO_RESET_TOKEN_FILE")):
         values["reset_token_file"] = path.strip()

@@ -41,8 +41,10 @@ from promdemo_app.metrics import (
 from promdemo_app.orders import InvalidOrder, Outcome, Shop, parse_order_body
 from promdemo_app.reset import (
     DISABLED_REASON,
+    POD_UID_HEADER,
     ResetPolicy,
     ResetToken,
+    other_pod_expected,
     reset_policy,
     token_matches,
 )
@@ -89,8 +91,11 @@ ROUTES = {
     "inventory_reset": Route(
         "/inventory/reset",
         ("POST",),
-        (200, 401, 403),
-        about="back to the initial inventory (Authorization: Bearer <token> when set)",
+        (200, 401, 403, 409),
+        about=(
+            "back to the initial inventory (Authorization: Bearer <token> when set; "
+            "409 when X-Promdemo-Expected-Pod-Uid names another pod)"
+        ),
     ),
     "healthz": Route("/healthz", ("GET",), (200,), measured=False, about="liveness"),
     "readyz": Route("/readyz", ("GET",), (200, 503), measured=False, about="readiness"),
@@ -237,6 +242,18 @@ def create_app(
             )
             response.headers["WWW-Authenticate"] = 'Bearer realm="promdemo"'
             return response, status
+        if (expected := other_pod_expected(request.headers, settings.pod_uid)) is not None:
+            log.warning(
+                "inventory reset refused: it was meant for pod %r, this is pod %s",
+                expected,
+                settings.pod_uid,
+            )
+            return _error(
+                409,
+                "this reset was meant for another pod (its IP now serves this one)",
+                expected_pod_uid=expected,
+                pod_uid=settings.pod_uid,
+            )
         before, after = inventory.reset()
         recorder.inventory_reset()
         log.info("inventory reset from %d to %d by %s", before, after, request.remote_addr)
@@ -257,13 +274,15 @@ def create_app(
         if not recorder.enabled:
             return _error(404, "metrics are disabled (PROMDEMO_METRICS=off)")
         names = request.args.getlist("name[]")
-        if not names:
-            return Response(generate_latest(registry), content_type=METRICS_CONTENT_TYPE)
         if len(names) > MAX_METRIC_NAMES:
             return _error(400, f"at most {MAX_METRIC_NAMES} name[] parameters, got {len(names)}")
         # Unknown names select nothing: an empty page, as prometheus_client answers.
-        restricted = registry.restricted_registry(names)
-        return Response(generate_latest(restricted), content_type=METRICS_CONTENT_TYPE)
+        page = registry.restricted_registry(names) if names else registry
+        response = Response(generate_latest(page), content_type=METRICS_CONTENT_TYPE)
+        if settings.pod_uid:
+            # Whose reading this is: the operator drops a reading from another pod.
+            response.headers[POD_UID_HEADER] = settings.pod_uid
+        return response
 
     return app
 

@@ -65,6 +65,9 @@ RESET_TOKEN_FILE = f"{RESET_TOKEN_DIR}/{RESET_TOKEN_KEY}"
 APP_UID = 10001
 #: What PROMDEMO_SHUTDOWN_TIMEOUT tells the app; the pod's grace period is longer.
 SHUTDOWN_TIMEOUT_SECONDS = 25
+# The env the app reads its pod UID from, filled by the downward API.
+POD_UID_ENV = "PROMDEMO_POD_UID"
+POD_UID_FIELD = {"apiVersion": "v1", "fieldPath": "metadata.uid"}
 TERMINATION_GRACE_PERIOD_SECONDS = 30
 
 RESOURCES = {
@@ -129,7 +132,7 @@ def monitoring_labels(name: str, spec: PromDemoSpec) -> dict[str, str]:
     return {**spec.monitoring.labels, **labels_for(name)}
 
 
-def _app_env(spec: PromDemoSpec) -> list[dict[str, str]]:
+def _app_env(spec: PromDemoSpec) -> list[dict[str, Any]]:
     app = spec.app
     sim = app.simulation
     pairs = [
@@ -147,7 +150,12 @@ def _app_env(spec: PromDemoSpec) -> list[dict[str, str]]:
         ("PROMDEMO_RESET_TOKEN_FILE", RESET_TOKEN_FILE),
         ("PROMDEMO_SHUTDOWN_TIMEOUT", str(SHUTDOWN_TIMEOUT_SECONDS)),
     ]
-    return [{"name": key, "value": value} for key, value in pairs]
+    env: list[dict[str, Any]] = [{"name": key, "value": value} for key, value in pairs]
+    # The pod's own UID, from the downward API: the app names itself on /metrics and
+    # refuses a reset meant for another pod (a pod IP is reused once its pod is gone).
+    # `apiVersion` as the API server defaults it, so the applied child does not differ.
+    env.append({"name": POD_UID_ENV, "valueFrom": {"fieldRef": dict(POD_UID_FIELD)}})
+    return env
 
 
 def _probe(path: str, *, period: int) -> dict[str, Any]:

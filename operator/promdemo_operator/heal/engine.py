@@ -25,6 +25,16 @@ sent, whether or not (or however late) its answer arrives: only a pod that
 surely did not act (no connection, or a 4xx answer) may be reset again at the
 next check.
 
+A pod's IP goes to another pod once its pod is gone (a PodTarget may be a check
+behind the watch). A target with a `uid` (the Pod's metadata.uid) is checked against
+the pod that answers: a reading whose `X-Promdemo-Pod-Uid` names another pod is
+dropped (`wrong_pod`, never used to decide a reset), and every reset carries
+`X-Promdemo-Expected-Pod-Uid`, which the app refuses with 409 when it is another pod
+(`wrong_pod`: nothing reset, no cooldown started). Either way the engine does not
+read or reset that target at that address again until its address or UID changes
+(`CheckResult.skipped` says `wrong_pod`). An answer without the header (an app
+outside Kubernetes, or an older one) is taken as the pod's own.
+
 Nothing here raises for a pod's fault: unreachable, slow, oversized and
 garbage-answering pods and failing resets come back as `Failure` records (and
 are counted in the metrics when a `HealMetrics` is given). What a pod said
@@ -55,6 +65,7 @@ from promdemo_operator.heal.exposition import (
 from promdemo_operator.heal.metrics import HealMetrics
 from promdemo_operator.heal.pod_client import (
     MAX_METRICS_BYTES,
+    POD_UID_HEADER,
     PodClient,
     PodHttp,
     PodReadError,
@@ -83,15 +94,24 @@ START_BATCH = 8
 MAX_BODY_BYTES = MAX_METRICS_BYTES
 #: What a check asks a pod for: the gauge alone (prometheus_client's `name[]` filter).
 METRICS_PATH = f"/metrics?name[]={METRIC}"
+#: The reset names the pod it is meant for; the app answers 409 when it is another.
+EXPECTED_POD_UID_HEADER = "X-Promdemo-Expected-Pod-Uid"
+#: Addresses found serving another pod, remembered per engine (bounded: the oldest go).
+MAX_WRONG_ADDRESSES = 4096
 
 
 @dataclass(frozen=True)
 class PodTarget:
-    """A pod as the engine sees it. `base_url` None: no address yet (e.g. no pod IP)."""
+    """A pod as the engine sees it. `base_url` None: no address yet (e.g. no pod IP).
+
+    `uid`: the Pod's metadata.uid; empty when unknown (`promdemo local`), then the
+    answering pod is not checked.
+    """
 
     name: str
     base_url: str | None
     ready: bool = True
+    uid: str = ""
 
 
 @dataclass(frozen=True)
@@ -137,7 +157,7 @@ class HealOutcome:
     """What the reset path did for one pod."""
 
     pod: str
-    outcome: str  # reset | recovered | cooldown | failed
+    outcome: str  # reset | recovered | cooldown | failed | wrong_pod
     value: float | None = None  # the live value read right before deciding
     reset: ResetDone | None = None
     failure: Failure | None = None
@@ -152,7 +172,8 @@ class CheckResult:
     decisions: dict[str, Decision] = field(default_factory=dict)
     resets: list[ResetDone] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
-    skipped: dict[str, str] = field(default_factory=dict)  # pod → not_ready | no_address | …
+    # pod → not_ready | no_address | cooldown | recovered | wrong_pod
+    skipped: dict[str, str] = field(default_factory=dict)
 
     @property
     def lowest_inventory(self) -> float | None:
@@ -209,6 +230,8 @@ class HealEngine:
         # (pod, stage) → the reason of the last failure logged for it
         self._last_problem: dict[tuple[str, str], str] = {}
         self._last_action: dict[str, Action] = {}  # pod → last logged decision
+        # (pod, uid, base_url) found answering as another pod: not asked again
+        self._wrong_addresses: dict[tuple[str, str, str | None], None] = {}
         self._who = f"{namespace}/{promdemo}" if namespace or promdemo else "heal"
         if metrics is not None:
             metrics.touch(namespace, promdemo)
@@ -245,6 +268,9 @@ class HealEngine:
                     max_bytes=self.limits.metrics_bytes,
                     sink=scanner.feed,
                 )
+            if pod.uid and answer.pod_uid and answer.pod_uid != pod.uid:
+                detail = f"answered as pod UID {self._safe(answer.pod_uid)} ({POD_UID_HEADER})"
+                return Reading(pod.name, None, "wrong_pod", detail)
             if answer.status != 200:
                 return Reading(
                     pod.name, None, "http_status", f"GET /metrics answered {answer.status}"
@@ -271,6 +297,8 @@ class HealEngine:
                 result.skipped[pod.name] = "not_ready"
             elif not pod.base_url:
                 result.skipped[pod.name] = "no_address"
+            elif self._is_wrong_address(pod):
+                result.skipped[pod.name] = "wrong_pod"
             else:
                 targets.append(pod)
         if self.metrics is not None:
@@ -284,6 +312,8 @@ class HealEngine:
                 failure = Failure(pod.name, "scrape", reading.reason or "garbage", reading.detail)
                 result.failures.append(failure)
                 self._count_scrape_failure(failure)
+                if failure.reason == "wrong_pod":
+                    self._wrong_address(pod, failure)
                 continue
             self._note_recovered(pod.name)
             decision = self.policy.observe(pod.name, reading.value, now)
@@ -295,6 +325,9 @@ class HealEngine:
             elif decision.action is Action.COOLDOWN:
                 result.skipped[pod.name] = "cooldown"
         self.policy.forget_absent([p.name for p in targets], now)
+        listed = {(p.name, p.uid, p.base_url) for p in pods}
+        for key in [k for k in self._wrong_addresses if k not in listed]:
+            del self._wrong_addresses[key]
         for name in list(self._locks):
             if name not in result.inventory and not self._locks[name].locked():
                 del self._locks[name]
@@ -316,8 +349,11 @@ class HealEngine:
                 result.inventory[outcome.pod] = outcome.value
             if outcome.failure is not None:
                 result.failures.append(outcome.failure)
-            if outcome.outcome in ("recovered", "cooldown"):
+            if outcome.outcome in ("recovered", "cooldown", "wrong_pod"):
                 result.skipped[outcome.pod] = outcome.outcome
+            if outcome.outcome == "wrong_pod":
+                # The value read for the decision may have been another pod's.
+                result.inventory.pop(outcome.pod, None)
         return result
 
     async def _read_all(self, targets: Sequence[PodTarget]) -> list[Reading]:
@@ -358,12 +394,17 @@ class HealEngine:
     ) -> HealOutcome:
         lock = self._locks.setdefault(pod.name, asyncio.Lock())
         async with lock:
+            if self._is_wrong_address(pod):
+                return HealOutcome(pod.name, "wrong_pod")
             if self.policy.in_cooldown(pod.name, self.clock()):
                 return HealOutcome(pod.name, "cooldown")
             live = await self.read(pod)
             if live.value is None:
                 failure = Failure(pod.name, "scrape", live.reason or "garbage", live.detail)
                 self._count_scrape_failure(failure)
+                if failure.reason == "wrong_pod":
+                    self._wrong_address(pod, failure)
+                    return HealOutcome(pod.name, "wrong_pod", failure=failure)
                 return HealOutcome(pod.name, "failed", failure=failure)
             now = self.clock()
             if confirm:
@@ -393,6 +434,8 @@ class HealEngine:
             headers[PROXY_TOKEN_HEADER] = self.token
         elif self.token:
             headers["Authorization"] = f"Bearer {self.token}"
+        if pod.uid:
+            headers[EXPECTED_POD_UID_HEADER] = pod.uid
         url = f"{pod.base_url}/inventory/reset"
         attempted = self.clock()
         # Whether the pod may have reset: then the cooldown starts at `attempted`, even
@@ -416,6 +459,16 @@ class HealEngine:
                     failure = Failure(pod.name, "reset", e.reason, self._safe(e.detail))
                     return self._reset_done(pod, before, None, since, source, failure)
                 return self._reset_failed(pod, e.reason, self._safe(e.detail), cooldown=acted)
+            if answer.status == 409 and pod.uid:
+                # The app at this address is not the pod meant (it compared the UID
+                # it was sent): it reset nothing, so no cooldown; not tried there again.
+                acted = False
+                body = redact(answer.body.decode("utf-8", "replace"), (self.token,))
+                detail = f"answered 409 {clip(body.strip())}".rstrip()
+                failure = Failure(pod.name, "reset", "wrong_pod", detail)
+                self._count_reset_failure(failure)
+                self._wrong_address(pod, failure)
+                return HealOutcome(pod.name, "wrong_pod", failure=failure)
             if not 200 <= answer.status < 300:
                 acted = answer.status >= 500
                 # Redacted before clipping, so a token is never cut into a visible part.
@@ -478,6 +531,30 @@ class HealEngine:
             )
         return HealOutcome(pod.name, "reset", before, reset=done, failure=failure)
 
+    # -- pods whose address now serves another pod -----------------------------------
+
+    def _is_wrong_address(self, pod: PodTarget) -> bool:
+        return bool(pod.uid) and (pod.name, pod.uid, pod.base_url) in self._wrong_addresses
+
+    def _wrong_address(self, pod: PodTarget, failure: Failure) -> None:
+        """Remember that `pod`'s address serves another pod; say so once."""
+        key = (pod.name, pod.uid, pod.base_url)
+        if key in self._wrong_addresses:
+            return
+        if len(self._wrong_addresses) >= MAX_WRONG_ADDRESSES:
+            del self._wrong_addresses[next(iter(self._wrong_addresses))]
+        self._wrong_addresses[key] = None
+        log.warning(
+            "%s: pod %s (uid %s) is not at %s any more: %s %s; not read or reset there "
+            "again until its address or UID changes",
+            self._who,
+            pod.name,
+            pod.uid,
+            pod.base_url,
+            "GET /metrics" if failure.stage == "scrape" else "POST /inventory/reset",
+            failure.detail,
+        )
+
     # -- bookkeeping --------------------------------------------------------------
 
     def _reset_failed(
@@ -499,6 +576,8 @@ class HealEngine:
     def _count_scrape_failure(self, failure: Failure) -> None:
         if self.metrics is not None:
             self.metrics.scrape_failures.labels(self.namespace, self.promdemo, failure.reason).inc()
+        if failure.reason == "wrong_pod":
+            return  # `_wrong_address` says it, once
         if self._first_of_its_kind(failure):
             log.warning(
                 "%s: cannot read pod %s (%s): %s; skipped this check",

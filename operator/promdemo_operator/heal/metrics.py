@@ -14,10 +14,20 @@ import threading
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 # Why a pod's value could not be read. `too_large`: the page (decoded) went over the
-# read cap; `garbage`: not a valid exposition or no usable value (NaN, duplicates, ...).
-SCRAPE_REASONS = ("unreachable", "timeout", "http_status", "garbage", "missing", "too_large")
-# Why a reset did not complete (or could not be confirmed).
-RESET_REASONS = ("unreachable", "timeout", "http_status", "garbage", "too_large")
+# read cap; `garbage`: not a valid exposition or no usable value (NaN, duplicates, ...);
+# `wrong_pod`: another pod answered at the pod's address (its X-Promdemo-Pod-Uid).
+SCRAPE_REASONS = (
+    "unreachable",
+    "timeout",
+    "http_status",
+    "garbage",
+    "missing",
+    "too_large",
+    "wrong_pod",
+)
+# Why a reset did not complete (or could not be confirmed). `wrong_pod`: the pod at the
+# address refused it (409) as meant for another pod; nothing was reset.
+RESET_REASONS = ("unreachable", "timeout", "http_status", "garbage", "too_large", "wrong_pod")
 # Calls to the Kubernetes API made by the heal loop.
 # (pods and the reset token come from watches: the loop only writes)
 API_OPERATIONS = ("patch_status", "post_event", "other")
@@ -31,6 +41,7 @@ WEBHOOK_OUTCOMES = (
     "unknown_target",
     "ambiguous",
     "failed",
+    "wrong_pod",
 )
 SOURCES = ("direct", "alertmanager")
 
@@ -60,7 +71,7 @@ class HealMetrics:
         self.scrape_failures = Counter(
             "promdemo_heal_scrape_failures_total",
             "Checks that could not read a pod's product_inventory, by reason "
-            "(unreachable, timeout, http_status, garbage, missing, too_large).",
+            "(unreachable, timeout, http_status, garbage, missing, too_large, wrong_pod).",
             ["namespace", "promdemo", "reason"],
             registry=registry,
         )

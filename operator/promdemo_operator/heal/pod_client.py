@@ -42,7 +42,13 @@ from typing import Any, Protocol
 import aiohttp
 
 from promdemo_operator.heal.exposition import clip
-from promdemo_operator.heal.rawhttp import BadAnswer, Closed, RawPool
+from promdemo_operator.heal.rawhttp import (
+    MAX_POD_UID_CHARS,
+    POD_UID_HEADER,
+    BadAnswer,
+    Closed,
+    RawPool,
+)
 
 #: A pod's /metrics page is ~18 KB; a page beyond this is refused (`too_large`).
 MAX_METRICS_BYTES = 1024 * 1024
@@ -93,10 +99,13 @@ class PodAnswer:
 
     With a `sink`, a 2xx body went to the sink and `body` is empty; a non-2xx
     answer's body is at most `ERROR_SNIPPET_BYTES` raw bytes, for the log.
+    `pod_uid`: the answer's `X-Promdemo-Pod-Uid` (empty without one), at most
+    `MAX_POD_UID_CHARS` + 1 characters (so an over-long one still differs).
     """
 
     status: int
     body: bytes = b""
+    pod_uid: str = ""
 
 
 Sink = Callable[[bytes], None]
@@ -368,8 +377,10 @@ class PodHttp:
                         method, url, headers=send_headers, ssl=tls, allow_redirects=False
                     ) as resp:
                         status = resp.status
+                        uid = resp.headers.get(POD_UID_HEADER, "")[: MAX_POD_UID_CHARS + 1]
                         if not 200 <= status < 300:
-                            return PodAnswer(status, await resp.content.read(ERROR_SNIPPET_BYTES))
+                            snippet = await resp.content.read(ERROR_SNIPPET_BYTES)
+                            return PodAnswer(status, snippet, uid)
                         body = await _read_body(
                             _aiohttp_chunks(resp),
                             resp.headers.get("Content-Encoding"),
@@ -377,7 +388,7 @@ class PodHttp:
                             max_bytes,
                             sink,
                         )
-                        return PodAnswer(status, body)
+                        return PodAnswer(status, body, uid)
             except _SinkError as e:
                 raise e.error from None
             except PodReadError as e:
@@ -446,14 +457,14 @@ class PodHttp:
                         error_bytes=ERROR_SNIPPET_BYTES,
                     )  # fmt: skip
                 if not 200 <= answer.status < 300:
-                    return PodAnswer(answer.status, answer.body)
+                    return PodAnswer(answer.status, answer.body, answer.pod_uid)
                 tail = decoders[0].flush() if decoders else b""
                 if tail:
                     if sink is not None:
                         _deliver(sink, tail)
                     else:
                         parts.append(tail)
-                return PodAnswer(answer.status, b"".join(parts))
+                return PodAnswer(answer.status, b"".join(parts), answer.pod_uid)
             except _SinkError as e:
                 raise e.error from None
             except PodReadError as e:

@@ -1,7 +1,7 @@
 """Pod objects (plain dicts as the API returns them) → `PodTarget`s for the engine.
 
 Plain dict work, no Kubernetes client: the kopf adapter watches the pods and keeps
-one small `PodRecord` per pod (name, IP, ready, app port: what a heal check needs,
+one small `PodRecord` per pod (name, IP, ready, app port, UID: what a heal check needs,
 instead of the whole pod); this module makes the records and decides which pods
 are ready and where each one answers.
 """
@@ -56,6 +56,8 @@ class PodRecord:
     ip: str | None
     ready: bool
     port: int
+    # metadata.uid: which pod the heal engine means at `ip` (an IP outlives its pod).
+    uid: str = ""
 
 
 def pod_record(pod: Mapping[str, Any]) -> PodRecord:
@@ -65,6 +67,7 @@ def pod_record(pod: Mapping[str, Any]) -> PodRecord:
         ip=(pod.get("status") or {}).get("podIP") or None,
         ready=is_ready(pod),
         port=app_port(pod),
+        uid=str((pod.get("metadata") or {}).get("uid") or ""),
     )
 
 
@@ -129,7 +132,7 @@ def targets_from_records(
                 port=rec.port,
                 api_server=api_server,
             )
-        targets.append(PodTarget(rec.name, url, rec.ready))
+        targets.append(PodTarget(rec.name, url, rec.ready, uid=rec.uid))
     return sorted(targets, key=lambda t: t.name)
 
 

@@ -31,7 +31,13 @@ MAX_CHUNK_LINE = 1024
 PAUSE_BYTES = 256 * 1024
 #: Idle connections kept per pod address (a check reads each pod once).
 IDLE_PER_ADDRESS = 2
+#: The header naming the pod that answered (the app's PROMDEMO_POD_UID), and how
+#: much of it is kept: longer than any UID, short enough for a log line.
+POD_UID_HEADER = "X-Promdemo-Pod-Uid"
+MAX_POD_UID_CHARS = 128
 
+
+_POD_UID_FIELD = POD_UID_HEADER.lower().encode("ascii")
 
 #: (status, Content-Encoding, Content-Length) → where each piece of a 2xx body goes.
 Decode = Callable[[int, str | None, int | None], Callable[[bytes], None]]
@@ -105,12 +111,13 @@ class Wire(asyncio.Protocol):
 class Answer:
     """What `RawPool.get` read: the status, the headers asked for, the body if no sink."""
 
-    __slots__ = ("body", "encoding", "status")
+    __slots__ = ("body", "encoding", "pod_uid", "status")
 
-    def __init__(self, status: int, encoding: str | None, body: bytes) -> None:
+    def __init__(self, status: int, encoding: str | None, body: bytes, pod_uid: str = "") -> None:
         self.status = status
         self.encoding = encoding
         self.body = body
+        self.pod_uid = pod_uid
 
 
 class BadAnswer(Exception):
@@ -230,6 +237,8 @@ class RawPool:
                 raise BadAnswer("bad Content-Length")
             length = int(length_field)
         keep = version == b"HTTP/1.1" and b"close" not in fields.get(b"connection", b"").lower()
+        uid_field = fields.get(_POD_UID_FIELD, b"")[: MAX_POD_UID_CHARS + 1]
+        pod_uid = uid_field.decode("latin-1")
         if not 200 <= status < 300:
             # The start of the body, for the log: what has come, or what one wait brings.
             want = error_bytes if length is None else min(error_bytes, length)
@@ -238,7 +247,7 @@ class RawPool:
                     await wire.more(True)
             except Closed:
                 pass
-            return Answer(status, None, bytes(buf[:error_bytes])), False
+            return Answer(status, None, bytes(buf[:error_bytes]), pod_uid), False
         encoding_field = fields.get(b"content-encoding")
         encoding = encoding_field.decode("latin-1") if encoding_field is not None else None
         feed = decode(status, encoding, length)
@@ -249,7 +258,7 @@ class RawPool:
         else:
             await _read_to_close(wire, feed)
             keep = False
-        return Answer(status, encoding, b""), keep
+        return Answer(status, encoding, b"", pod_uid), keep
 
 
 def _parse_head(head: bytes) -> tuple[int, bytes, dict[bytes, bytes]]:

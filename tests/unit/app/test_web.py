@@ -355,7 +355,7 @@ def metric_names(text: str) -> set[str]:
 
 
 def test_metrics_name_filter_answers_only_the_named_metrics(client: FlaskClient) -> None:
-    # What the operator's heal check asks for: the gauge alone, not 213 samples.
+    # What the operator's heal check asks for: the gauge alone, not 215 samples.
     response = client.get("/metrics?name[]=product_inventory")
     assert response.status_code == 200
     assert response.content_type.startswith("text/plain; version=0.0.4")

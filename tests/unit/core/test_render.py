@@ -45,8 +45,9 @@ def sample(name: str) -> dict:
 
 
 def env_of(deployment: dict) -> dict[str, str]:
+    """The container's plain `value` env (the downward API's are left out)."""
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    return {e["name"]: e["value"] for e in container["env"]}
+    return {e["name"]: e["value"] for e in container["env"] if "value" in e}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -210,7 +211,7 @@ def test_deployment_minimal():
         {"name": "probes", "containerPort": 8081, "protocol": "TCP"},
     ]
     # The probes on the app's probe port, which nothing on the service port can delay.
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = env_of(dep)
     assert env["PROMDEMO_PROBE_PORT"] == "8081"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["readinessProbe"]["httpGet"]["port"] == "probes"
@@ -238,6 +239,20 @@ def test_deployment_env_defaults():
         "PROMDEMO_RESET_TOKEN_FILE": "/var/run/secrets/promdemo/token",
         "PROMDEMO_SHUTDOWN_TIMEOUT": "25",
     }
+
+
+def test_the_pod_uid_comes_from_the_downward_api():
+    # The app answers with it and refuses a reset meant for another pod (docs/app.md).
+    (container,) = by_kind(render_body(body(), token=TOKEN))["Deployment"]["spec"]["template"][
+        "spec"
+    ]["containers"]
+    from_api = [e for e in container["env"] if "value" not in e]
+    assert from_api == [
+        {
+            "name": "PROMDEMO_POD_UID",
+            "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.uid"}},
+        }
+    ]
 
 
 def test_deployment_env_follows_the_spec():

@@ -19,6 +19,7 @@ import pytest
 from aiohttp import web
 
 from promdemo_operator.heal.pod_client import (
+    MAX_POD_UID_CHARS,
     ApiServerAuth,
     BodyDecoder,
     PodHttp,
@@ -403,5 +404,43 @@ def test_a_silent_pod_times_out() -> None:
                 await get(http, url, timeout=0.3)
         server.close()
         assert caught.value.reason == "timeout"
+
+    asyncio.run(main())
+
+
+def test_the_answering_pods_uid_is_read_on_both_paths_and_bounded() -> None:
+    # X-Promdemo-Pod-Uid: which pod answered (the engine drops another pod's reading).
+    uid = b"0b6c7a0e-aaaa-4c36-9d43-1f2a3b4c5d6e"
+
+    async def main() -> None:
+        answers = [
+            ok(PAGE, b"X-Promdemo-Pod-Uid: %s\r\n" % uid),
+            ok(PAGE, b"x-promdemo-pod-uid: " + b"u" * 5000 + b"\r\n"),
+            ok(PAGE),
+        ]
+        async with RawServer(answers) as srv, PodHttp() as http:
+            named = await get(http, f"{srv.url}/metrics")
+            huge = await get(http, f"{srv.url}/metrics")
+            unnamed = await get(http, f"{srv.url}/metrics")
+        assert named.pod_uid == uid.decode()
+        assert huge.pod_uid == "u" * (MAX_POD_UID_CHARS + 1)  # kept just long enough to differ
+        assert unnamed.pod_uid == ""
+
+        async def reset(request: web.Request) -> web.Response:
+            return web.json_response({"error": "another pod"}, status=409,
+                                     headers={"X-Promdemo-Pod-Uid": uid.decode()})  # fmt: skip
+
+        app = web.Application()
+        app.router.add_post("/inventory/reset", reset)
+        runner = web.AppRunner(app, shutdown_timeout=0.1)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        try:
+            async with PodHttp() as http:
+                url = f"http://127.0.0.1:{runner.addresses[0][1]}/inventory/reset"
+                answer = await http.request("POST", url, timeout=5.0, max_bytes=1024)
+        finally:
+            await runner.cleanup()
+        assert (answer.status, answer.pod_uid) == (409, uid.decode())
 
     asyncio.run(main())

@@ -65,3 +65,12 @@ def test_pod_records_keep_what_a_check_needs() -> None:
         PodTarget("a", "http://10.0.0.6:9000", True),
         PodTarget("b", "http://10.0.0.5:9000", True),
     ]
+
+
+def test_each_target_carries_its_pods_uid() -> None:
+    # What the engine checks the answering pod against: an IP outlives its pod.
+    record = pod_record(pod("a", uid="0b6c7a0e-1111-4c36-9d43-1f2a3b4c5d6e"))
+    assert record.uid == "0b6c7a0e-1111-4c36-9d43-1f2a3b4c5d6e"
+    (target,) = targets_from_records([record], access=POD_IP, namespace="demo")
+    assert target.uid == record.uid
+    assert pod_record(pod("b")).uid == ""

@@ -25,8 +25,8 @@ from promdemo_operator.runtime.handlers.webhook import AlertReceiver
 API_SERVER = "https://10.96.0.1:443"
 PODS = {
     ("demo", "shop"): [
-        PodRecord("shop-a", "10.244.0.5", True, 8080),
-        PodRecord("shop-b", "10.244.0.6", True, 8080),
+        PodRecord("shop-a", "10.244.0.5", True, 8080, uid="uid-a"),
+        PodRecord("shop-b", "10.244.0.6", True, 8080, uid="uid-b"),
     ]
 }
 
@@ -68,6 +68,15 @@ def test_an_instance_only_alert_finds_the_pod_scraped_at_that_address(access: st
     assert found(loop, alert(instance="10.244.0.6:8080")) == "shop-b"
     assert found(loop, alert(instance="10.244.0.5:8080")) == "shop-a"
     assert found(loop, alert(instance="10.244.0.5:9999")) is None  # not the app's port
+
+
+@pytest.mark.parametrize("access", [API_PROXY, POD_IP])
+def test_the_alerts_pod_is_reset_as_that_pod_uid(access: str) -> None:
+    # The reset names the pod's UID: should its IP serve another pod by then, that
+    # pod refuses (docs/heal.md "Which pod answers").
+    target = heal_loop(access).find_pod(alert(pod="shop-b"))
+    assert target is not None
+    assert (target.name, target.uid) == ("shop-b", "uid-b")
 
 
 def test_an_alert_naming_the_api_server_matches_no_pod_through_the_proxy() -> None:
