@@ -61,6 +61,9 @@ def _handler(holder: Callable[[], str | None], refused: Callable[[], None]) -> t
         def _answer(self) -> None:
             self._drain()
             body = (json.dumps(standby_answer(holder())) + "\n").encode()
+            # Counted before the answer leaves: whoever reads the 503 sees it counted.
+            if self.command == "POST":
+                refused()
             self.send_response(503)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -69,8 +72,6 @@ def _handler(holder: Callable[[], str | None], refused: Callable[[], None]) -> t
             self.end_headers()
             self.wfile.write(body)
             self.close_connection = True
-            if self.command == "POST":
-                refused()
 
         do_POST = do_GET = do_PUT = _answer
 
