@@ -518,6 +518,7 @@ def run(args: argparse.Namespace) -> int:
     from prometheus_client import start_http_server
 
     from promdemo_operator.handlers.context import OperatorContext, SharedMemo
+    from promdemo_operator.handlers.watches import GenerationEssence
     from promdemo_operator.opmetrics import metrics
 
     kopf.configure(debug=args.debug, verbose=args.verbose, log_format=kopf.LogFormat.PLAIN)
@@ -566,6 +567,9 @@ def run(args: argparse.Namespace) -> int:
     settings.watching.server_timeout = 600
     settings.watching.client_timeout = 660
     settings.networking.request_timeout = 60
+    # The essence kopf diffs at every event: the generation only (no handler of ours
+    # detects changes; see GenerationEssence).
+    settings.persistence.diffbase_storage = GenerationEssence()
 
     liveness = None
     if options.health_port:
