@@ -39,14 +39,19 @@ def fig(
 def command(r: dict[str, Any]) -> str:
     api = " --api real" if r.get("api") == "real" else ""
     rounds = "" if r["rounds"] == 5 else f" --rounds {r['rounds']}"
+    limit = ""
+    if r.get("kube_api_qps", "default") != "default":
+        limit = f" --kube-api-qps {r['kube_api_qps']:g} --kube-api-burst {r['kube_api_burst']}"
     return (
         f"`python bench/bench_operator.py{api} --promdemos {r['promdemos']}"
-        f" --pods {r['pods_per_promdemo']}{rounds} --json`"
+        f" --pods {r['pods_per_promdemo']}{limit}{rounds} --json`"
     )
 
 
 def label(r: dict[str, Any]) -> str:
     api = "real API server" if r.get("api") == "real" else "emulated API"
+    if r.get("kube_api_qps", "default") != "default":
+        api += f", API limit raised to {r['kube_api_qps']:g}/s"
     return f"{r['promdemos']:,} × {r['pods_per_promdemo']} ({api})"
 
 

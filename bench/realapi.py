@@ -291,7 +291,9 @@ class ControlPlaneCpu:
 def real_cluster(tmp: Path, namespaces: tuple[str, ...]) -> Iterator[ControlPlane]:
     """A started control plane with the PromDemo and monitoring CRDs, the operator's
     ServiceAccount and RBAC, and `namespaces`."""
-    with ControlPlane(tmp / "controlplane") as cp:
+    # One Service per PromDemo: the fixture's /24 of Service addresses holds 253.
+    wide = ("--service-cluster-ip-range=10.96.0.0/16",)
+    with ControlPlane(tmp / "controlplane", apiserver_args=wide) as cp:
         crd = ROOT / "crds" / "promdemos.promdemo.dev.yaml"
         cp.kubectl("apply", "--server-side", "-f", str(crd))
         apply_crds(cp)
