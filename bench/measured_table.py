@@ -1,7 +1,7 @@
 """README's "Measured here" table, written from the benchmarks' JSON output, not typed.
 
-    python bench/measured_table.py bench/results/*.json            # print the table
-    python bench/measured_table.py --write README.md bench/results/*.json
+    python bench/measured_table.py bench/figures/*.json            # print the table
+    python bench/measured_table.py --write README.md bench/figures/*.json
 
 Each input file is the last line a benchmark printed with `--json`:
 `bench_operator.py` (emulated or real API) and `bench_app.py`. The table goes
