@@ -58,10 +58,9 @@ def label(r: dict[str, Any]) -> str:
 def operator_rows(runs: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
     rows = []
     for r in runs:
-        name = label(r)
         rows.append((
             f"the whole operator checking {r['pods_checked']:,} pods every"
-            f" {r['heal_interval_seconds']:g} s, {name}",
+            f" {r['heal_interval_seconds']:g} s, {label(r)}",
             f"**{fig(r, 'cpu_fraction_of_core_checking', ' %', 100, '{:.2f}')}** of one core,"
             f" **{fig(r, 'operator_cpu_us_per_pod_read', ' µs', fmt='{:.0f}')}** of CPU per pod"
             f" read ({r['rounds']} round{'s' if r['rounds'] > 1 else ''})",
@@ -77,7 +76,7 @@ def operator_rows(runs: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
             )
         not_ready = f"; **{r['not_ready']} never Ready**" if r.get("not_ready") else ""
         rows.append((
-            f"{r['promdemos']:,} PromDemos applied → all Ready (children, Available), {name}",
+            f"{r['promdemos']:,} PromDemos applied → all Ready (children, Available), {label(r)}",
             f"**{r['reconciled_seconds']:.1f} s**; operator CPU"
             f" **{r['operator_cpu_ms_per_promdemo_reconcile']:.1f} ms** per PromDemo{extra}"
             f"{not_ready}",
@@ -92,7 +91,7 @@ def operator_rows(runs: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
                 + " of a core"
             )
         rows.append((
-            f"API requests per second per PromDemo, at rest / under order traffic, {name}",
+            f"API requests per second per PromDemo, at rest / under order traffic, {label(r)}",
             f"**{fig(r, 'api_requests_per_second_per_promdemo_at_rest', fmt='{:.3f}')}** /"
             f" {fig(r, 'api_requests_per_second_per_promdemo_under_traffic', fmt='{:.3f}')}{cp}",
             command(r),
@@ -101,7 +100,7 @@ def operator_rows(runs: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
         if r.get("api") != "real":
             continue
         rows.append((
-            f"drift repair (a child deleted → a new one stored), {name}",
+            f"drift repair (a child deleted → a new one stored), {label(r)}",
             f"p50 {r['drift_repair_seconds_p50']:.3f} s, **p95 {r['drift_repair_seconds_p95']:.3f}"
             f" s** ({r['drift_repairs']} deletions)",
             command(r),
@@ -109,7 +108,7 @@ def operator_rows(runs: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
     for r in runs:
         per_pod = "n/a" if r["rss_kib_per_pod"] is None else f"{r['rss_kib_per_pod']:.2f} KiB"
         rows.append((
-            f"RSS idle / per PromDemo with its pods / per pod, {name}",
+            f"RSS idle / per PromDemo with its pods / per pod, {label(r)}",
             f"idle **{r['idle_rss_mib']} MiB** (private {r['idle_private_mib']} MiB);"
             f" **{r['rss_mib_per_promdemo']:.3f} MiB** / {per_pod}",
             command(r),
