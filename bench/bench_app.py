@@ -242,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
             "cpu_us_per_order_on": round(on.cpu_us, 1),
             "cpu_us_per_order_off": round(off.cpu_us, 1),
             "cpu_cost_fraction": round(statistics.median(cpu_costs), 4),
+            "cpu_cost_min": round(min(cpu_costs), 4),
+            "cpu_cost_max": round(max(cpu_costs), 4),
             "app_cpu_us_per_order_on": round(alone["on"], 1),
             "app_cpu_us_per_order_off": round(alone["off"], 1),
             "app_cpu_cost_us": round(alone["on"] - alone["off"], 1),

@@ -4,9 +4,10 @@
 
 Since the app runs on gunicorn, `python -m promdemo_app` is gunicorn's master
 process and the orders are served by its one worker process (its child). The
-shared helper (appserver.py) reads /proc of the process it started, the
-master; this runs the same benchmark with RSS and threads read from the
-worker. A measurement, never a test: nothing is asserted.
+shared helper (appserver.py) now reads the worker too (`AppServer.pid`), so this
+gives what `bench_app_memory.py` gives; it stays for the command README cites,
+and says "the worker" where the other says "the server". A measurement, never a
+test: nothing is asserted.
 """
 
 from __future__ import annotations

@@ -872,8 +872,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--stall-seconds",
         type=float,
-        default=60.0,
-        help="stop waiting for Ready when none more became Ready for this long (default 60)",
+        help="stop waiting for Ready when none more became Ready for this long (default: "
+        "60, or 1 s per PromDemo if more: under the operator's API limit a large apply's "
+        "PromDemos turn Ready only near its end, after every child is created)",
     )
     parser.add_argument(
         "--api",
@@ -930,6 +931,8 @@ def main(argv: list[str] | None = None) -> int:
     if problems:
         print(f"bench_operator.py: {'; '.join(problems)}", file=sys.stderr)
         return 2
+    if args.stall_seconds is None:
+        args.stall_seconds = max(60.0, float(args.promdemos))
     random.seed(args.seed)
     # A SIGTERM (e.g. `timeout`) unwinds the context managers: the operator, the pod
     # servers and the app are stopped, not left running.

@@ -95,7 +95,10 @@ class PodBlock:
         self.netns = cp.add_pod_network(str(first))
         route = _ip("-n", cp.netns, "route", "show", f"{first}/32").split()
         veth = route[route.index("dev") + 1]
-        _ip("-n", cp.netns, "route", "add", str(self.network), "dev", veth)
+        # Through the pod's first address as the next hop: one neighbour entry for the
+        # whole block (a route straight onto the link needs one per address, and
+        # the kernel's table overflows past 1,024: connections then time out).
+        _ip("-n", cp.netns, "route", "add", str(self.network), "via", str(first), "dev", veth)
         _ip("-n", self.netns, "route", "add", "local", str(self.network), "dev", "lo")
         #: Pod i of the fake-pods process serves first_host + i.
         self.first_host = str(first + 1)
@@ -291,7 +294,9 @@ class ControlPlaneCpu:
 def real_cluster(tmp: Path, namespaces: tuple[str, ...]) -> Iterator[ControlPlane]:
     """A started control plane with the PromDemo and monitoring CRDs, the operator's
     ServiceAccount and RBAC, and `namespaces`."""
-    with ControlPlane(tmp / "controlplane") as cp:
+    # One Service per PromDemo: the fixture's /24 of Service addresses holds 253.
+    wide = ("--service-cluster-ip-range=10.96.0.0/16",)
+    with ControlPlane(tmp / "controlplane", apiserver_args=wide) as cp:
         crd = ROOT / "crds" / "promdemos.promdemo.dev.yaml"
         cp.kubectl("apply", "--server-side", "-f", str(crd))
         apply_crds(cp)

@@ -238,6 +238,7 @@ def run(args: argparse.Namespace) -> int:
 
     from promdemo_operator.runtime.bounded_http import ThreadedServer
     from promdemo_operator.runtime.handlers.context import OperatorContext, SharedMemo
+    from promdemo_operator.runtime.handlers.watches import GenerationEssence
     from promdemo_operator.runtime.metrics import metrics, metrics_app
 
     kopf.configure(debug=args.debug, verbose=args.verbose, log_format=kopf.LogFormat.PLAIN)
@@ -300,6 +301,9 @@ def run(args: argparse.Namespace) -> int:
     settings.watching.server_timeout = 600
     settings.watching.client_timeout = 660
     settings.networking.request_timeout = 60
+    # The essence kopf diffs at every event: the generation only (no handler of ours
+    # detects changes; see GenerationEssence).
+    settings.persistence.diffbase_storage = GenerationEssence()
 
     scope = ", ".join(options.namespaces) if options.namespaces else "all namespaces"
     log.info("serving PromDemos in %s; resync every %ss", scope, options.resync_seconds)

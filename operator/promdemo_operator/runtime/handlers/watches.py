@@ -46,8 +46,8 @@ resync catches it.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, cast
 
 import kopf
 
@@ -100,6 +100,27 @@ async def restrict_watches(settings: kopf.OperatorSettings, **_: Any) -> None:
     """Let the API server filter the children's and pods' watches by the app's label."""
     for resource in (*CHILD_RESOURCES, POD_RESOURCE):
         settings.watching.label_selectors[resource] = APP_SELECTOR
+
+
+class GenerationEssence(kopf.AnnotationsDiffBaseStorage):
+    """kopf's "essence" of an object cut down to its `metadata.generation`.
+
+    kopf builds an essence from every event of every object it handles (a deep copy of
+    the body less system fields, then another copy less its progress marks) to diff it
+    with the last handled one. Only change-detecting handlers (`on.create`, `on.update`,
+    `on.field`) use that diff, and the operator has none: its daemons use it only to
+    reset idle timers they do not have. What the operator reacts to comes through its
+    own `on.event` handlers and indexes. Without this, every Deployment, Pod and child
+    event was deep-copied twice with its managedFields and status.
+    """
+
+    def build(
+        self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None
+    ) -> kopf.BodyEssence:
+        if extra_fields:  # a handler asked for fields: kopf's full essence
+            return super().build(body=body, extra_fields=extra_fields)
+        generation = (body.get("metadata") or {}).get("generation")
+        return cast(kopf.BodyEssence, {"metadata": {"generation": generation}})
 
 
 class Watched:
