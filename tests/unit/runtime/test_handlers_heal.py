@@ -1,17 +1,20 @@
 """The heal handler (runtime/handlers/heal.py): which PromDemo gets a heal loop, and when.
 
-Its settings are parsed once per generation; first checks spread over the interval.
+Its settings are parsed once per generation; first checks spread over the interval; a
+check never waits for its status write.
 """
 
 from __future__ import annotations
 
+import asyncio
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 import promdemo_operator.runtime.handlers.heal as heal_module
 from promdemo_operator.core import spec as spec_mod
-from promdemo_operator.runtime.handlers.heal import first_check_delay, heal_wanted
+from promdemo_operator.runtime.handlers.heal import HealLoop, first_check_delay, heal_wanted
 
 
 def test_a_heal_loop_only_for_a_valid_name_and_spec_with_auto_heal_on() -> None:
@@ -64,3 +67,44 @@ def test_first_checks_are_spread_over_the_interval() -> None:
     assert all(0 <= d < 5.0 for d in delays)
     assert first_check_delay("demo", "shop-1", 5.0) == delays[1], "fixed by the name"
     assert len({round(d, 1) for d in delays}) > 30, "not all at once"
+
+
+class _NoPods:
+    def pods(self, namespace: str, promdemo: str) -> list[Any]:
+        return []
+
+
+def test_a_check_does_not_wait_for_its_status_write() -> None:
+    """Under the API limit a status write can wait seconds for its token: the checks
+    (and resets) go on meanwhile, no second write is planned while one is in flight,
+    and a reset's forced write is kept for the next check."""
+    now = [1000.0]
+    sent: list[dict[str, Any]] = []
+
+    async def scenario() -> None:
+        release = asyncio.Event()
+
+        async def call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+            await release.wait()  # the write waits for its token
+            return fn(*args, **kwargs)
+
+        kube = SimpleNamespace(merge_patch=lambda *args, **kwargs: sent.append(args[3]))
+        ctx: Any = SimpleNamespace(call=call, kube=kube)
+        loop = HealLoop("demo", "shop", ctx=ctx, watched=_NoPods(), clock=lambda: now[0])  # type: ignore[arg-type]
+        # One check's write goes out as its own task: the check returns at once.
+        await asyncio.wait_for(loop._write_status({"shop-a": 5.0}, force=False), 1.0)
+        assert sent == []
+        # A reset's forced write while the first is in flight: not planned yet.
+        now[0] += 11
+        await asyncio.wait_for(loop._write_status({"shop-a": 100.0}, force=True), 1.0)
+        assert loop.state.inventory == {"shop-a": 100.0}
+        release.set()
+        await loop.status_written()
+        assert [p["status"]["inventory"] for p in sent] == [{"shop-a": 5.0}]
+        # The next check plans again, with what it read and the reset's force kept.
+        await loop._write_status({"shop-a": 100.0}, force=False)
+        await loop.status_written()
+        assert [p["status"]["inventory"] for p in sent][-1] == {"shop-a": 100.0}
+        assert len(sent) == 2
+
+    asyncio.run(scenario())

@@ -161,6 +161,9 @@ class HealLoop:
         self._targets_key: tuple[Any, ...] | None = None
         self._targets: list[PodTarget] = []
         self.who = f"{namespace}/{name}"
+        #: The status write in flight, if any: checks do not wait for it (below).
+        self._status_write: asyncio.Future[None] | None = None
+        self._force_pending = False
         # The kopf daemon's context: where kopf.event finds its queue.
         self.context = contextvars.copy_context()
 
@@ -330,10 +333,37 @@ class HealLoop:
                 log.warning("%s: could not post the InventoryReset event: %s", self.who, e)
 
     async def _write_status(self, inventory: dict[str, float], *, force: bool) -> None:
-        """Merge-patch status with only the heal keys, when they changed."""
+        """Merge-patch status with only the heal keys, when they changed, without waiting.
+
+        The write goes out as a task of its own: a check never waits for it. Under the
+        client's API limit (`--kube-api-qps`) a write can wait for its token for seconds
+        when many PromDemos write at once, and the next checks (and resets) would wait
+        behind it. While one write is in flight no other is planned (`status_patch`
+        keeps one pending patch); the next check plans again with what it read, and a
+        reset's forced write is kept for it.
+        """
+        if self._status_write is not None and not self._status_write.done():
+            self.state.inventory = dict(inventory)
+            self._force_pending = self._force_pending or force
+            return
+        force = force or self._force_pending
         patch = self.state.status_patch(inventory, self.clock(), force=force)
         if patch is None:
             return
+        self._force_pending = False
+        self._status_write = asyncio.ensure_future(self._send_status(patch))
+
+    async def status_written(self) -> None:
+        """Wait for the status write in flight, if any (tests, and a clean stop)."""
+        if self._status_write is not None:
+            await asyncio.wait({self._status_write})
+
+    def stop_writing(self) -> None:
+        """The loop stops: drop the write in flight (its thread finishes on its own)."""
+        if self._status_write is not None and not self._status_write.done():
+            self._status_write.cancel()
+
+    async def _send_status(self, patch: dict[str, Any]) -> None:
         try:
             await self.ctx.call(
                 self.ctx.kube.merge_patch, "PromDemo", self.namespace, self.name,
@@ -343,6 +373,11 @@ class HealLoop:
             if self.metrics is not None:
                 self.metrics.api_error(self.namespace, self.name, "patch_status")
             log.warning("%s: Kubernetes API error in patch_status: %s", self.who, e)
+            return
+        except Exception as e:  # a task of its own: nobody else would see it
+            if self.metrics is not None:
+                self.metrics.api_error(self.namespace, self.name, "other")
+            log.exception("%s: writing the heal status failed: %s", self.who, e)
             return
         self.state.written_ok()
 
@@ -411,6 +446,7 @@ async def auto_heal(
             await pause(halt, delay)
     finally:
         halt.cancel()
+        loop.stop_writing()
         if ctx.heal_loops.get((namespace, name)) is loop:
             del ctx.heal_loops[(namespace, name)]
         reason = getattr(stopped, "reason", None)
