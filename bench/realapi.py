@@ -1,4 +1,4 @@
-"""`bench_operator.py --api real`: the same measurements against a real control plane.
+"""bench_operator.py's run: its measurements against a real control plane.
 
 The cluster: `tests/support/controlplane.py`'s ControlPlane (etcd, kube-apiserver and
 kube-controller-manager built from upstream, in a network namespace of their own), so
@@ -21,11 +21,11 @@ pod at its pod IP as in a cluster; a deleted pod is deleted (grace 0) and its ad
 never reused. Not modelled: readiness probes (a pod is Ready once bound), container
 restarts.
 
-What it measures beyond the emulator run: the control plane's own CPU (etcd, the API
-server, the controller manager: every process in its network namespace) beside the
-operator's; the operator's API requests from the audit log (its ServiceAccount's, at
-ResponseComplete, watches aside); drift repair (a child deleted, time until the API
-server holds a new one).
+Besides the operator's CPU and RSS it measures the control plane's own CPU (etcd,
+the API server, the controller manager: every process in its network namespace); the
+operator's API requests from the audit log (its ServiceAccount's, at ResponseComplete,
+watches aside); drift repair (a child deleted, time until the API server holds a new
+one).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ from promdemo_operator.core.names import secret_name
 from promdemo_operator.core.render import APP_PORT
 from tests.support.controlplane import ControlPlane
 from tests.support.fake_pods import fake_pods
-from tests.support.kmock_cluster import OperatorProcess
+from tests.support.operator_process import OperatorProcess
 from tests.support.processes import ManagedProcess, wait_http_ok
 from tests.support.prometheus_operator import apply_crds
 
@@ -317,7 +317,7 @@ def start_operator(
     token = cp.token(OPERATOR_NS, OPERATOR_SA, seconds=24 * 3600)
     kubeconfig = cp.token_kubeconfig(token, tmp / "operator.kubeconfig")
     metrics_port, health_port, webhook_port = free_port(), free_port(), free_port()
-    launcher = "import sys; from promdemo_operator.cli import main; sys.exit(main())"
+    launcher = "import sys; from promdemo_operator.cli.main import main; sys.exit(main())"
     argv = [sys.executable, "-c", launcher, "operator", "--all-namespaces",
             "--bind", "127.0.0.1", "--metrics-port", str(metrics_port),
             "--health-port", str(health_port), "--webhook-port", str(webhook_port),

@@ -1,6 +1,10 @@
-"""What the emulated API server checks in an object before it stores it.
+"""What kube-apiserver checks in an object before it stores it, in Python, for the unit tier.
 
-- Custom resources (the CRDs of crds/, read when the emulator starts): the
+The samples' test (tests/unit/project/test_samples.py) and the CRD's tests check
+objects with it without a control plane; the tier of record is the real API server
+(tests/cluster).
+
+- Custom resources (the CRDs of crds/, read when `crd_kinds` is called): the
   structural defaults of the CRD's openAPIV3Schema are applied as kube-apiserver
   applies them, then the object is validated against that schema, including
   `x-kubernetes-list-type: map|set` (unique keys / items), and, when the schema
@@ -8,16 +12,11 @@
   (tests/support/cel.py).
 - Core kinds (Deployment, Service, Secret, Pod, Event, Namespace, ...): the strict
   JSON schemas bundled with `kubernetes-validate`, for KUBERNETES_VERSION.
-- ServiceMonitor and PrometheusRule: schemas/monitoring.coreos.com_v1.yaml, a
-  strict subset of prometheus-operator v0.75.2's CRDs; Prometheus (`prometheus_kinds`):
-  the fields promdemo reads, the rest of its spec unchecked.
 - Every object's metadata: ObjectMeta's schema, plus the checks kube-apiserver
   makes of names, labels, annotations and owner references.
 
 A field the schema does not declare is refused with 400 BadRequest, as
-kube-apiserver does with `fieldValidation=Strict` (kubectl's default). For other
-clients its default is to drop the field with a warning, which would let a
-misspelled field pass silently: the emulator refuses it for every client.
+kube-apiserver does with `fieldValidation=Strict` (kubectl's default).
 A value the schema forbids is 422 Invalid, with one cause per field.
 """
 
@@ -42,7 +41,6 @@ from tests.support.cel import cel_errors
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_DIR = ROOT / "crds"
-MONITORING_SCHEMAS = Path(__file__).with_name("schemas") / "monitoring.coreos.com_v1.yaml"
 
 #: The Kubernetes version whose core schemas apply: the kindest/node of hack/kind.yaml.
 KUBERNETES_VERSION = "1.36"
@@ -429,66 +427,14 @@ def crd_kinds(crd_dir: Path = CRD_DIR) -> list[Kind]:
     return kinds
 
 
-@functools.cache
-def _monitoring_schemas() -> dict[str, Any]:
-    return yaml.safe_load(MONITORING_SCHEMAS.read_text())
-
-
-def monitoring_kinds() -> list[Kind]:
-    """ServiceMonitor and PrometheusRule, with the strict schemas of promdemo's fields."""
-    schemas = _monitoring_schemas()
-    out = []
-    for plural, kind, short in (("servicemonitors", "ServiceMonitor", "smon"),
-                                ("prometheusrules", "PrometheusRule", "promrule")):  # fmt: skip
-        out.append(
-            Kind(
-                group="monitoring.coreos.com",
-                version="v1",
-                plural=plural,
-                kind=kind,
-                namespaced=True,
-                singular=kind.lower(),
-                shortnames=(short,),
-                openapi=schemas[kind],
-                validator=_validator(schemas[kind]),
-            )
-        )
-    return out
-
-
-def prometheus_kinds() -> list[Kind]:
-    """Prometheus (monitoring.coreos.com/v1), with the schema of the fields promdemo reads.
-
-    Served besides `monitoring_kinds()` by a KmockCluster(prometheus=True), as when
-    prometheus-operator's CRDs are installed; with its `status` subresource (not its
-    `scale`, which is spec.shards upstream: the emulator's scale is spec.replicas).
-    """
-    schema = _monitoring_schemas()["Prometheus"]
-    return [
-        Kind(
-            group="monitoring.coreos.com",
-            version="v1",
-            plural="prometheuses",
-            kind="Prometheus",
-            namespaced=True,
-            singular="prometheus",
-            shortnames=("prom",),
-            categories=("prometheus-operator",),
-            subresources=("status",),
-            openapi=schema,
-            validator=_validator(schema),
-        )
-    ]
-
-
 def check(
     kind: Kind | None, api_version: str, kind_name: str, plural: str, obj: Mapping[str, Any]
 ) -> dict[str, Any]:
     """`obj` defaulted as the API server stores it; Rejected when the server would refuse it.
 
-    `kind` is what the server knows of a custom resource (a CRD's schema, or the
-    monitoring schemas); None for a built-in resource, checked against its core schema
-    when kubernetes-validate has one (metadata included).
+    `kind` is what the server knows of a custom resource (its CRD's schema); None for a
+    built-in resource, checked against its core schema when kubernetes-validate has one
+    (metadata included).
     """
     admitted = copy.deepcopy(dict(obj))
     unknown: list[str] = []

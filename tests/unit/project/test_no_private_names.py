@@ -23,12 +23,6 @@ SHARED_NAMES = {"_server", "_loop", "_runner", "_lock", "_thread", "_stop"}
 # Known, with the reason; each entry is a debt, not a licence.
 KNOWN = {
     "tests/support/prometheus.py": {"_lock"},
-    "tests/support/kmock_cluster.py": {"_lock"},
-    # The Kubernetes emulator extends kmock's emulator and reads its object store;
-    # kmock 0.8 has no public accessor (pinned <0.9 in pyproject). No test uses it
-    # any more (tests/cluster replaced it): only bench/ does, until it runs on the
-    # real control plane; then both entries go with the emulator.
-    "tests/support/kmock_emulator.py": {"_objects", "_buses", "_raw_request"},
     # The CLI-arguments test walks argparse's (stdlib) parser to list every option.
     "tests/unit/core/test_cliargs.py": {"_actions", "_SubParsersAction"},
 }
