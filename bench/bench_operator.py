@@ -82,6 +82,8 @@ for _path in (ROOT, ROOT / "bench"):
 
 from appserver import AppServer  # noqa: E402
 
+# Read by bench/realapi.py as bench_operator's attributes (`bench.METRICS_PATH`).
+from promdemo_operator.heal.engine import METRICS_PATH  # noqa: E402, F401
 from promdemo_operator.heal.status import STATUS_WRITE_PERIOD_SECONDS  # noqa: E402
 
 NS = "bench"

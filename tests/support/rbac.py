@@ -1,5 +1,5 @@
-"""manifests/base/rbac.yaml as the RBAC coverage tests read it (the kmock tier's and the
-cluster tier's): the operator's ClusterRole and its grants."""
+"""manifests/base/rbac.yaml as the RBAC coverage tests read it (the cluster tier's):
+the operator's ClusterRole and its grants."""
 
 from __future__ import annotations
 
