@@ -4,7 +4,8 @@
     python bench/measured_table.py --write README.md bench/figures/*.json
 
 Each input file is the last line a benchmark printed with `--json`:
-`bench_operator.py` (emulated or real API) and `bench_app.py`. The table goes
+`bench_operator.py` (the real API server; older files may hold a run on the emulated
+API server, since removed, labelled so) and `bench_app.py`. The table goes
 between the `<!-- measured-table:begin -->` and `<!-- measured-table:end -->` lines
 of the file given to `--write`. Figures are the benchmarks' own: medians over their
 rounds with the spread (min–max) beside where the rounds differed.
@@ -37,7 +38,9 @@ def fig(
 
 
 def command(r: dict[str, Any]) -> str:
-    api = " --api real" if r.get("api") == "real" else ""
+    if r.get("api", "real") != "real":
+        return "`bench_operator.py`'s emulated run (removed with the emulator)"
+    api = " --api real"
     rounds = "" if r["rounds"] == 5 else f" --rounds {r['rounds']}"
     limit = ""
     if r.get("kube_api_qps", "default") != "default":
@@ -49,7 +52,7 @@ def command(r: dict[str, Any]) -> str:
 
 
 def label(r: dict[str, Any]) -> str:
-    api = "real API server" if r.get("api") == "real" else "emulated API"
+    api = "real API server" if r.get("api") == "real" else "emulated API, since removed"
     if r.get("kube_api_qps", "default") != "default":
         api += f", API limit raised to {r['kube_api_qps']:g}/s"
     return f"{r['promdemos']:,} × {r['pods_per_promdemo']} ({api})"

@@ -1,6 +1,6 @@
 """Reconcile on the real control plane: what the operator writes, patches back and says.
 
-The operator tier of record (it replaced the kmock emulator's tier): the operator runs
+The operator tier of record (it replaced the emulated API server's tier): the operator runs
 as install.yaml deploys it, its children are served, validated, defaulted and
 garbage-collected by kube-apiserver and kube-controller-manager, the app runs as
 real pods (kubelet stand-in), and every request is in the API server's audit log.

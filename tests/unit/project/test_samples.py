@@ -1,6 +1,6 @@
 """The one place that judges every sample of manifests/samples, by the three judges a user
-meets: the API server (the CRD's schema and CEL rules, as the emulated API server of
-tests/support/api_schemas.py checks them), the operator (`parse_spec`, whose message
+meets: the API server (the CRD's schema and CEL rules, as tests/support/api_schemas.py
+checks them), the operator (`parse_spec`, whose message
 becomes the SpecValid condition) and `promdemo render -f FILE`.
 
 - `manifests/samples/*.yaml` and the prod overlay's PromDemo: stored, read, rendered
