@@ -95,7 +95,10 @@ class PodBlock:
         self.netns = cp.add_pod_network(str(first))
         route = _ip("-n", cp.netns, "route", "show", f"{first}/32").split()
         veth = route[route.index("dev") + 1]
-        _ip("-n", cp.netns, "route", "add", str(self.network), "dev", veth)
+        # Through the block's first address (one static neighbour entry), not on-link: an
+        # on-link /19 costs one entry of the host's shared neighbour table per pod address,
+        # and 1,000 of them overflow it for every namespace on the machine.
+        _ip("-n", cp.netns, "route", "add", str(self.network), "via", str(first), "dev", veth)
         _ip("-n", self.netns, "route", "add", "local", str(self.network), "dev", "lo")
         #: Pod i of the fake-pods process serves first_host + i.
         self.first_host = str(first + 1)
