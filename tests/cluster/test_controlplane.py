@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import urllib.request
 
 import pytest
@@ -67,4 +68,14 @@ def test_a_deployment_becomes_ready_pods_on_their_own_ips(
         "GET", f"/api/v1/namespaces/{ns}/services/shop:http/proxy/inventory"
     )
     assert answer["inventory"] == 100
+    # Every neighbour (ARP) entry on those ways is static: the kernel's neighbour table,
+    # shared by every namespace of the host, may be full of other programs' entries
+    # ("neighbor table overflow!"), and a resolution would then fail: pods unreachable.
+    pods = [p.netns for p in kubelet.pods.values() if p.namespace == ns]
+    assert len(pods) == 2
+    for netns in (control_plane.netns, *pods):
+        entries = subprocess.run(["ip", "-n", netns, "neigh", "show"], capture_output=True,
+                                 text=True, check=True).stdout.splitlines()  # fmt: skip
+        assert entries, netns
+        assert all("PERMANENT" in e.split() for e in entries), (netns, entries)
     control_plane.kubectl("delete", "namespace", ns, "--wait=true", timeout=120)

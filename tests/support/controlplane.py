@@ -12,7 +12,8 @@ the namespace (`10.X.0.0/24` is local to it): the API server listens on 10.X.0.1
 10.X.0.2:2379. Every pod the kubelet stand-in (tests/support/kubelet.py) runs gets a
 network namespace of its own (`add_pod_network`) with an address from 10.X.1.0
 upwards, never loopback (EndpointSlice validation and the API server's proxy refuse
-127.0.0.0/8), reached through a veth and a /32 route. A veth pair joins the control
+127.0.0.0/8), reached through a veth and a /32 route. Every link's neighbour (ARP)
+entry is static (`nud permanent`, see `_static_neighbour`). A veth pair joins the control
 plane's namespace to the host, with one route for the /17, so the test process
 reaches the API server and the pods directly; nothing the control plane or a pod
 does reaches any address outside these namespaces (they have no other interface
@@ -147,6 +148,37 @@ def _kill_netns_processes(netns: str) -> None:
     for pid in _run(["ip", "netns", "pids", netns], check=False).split():
         with contextlib.suppress(ProcessLookupError, ValueError):
             os.kill(int(pid), signal.SIGKILL)
+
+
+#: The pods' default gateway: link-local, held by no interface; its neighbour entry in
+#: each pod's namespace names the control plane's end of the pod's veth.
+POD_GATEWAY = "169.254.1.1"
+
+
+def _static_neighbour(netns: list[str], ip: str, dev: str, mac: str) -> None:
+    """A permanent neighbour (ARP) entry: `ip` is at `mac` on `dev`.
+
+    The kernel's IPv4 neighbour table is one for every network namespace of the host
+    (at most net.ipv4.neigh.default.gc_thresh3 = 1,024 dynamic entries by default): a
+    process elsewhere that talks to many on-link addresses fills it, and every
+    namespace's new ARP resolution then fails ("neighbor table overflow!" in the
+    kernel log: connect timeouts, failing probes). Permanent entries are neither
+    counted against that limit nor evicted, and need no resolution at all.
+    """
+    _run(["ip", *netns, "neigh", "replace", ip, "lladdr", mac, "dev", dev, "nud", "permanent"])
+
+
+def _mac(dev: str, netns: str | None = None) -> str:
+    """The MAC address of `dev` (in `netns`, or the host's namespace)."""
+    argv = ["ip", *(["-n", netns] if netns else []), "-j", "link", "show", "dev", dev]
+    return str(json.loads(_run(argv))[0]["address"])
+
+
+def _pod_macs(ip: str) -> tuple[str, str]:
+    """Locally administered MACs for a pod's veth, from its IP: (the pod's end, the
+    control plane's end). Each pair is a link of its own: a reused IP may reuse them."""
+    octets = ":".join(f"{int(o):02x}" for o in ip.split("."))
+    return f"02:00:{octets}", f"06:00:{octets}"
 
 
 @dataclass
@@ -332,6 +364,9 @@ class ControlPlane:
             raise RuntimeError(f"could not claim a free 10.X.0.0/17 route: {last_error}")
         _run([*ns, "addr", "add", f"{self._ip(255, 2)}/30", "dev", self._veth_ns])
         _run([*ns, "link", "set", self._veth_ns, "up"])
+        _static_neighbour([], self._ip(255, 2), self._veth_host, _mac(self._veth_ns, self.netns))
+        _static_neighbour(["-n", self.netns], self._ip(255, 1), self._veth_ns,
+                          _mac(self._veth_host))  # fmt: skip
         # The control plane's own addresses (10.X.0.0/24) are local to the namespace; each
         # pod has a namespace of its own behind a veth and a /32 route (add_pod_network).
         _run([*ns, "route", "add", "local", self._ip(0, 0) + "/24", "dev", "lo"])
@@ -341,7 +376,7 @@ class ControlPlane:
         """A network namespace for one pod, with `ip` as its only address; its name.
 
         The pod's `eth0` is one end of a veth pair whose other end is in the control
-        plane's namespace (a /32 route to `ip`, proxy ARP for the pod's default route):
+        plane's namespace (a /32 route to `ip`; the pod's default route goes through it):
         the pod reaches the API server, the other pods and the host's end of the veth,
         nothing else. Processes in it may bind 0.0.0.0 as in a real pod.
         """
@@ -354,17 +389,21 @@ class ControlPlane:
         pod = ["ip", "-n", name]
         cluster = ["ip", "-n", self.netns]
         _run([*pod, "link", "set", "lo", "up"])
-        _run([*cluster, "link", "add", veth, "type", "veth", "peer", "name", "eth0",
-              "netns", name])  # fmt: skip
+        # Fixed MACs: each side's neighbour entry for the other is static (below).
+        pod_mac, cluster_mac = _pod_macs(ip)
+        _run([*cluster, "link", "add", veth, "address", cluster_mac, "type", "veth", "peer",
+              "name", "eth0", "address", pod_mac, "netns", name])  # fmt: skip
         _run([*pod, "addr", "add", f"{ip}/32", "dev", "eth0"])
         _run([*pod, "link", "set", "eth0", "up"])
-        _run([*pod, "route", "add", "default", "dev", "eth0", "scope", "link"])
+        # One next hop for everything (a link-local address nobody holds, as Calico's
+        # 169.254.1.1), so the pod needs one neighbour entry, not one per address it talks to.
+        _static_neighbour(["-n", name], POD_GATEWAY, "eth0", cluster_mac)
+        _run([*pod, "route", "add", "default", "via", POD_GATEWAY, "dev", "eth0", "onlink"])
         _run([*cluster, "link", "set", veth, "up"])
-        _run(["ip", "netns", "exec", self.netns, "sysctl", "-qw",
-              f"net.ipv4.conf.{veth}.proxy_arp=1"])  # fmt: skip
         # `replace`: an address handed out again (Kubelet.pin_next_ip) may still have the old
         # pod's route for a moment, until the kernel has destroyed that pod's veth.
         _run([*cluster, "route", "replace", f"{ip}/32", "dev", veth])
+        _static_neighbour(["-n", self.netns], ip, veth, pod_mac)
         return name
 
     def remove_pod_network(self, name: str) -> None:
