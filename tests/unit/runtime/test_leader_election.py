@@ -382,35 +382,3 @@ def test_the_election_core_imports_neither_kopf_nor_the_kubernetes_client() -> N
         for alias in node.names
     }
     assert not {m for m in imported if m.split(".")[0] in ("kopf", "kubernetes")}, imported
-
-
-def test_a_busy_health_port_is_one_line_and_exit_2(tmp_path: Path) -> None:
-    import json
-    import os
-    import socket
-    import subprocess
-    import sys
-
-    config = {
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": "c", "cluster": {"server": "http://127.0.0.1:9"}}],
-        "users": [{"name": "u", "user": {"token": "t"}}],
-        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
-        "current-context": "x",
-    }  # fmt: skip
-    (tmp_path / "kubeconfig").write_text(json.dumps(config))
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        env = {**os.environ, "KUBECONFIG": str(tmp_path / "kubeconfig"),
-               "KUBERNETES_SERVICE_HOST": ""}  # fmt: skip
-        done = subprocess.run(
-            [sys.executable, "-m", "promdemo_operator.runtime.startup", "--leader-elect",
-             "--leader-elect-namespace", "x", "--bind", "127.0.0.1", "--metrics-port", "0",
-             "--webhook-port", "0", "--health-port", str(port)],
-            env=env, capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-    assert done.returncode == 2, done.stderr
-    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
-    assert "Traceback" not in done.stderr
