@@ -13,21 +13,22 @@ the case it is about (a standby's answer) first instead of waiting for chance.
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import threading
 import urllib.parse
 
 from tests.support.controlplane import ControlPlane
-
-#: A forwarded connection idle this long is closed (the proxy holds nothing for ever).
-IDLE_SECONDS = 60.0
+from tests.support.relay import Relay
 
 
-class ServiceProxy:
+class ServiceProxy(Relay):
     """A listener on 127.0.0.1 balancing connections over a Service port's ready endpoints."""
 
+    #: A forwarded connection idle this long is closed (the proxy holds nothing for ever).
+    idle_seconds = 60.0
+
     def __init__(self, cp: ControlPlane, namespace: str, service: str, port_name: str) -> None:
+        super().__init__("127.0.0.1", name="service-proxy")
         self.cp = cp
         self.namespace = namespace
         self.service = service
@@ -35,11 +36,6 @@ class ServiceProxy:
         self.connections: list[str] = []
         self._next = 0
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.5)
-        self.port = int(self._listener.getsockname()[1])
-        self._threads: list[threading.Thread] = []
 
     @property
     def url(self) -> str:
@@ -79,58 +75,11 @@ class ServiceProxy:
             self.connections.append(chosen[0])
         return chosen
 
-    # -- the listener -----------------------------------------------------------------
-
-    def __enter__(self) -> ServiceProxy:
-        thread = threading.Thread(target=self._accept, name="service-proxy", daemon=True)
-        thread.start()
-        self._threads.append(thread)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._listener.close()
-        for thread in self._threads:
-            thread.join(timeout=5)
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            thread = threading.Thread(target=self._forward, args=(client,), daemon=True)
-            thread.start()
-            self._threads.append(thread)
-
     def _forward(self, client: socket.socket) -> None:
-        with contextlib.closing(client):
-            try:
-                target = self._pick()
-            except OSError:
-                target = None
-            if target is None:
-                return  # no ready endpoint: the connection is closed, as kube-proxy rejects it
-            try:
-                upstream = socket.create_connection(target, timeout=5)
-            except OSError:
-                return
-            with contextlib.closing(upstream):
-                pump = threading.Thread(target=_copy, args=(upstream, client), daemon=True)
-                pump.start()
-                _copy(client, upstream)
-                pump.join(timeout=IDLE_SECONDS)
-
-
-def _copy(source: socket.socket, sink: socket.socket) -> None:
-    """Bytes from `source` to `sink` until `source` ends; then `sink` is told no more come."""
-    source.settimeout(IDLE_SECONDS)
-    try:
-        while chunk := source.recv(65536):
-            sink.sendall(chunk)
-    except OSError:
-        pass
-    with contextlib.suppress(OSError):
-        sink.shutdown(socket.SHUT_WR)
+        try:
+            target = self._pick()
+        except OSError:
+            target = None
+        if target is None:
+            return  # no ready endpoint: the connection is closed, as kube-proxy rejects it
+        self.relay(client, target)
